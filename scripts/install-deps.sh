@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything limiquantix-node needs to build, run and test on Debian/Ubuntu:
+# QEMU, the ISO and cloud-init tools the tests compare against, the guest-image build tools,
+# and a Rust toolchain when none is present. Safe to run again.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+stamp_dir="${XDG_CACHE_HOME:-$HOME/.cache}/limiquantix"
+stamp="$stamp_dir/deps-$(sha256sum "$0" | cut -c1-16)"
+if [ -e "$stamp" ] && command -v qemu-system-x86_64 >/dev/null && command -v cargo >/dev/null; then
+    echo "install-deps: already done ($stamp)"
+    exit 0
+fi
+
+$SUDO apt-get update -q
+
+pkgs=(
+    # the hypervisor and disk tools
+    qemu-system-x86 ovmf seabios
+    # seed tools and the conformance oracles the tests compare against
+    xorriso genisoimage cloud-image-utils python3-yaml cloud-init util-linux
+    # guest image build, without loop devices or mounts
+    mmdebstrap uidmap syslinux syslinux-common mtools dosfstools e2fsprogs fdisk
+    # tiny test guests
+    busybox-static cpio
+    # the toolchain's C needs
+    build-essential pkg-config curl ca-certificates
+)
+
+# qemu-utils must come from the same release as qemu-system-x86: a newer qemu-utils
+# (backports) declares Breaks on an older qemu-system-common. Pin both to the candidate
+# version of qemu-system-x86.
+qver="$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')"
+pkgs+=("qemu-utils=$qver")
+if dpkg -s qemu-block-extra >/dev/null 2>&1; then pkgs+=("qemu-block-extra=$qver"); fi
+
+$SUDO apt-get install -y -q --no-install-recommends --allow-downgrades "${pkgs[@]}"
+
+if ! command -v cargo >/dev/null; then
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal \
+        --component clippy,rustfmt
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+mkdir -p "$stamp_dir" && touch "$stamp"
+echo "install-deps: done"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need, builds (or reuses the cached)
+# test guest image, checks formatting and lints, and runs every test against real QEMU under TCG.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
+
+# The test guest image is cached outside the checkout, keyed by its build script's hash.
+if [ -x scripts/build-guest-image.sh ]; then
+    LQ_TEST_GUEST_IMAGE="$(./scripts/build-guest-image.sh --print-path)"
+    export LQ_TEST_GUEST_IMAGE
+fi
+
+export LQ_TEST_ACCEL="${LQ_TEST_ACCEL:-tcg}"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
