@@ -1,0 +1,9 @@
+//! The QEMU side of limiquantix-node.
+//!
+//! - [`model`]: the versioned VM definition (`vm.json`) and its validation.
+//! - [`argv`]: the typed QEMU command-line builder, with the boot-safety rules.
+//! - [`storage`]: qcow2 headers, format detection, overlays, blank disks, boot inspection.
+//! - [`firmware`]: BIOS/UEFI selection, OVMF discovery and per-VM variables.
+//! - [`accel`]: accelerator selection (`auto`, `kvm`, `tcg`).
+
+pub mod model;
