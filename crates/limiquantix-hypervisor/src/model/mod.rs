@@ -18,6 +18,7 @@ pub use device::{
 };
 pub use id::{MacAddr, MacAddrError, VmId, VmIdError, check_device_id, check_vm_name};
 pub use validate::ModelError;
+pub(crate) use validate::check_path;
 
 /// The `vm.json` schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -290,4 +291,4 @@ impl GuestOs {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -85,6 +85,12 @@ impl VmDefinition {
             {
                 return Err(err(format!("{f}.bus"), "at most 4 IDE disks fit on pc"));
             }
+            if d.readonly && matches!(d.bus, DiskBus::Sata | DiskBus::Ide) {
+                return Err(err(
+                    format!("{f}.readonly"),
+                    "SATA and IDE hard disks cannot be read-only in QEMU; use bus virtio or scsi",
+                ));
+            }
             boot_index(&format!("{f}.boot_index"), d.boot_index, &mut boot_indices)?;
             if let Some(l) = &d.limits {
                 check_limits(&format!("{f}.limits"), l)?;
