@@ -1,0 +1,3 @@
+//! Seed generation benchmark (filled in below).
+
+fn main() {}
