@@ -1,0 +1,3 @@
+//! The `limiquantix-node` daemon.
+
+fn main() {}

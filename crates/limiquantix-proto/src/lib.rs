@@ -1,0 +1,34 @@
+//! The `limiquantix.node.v1` gRPC contract.
+//!
+//! The protobuf definition lives in `proto/limiquantix/node/v1/node_daemon.proto`; it is compiled
+//! at build time with `protox` (no system `protoc`), and this crate re-exports the generated prost
+//! messages and the tonic client and server of `NodeDaemonService`.
+//!
+//! Connecting a client to a daemon over its Unix socket:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut client =
+//!     limiquantix_proto::connect("unix:/run/limiquantix/limiquantix-node.sock").await?;
+//! let health = client
+//!     .health_check(limiquantix_proto::v1::HealthCheckRequest {})
+//!     .await?
+//!     .into_inner();
+//! assert!(health.healthy);
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod v1;
+
+pub use client::{ClientError, NodeClient, TlsOptions, connect, connect_tls};
+
+/// The encoded `FileDescriptorSet` of the node API (with `google/protobuf` dependencies), for
+/// gRPC server reflection (`tonic_reflection::server::Builder::register_encoded_file_descriptor_set`).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/limiquantix_node_v1_descriptor.bin"
+));
+
+/// The fully qualified service name, as health checks and reflection name it.
+pub const SERVICE_NAME: &str = "limiquantix.node.v1.NodeDaemonService";
