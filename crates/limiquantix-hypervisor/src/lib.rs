@@ -3,12 +3,13 @@
 //! - [`model`]: the versioned VM definition (`vm.json`) and its validation.
 //! - [`argv`]: the typed QEMU command-line builder, with the boot-safety rules.
 //! - [`storage`]: qcow2 headers, format detection, overlays, blank disks, boot inspection.
-//! - `firmware`: BIOS/UEFI selection, OVMF discovery and per-VM variables.
+//! - [`firmware`]: BIOS/UEFI selection, OVMF discovery and per-VM variables.
 //! - [`accel`]: accelerator selection (`auto`, `kvm`, `tcg`).
 //! - [`paths`]: the per-VM file layout under the state and run directories.
 
 pub mod accel;
 pub mod argv;
+pub mod firmware;
 pub mod model;
 pub mod paths;
 pub mod storage;

@@ -106,4 +106,4 @@ pub enum StorageError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

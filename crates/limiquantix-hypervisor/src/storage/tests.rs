@@ -184,7 +184,7 @@ async fn overlays_and_blank_disks() {
 
 /// A raw disk with a partition table written by `sfdisk`, and syslinux's MBR boot code when
 /// `boot_code` is set.
-fn partitioned(dir: &Path, name: &str, script: &str, boot_code: bool) -> PathBuf {
+pub(crate) fn partitioned(dir: &Path, name: &str, script: &str, boot_code: bool) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, vec![0u8; 8 << 20]).unwrap();
     let mut child = Command::new("sfdisk")
