@@ -6,10 +6,12 @@
 //! - [`firmware`]: BIOS/UEFI selection, OVMF discovery and per-VM variables.
 //! - [`accel`]: accelerator selection (`auto`, `kvm`, `tcg`).
 //! - [`paths`]: the per-VM file layout under the state and run directories.
+//! - [`qmp`]: the async QMP client.
 
 pub mod accel;
 pub mod argv;
 pub mod firmware;
 pub mod model;
 pub mod paths;
+pub mod qmp;
 pub mod storage;
