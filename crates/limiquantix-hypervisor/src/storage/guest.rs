@@ -134,7 +134,11 @@ fn cluster(f: &File, h: &Qcow2Header, off: u64) -> Result<Cluster, ClusterError>
     if l1_index >= u64::from(h.l1_size) {
         return Ok(Cluster::Unallocated);
     }
-    let l1 = read_u64(f, h.l1_table_offset + 8 * l1_index)? & OFFSET_MASK;
+    let l1_at = h
+        .l1_table_offset
+        .checked_add(8 * l1_index)
+        .ok_or(ClusterError::Bad("the L1 table offset is out of range"))?;
+    let l1 = read_u64(f, l1_at)? & OFFSET_MASK;
     if l1 == 0 {
         return Ok(Cluster::Unallocated);
     }
