@@ -7,11 +7,13 @@
 //! - [`accel`]: accelerator selection (`auto`, `kvm`, `tcg`).
 //! - [`paths`]: the per-VM file layout under the state and run directories.
 //! - [`qmp`]: the async QMP client.
+//! - [`qga`]: the async guest-agent client.
 
 pub mod accel;
 pub mod argv;
 pub mod firmware;
 pub mod model;
 pub mod paths;
+pub mod qga;
 pub mod qmp;
 pub mod storage;
