@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use limiquantix_hypervisor::accel::AccelKind;
 use limiquantix_hypervisor::argv::{HostConfig, QemuCommand, ResolvedFirmware};
 use limiquantix_hypervisor::model::{
-    CdromRole, CdromSpec, DiskSource, DiskSpec, Firmware, NicSpec, VmDefinition, VmId,
+    CdromRole, CdromSpec, DiskBus, DiskFormat, DiskSource, DiskSpec, Firmware, IoLimits,
+    MachineType, NicModel, NicNetwork, NicSpec, PortForward, Protocol, VmDefinition, VmId,
 };
 use limiquantix_hypervisor::paths::RuntimePaths;
 use serde_json::{Value, json};
@@ -183,6 +184,69 @@ fn bios_argv_is_accepted_by_qemu() {
     assert!(paths.serial_log().exists());
     assert!(paths.qga_socket().exists());
     q.quit();
+}
+
+/// The less common shapes: throttle groups, a read-only raw SCSI disk, an empty CD-ROM drive,
+/// e1000 with a port forward, huge-page-style file-backed memory, q35 and pc.
+#[test]
+fn option_shapes_are_accepted_by_qemu() {
+    for machine in [MachineType::Q35, MachineType::Pc] {
+        let dir = tempfile::tempdir().unwrap();
+        let (disk, seed) = setup(dir.path(), "disk.qcow2");
+        let mut def = definition(&disk, &seed);
+        def.machine = Some(machine);
+        def.memory.hugepages = true;
+        def.disks[0].limits = Some(IoLimits {
+            iops_total: Some(1000),
+            bps_read: Some(50 << 20),
+            ..IoLimits::default()
+        });
+        let raw = dir.path().join("data.img");
+        std::fs::write(&raw, vec![0u8; 1 << 20]).unwrap();
+        def.disks.push(DiskSpec {
+            id: "data".into(),
+            source: DiskSource::Path { path: raw },
+            bus: DiskBus::Scsi,
+            format: DiskFormat::Raw,
+            readonly: true,
+            boot_index: None,
+            limits: None,
+        });
+        def.cdroms.push(CdromSpec {
+            id: "cd0".into(),
+            path: None,
+            bootable: true,
+            role: CdromRole::Media,
+            boot_index: None,
+        });
+        def.nics[0].model = NicModel::E1000;
+        def.nics[0].network = NicNetwork::User {
+            port_forwards: vec![PortForward {
+                protocol: Protocol::Tcp,
+                host_addr: std::net::Ipv4Addr::LOCALHOST,
+                host_port: 20000 + (std::process::id() % 20000) as u16,
+                guest_port: 22,
+            }],
+        };
+        let paths = RuntimePaths::new(dir.path(), dir.path(), &def.id);
+        std::fs::create_dir_all(&paths.vm_dir).unwrap();
+        let mut host = HostConfig::new(accel());
+        host.hugepages_dir = dir.path().to_owned();
+        let cmd = QemuCommand::build(&def, &paths, &host, &ResolvedFirmware::Bios).unwrap();
+        let mut q = Qemu::start(&cmd, &paths.qmp_socket());
+        let devs = block_devices(&mut q);
+        assert!(
+            devs.iter().any(|(d, f)| d.contains("cd0") && f.is_none()),
+            "{devs:?}"
+        );
+        assert!(devs.iter().any(|(d, _)| d.contains("data")), "{devs:?}");
+        let tg = q.call(
+            "qom-get",
+            json!({ "path": "/objects/disk0-tg", "property": "x-iops-total" }),
+        );
+        assert_eq!(tg, 1000);
+        q.quit();
+    }
 }
 
 #[test]
