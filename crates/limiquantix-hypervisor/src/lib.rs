@@ -8,12 +8,16 @@
 //! - [`paths`]: the per-VM file layout under the state and run directories.
 //! - [`qmp`]: the async QMP client.
 //! - [`qga`]: the async guest-agent client.
+//! - [`state`]: VM run states and the operation/transition table.
+//! - [`persist`]: atomic `vm.json` and runtime-state files.
 
 pub mod accel;
 pub mod argv;
 pub mod firmware;
 pub mod model;
 pub mod paths;
+pub mod persist;
 pub mod qga;
 pub mod qmp;
+pub mod state;
 pub mod storage;
