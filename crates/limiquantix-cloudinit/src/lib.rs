@@ -8,6 +8,16 @@
 //!   image labelled `CIDATA`.
 //! - [`image`]: the file set both writers take.
 
+pub mod error;
 pub mod image;
 pub mod iso9660;
+pub mod password;
+pub mod userdata;
+pub mod validate;
 pub mod vfat;
+
+pub use error::{SeedError, ValidationError, ValidationWarning};
+pub use userdata::DefaultUserData;
+pub mod instance_id;
+pub mod seed;
+pub mod yaml11;

@@ -64,3 +64,28 @@ pub fn put(dir: &Path, name: &str, data: &[u8]) -> String {
     std::fs::write(&path, data).unwrap();
     path.to_str().unwrap().to_owned()
 }
+
+/// Reads `yaml` with PyYAML `safe_load` and returns it as JSON (dates as strings); `Err` with
+/// PyYAML's message when it refuses the document.
+pub fn pyyaml_load(yaml: &[u8]) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let python = python_with("yaml");
+    let script = "import sys, json, yaml\n\
+                  try:\n    v = yaml.safe_load(sys.stdin.buffer.read())\n\
+                  except Exception as e:\n    print('ERR', e); sys.exit(0)\n\
+                  print(json.dumps(v, default=str, ensure_ascii=False))\n";
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(yaml).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    match text.strip_prefix("ERR") {
+        Some(message) => Err(message.trim().to_owned()),
+        None => Ok(serde_json::from_str(&text).unwrap()),
+    }
+}
