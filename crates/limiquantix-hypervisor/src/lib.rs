@@ -10,6 +10,7 @@
 //! - [`qga`]: the async guest-agent client.
 //! - [`state`]: VM run states and the operation/transition table.
 //! - [`persist`]: atomic `vm.json` and runtime-state files.
+//! - [`process`]: QEMU processes: detached spawn, exit watching, re-adoption, liveness.
 
 pub mod accel;
 pub mod argv;
@@ -17,6 +18,7 @@ pub mod firmware;
 pub mod model;
 pub mod paths;
 pub mod persist;
+pub mod process;
 pub mod qga;
 pub mod qmp;
 pub mod state;

@@ -110,6 +110,13 @@ pub fn load_definition(path: &Path) -> Result<VmDefinition, PersistError> {
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// How a QEMU process of a VM ended, as recorded in [`RuntimeRecord`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
