@@ -19,5 +19,6 @@ pub mod vfat;
 pub use error::{SeedError, ValidationError, ValidationWarning};
 pub use userdata::DefaultUserData;
 pub mod instance_id;
+pub mod network;
 pub mod seed;
 pub mod yaml11;
