@@ -9,7 +9,8 @@
 //!   (plus NICs after them when network boot is on).
 //! - The seed CD-ROM is never in the boot order.
 //! - A definition where nothing in the boot order can boot (only blank disks, no bootable CD-ROM
-//!   with an ISO, no network boot) is refused with [`BootError::NothingBootable`].
+//!   with an ISO, no network boot) is refused with [`BootError::NothingBootable`], unless it
+//!   boots a kernel directly (`direct_kernel`).
 
 use crate::model::{CdromRole, VmDefinition};
 
@@ -84,7 +85,8 @@ pub fn boot_order(def: &VmDefinition) -> Result<Vec<BootEntry>, BootError> {
             next = next.saturating_add(1);
         }
     }
-    if order.iter().any(|e| e.has_content) {
+    // A directly booted kernel needs nothing from the boot order.
+    if order.iter().any(|e| e.has_content) || def.direct_kernel.is_some() {
         Ok(order)
     } else {
         Err(BootError::NothingBootable {

@@ -4,7 +4,7 @@
 //! Everything that names a host path or a user-chosen string goes through JSON (`-blockdev`,
 //! `-device`, `-netdev`, `-object`), so a comma, quote or `=` in it stays data. The few options
 //! QEMU 7.2 parses only as `key=value` lists (`-chardev`, `-name`) get the backend's own paths,
-//! escaped by doubling commas (see [`chardev`]). `-pidfile` takes its path as a whole argument.
+//! escaped by doubling commas (see `chardev.rs`). `-pidfile` takes its path as a whole argument.
 //!
 //! Boot safety ([`boot`]): the boot disk gets `bootindex=1`, `-boot strict=on` keeps the firmware
 //! to the listed devices, the seed CD-ROM is on AHCI and never in boot order, NICs carry no option
@@ -195,6 +195,14 @@ impl QemuCommand {
             a.opt("-global", "kvm-pit.lost_tick_policy=delay");
         }
         a.opt("-boot", "strict=on");
+        if let Some(k) = &def.direct_kernel {
+            // Each value is a whole argument that QEMU takes verbatim (no option parsing).
+            a.opt("-kernel", k.kernel.as_os_str());
+            if let Some(initrd) = &k.initrd {
+                a.opt("-initrd", initrd.as_os_str());
+            }
+            a.opt("-append", k.cmdline.as_str());
+        }
 
         // Storage controllers, disks, CD-ROMs.
         let mut slots = device::Slots::default();

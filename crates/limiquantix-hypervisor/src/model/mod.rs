@@ -69,6 +69,24 @@ pub struct VmDefinition {
     /// request is recognised as the same (set by the daemon; opaque here, up to 128 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_digest: Option<String>,
+    /// Boot a kernel directly (QEMU `-kernel`/`-initrd`/`-append`) instead of through the
+    /// firmware's boot order; counts as bootable. Meant for test guests and appliances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_kernel: Option<DirectKernelBoot>,
+}
+
+/// A kernel booted directly by QEMU, without a boot disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectKernelBoot {
+    /// Absolute path of the kernel image (bzImage).
+    pub kernel: std::path::PathBuf,
+    /// Absolute path of the initramfs, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<std::path::PathBuf>,
+    /// Kernel command line (up to 4096 bytes, no control characters).
+    #[serde(default)]
+    pub cmdline: String,
 }
 
 impl VmDefinition {
@@ -93,6 +111,7 @@ impl VmDefinition {
             console: ConsoleSpec::default(),
             guest_os: GuestOs::default(),
             spec_digest: None,
+            direct_kernel: None,
         }
     }
 

@@ -45,6 +45,7 @@ impl VmDefinition {
         check_vm_name(&self.name).map_err(|p| err("name", p))?;
         self.validate_labels()?;
         self.validate_resources()?;
+        self.validate_direct_kernel()?;
         let mut ids = BTreeSet::new();
         let mut boot_indices = BTreeSet::new();
         let mut ahci = 0usize;
@@ -168,6 +169,23 @@ impl VmDefinition {
                     "label values are up to 255 bytes without control characters",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_direct_kernel(&self) -> Result<(), ModelError> {
+        let Some(k) = &self.direct_kernel else {
+            return Ok(());
+        };
+        check_path("direct_kernel.kernel", &k.kernel)?;
+        if let Some(initrd) = &k.initrd {
+            check_path("direct_kernel.initrd", initrd)?;
+        }
+        if k.cmdline.len() > 4096 || k.cmdline.chars().any(char::is_control) {
+            return Err(err(
+                "direct_kernel.cmdline",
+                "must be at most 4096 bytes without control characters".to_owned(),
+            ));
         }
         Ok(())
     }
