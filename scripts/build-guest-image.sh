@@ -171,8 +171,9 @@ fi
 kver="$(cat "$work/out/kver")"
 boot="$work/boot.img"
 mkfs.fat -C -F 16 -n LQBOOT -h $((boot_start_mib * 2048)) "$boot" $((boot_mib * 1024)) >/dev/null
+# No SERIAL directive: syslinux prints through the BIOS console, which SeaBIOS mirrors to the
+# serial port when QEMU runs with `-machine graphics=off` (a SERIAL line would print twice).
 cat >"$work/syslinux.cfg" <<EOF
-SERIAL 0 115200
 DEFAULT linux
 PROMPT 0
 TIMEOUT 0
