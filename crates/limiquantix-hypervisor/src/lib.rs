@@ -10,10 +10,12 @@
 //! - [`qga`]: the async guest-agent client.
 //! - [`state`]: VM run states and the operation/transition table.
 //! - [`persist`]: atomic `vm.json` and runtime-state files.
+//! - [`backend`]: the QEMU backend: define, start, stop, events, re-adoption after a restart.
 //! - [`process`]: QEMU processes: detached spawn, exit watching, re-adoption, liveness.
 
 pub mod accel;
 pub mod argv;
+pub mod backend;
 pub mod firmware;
 pub mod model;
 pub mod paths;

@@ -1,0 +1,314 @@
+//! One VM's runtime record and its monitor task.
+//!
+//! Each VM has an operation lock (a tokio mutex held for the whole of start, stop, pause, ...,
+//! so operations on one VM run one at a time) and a small synchronous state cell that the
+//! monitor task updates from QMP events and the process exit. Each QEMU instance gets a
+//! generation number; a monitor only touches the state of its own generation.
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tracing::Instrument;
+
+use super::Inner;
+use super::types::{VmEventKind, VmStatus};
+use crate::model::{VmDefinition, VmId};
+use crate::paths::RuntimePaths;
+use crate::persist::{self, ExitKind};
+use crate::process::{ProcessExit, QemuProcess};
+use crate::qmp::{QmpClient, QmpEvent};
+use crate::state::VmState;
+
+/// How long the monitor waits, after QEMU exited, for the last QMP messages to be read.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A VM known to the backend.
+pub(super) struct Vm {
+    pub(super) id: VmId,
+    pub(super) paths: RuntimePaths,
+    /// Serialises operations on this VM.
+    pub(super) op: tokio::sync::Mutex<()>,
+    cell: Mutex<VmRuntime>,
+    /// The last generation whose process end has been fully handled.
+    finished: watch::Sender<u64>,
+}
+
+/// The mutable part of a [`Vm`].
+pub(super) struct VmRuntime {
+    pub(super) def: VmDefinition,
+    pub(super) state: VmState,
+    pub(super) generation: u64,
+    pub(super) process: Option<QemuProcess>,
+    pub(super) qmp: Option<Arc<QmpClient>>,
+    pub(super) started_at_ms: Option<u64>,
+    /// A stop was requested (or the guest shut down): the coming exit is clean.
+    pub(super) stop_requested: bool,
+    /// The guest or QEMU announced `SHUTDOWN`.
+    pub(super) shutdown_seen: bool,
+    /// The next `RESUME` is the one `start` causes with `cont`; it is not a user-visible resume.
+    pub(super) suppress_resume: bool,
+    pub(super) last_exit: Option<String>,
+}
+
+impl Vm {
+    pub(super) fn new(def: VmDefinition, paths: RuntimePaths, state: VmState) -> Self {
+        Self {
+            id: def.id.clone(),
+            paths,
+            op: tokio::sync::Mutex::new(()),
+            cell: Mutex::new(VmRuntime {
+                def,
+                state,
+                generation: 0,
+                process: None,
+                qmp: None,
+                started_at_ms: None,
+                stop_requested: false,
+                shutdown_seen: false,
+                suppress_resume: false,
+                last_exit: None,
+            }),
+            finished: watch::channel(0).0,
+        }
+    }
+
+    /// The state cell. Never held across an `.await`.
+    pub(super) fn cell(&self) -> MutexGuard<'_, VmRuntime> {
+        self.cell.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn status(&self) -> VmStatus {
+        let c = self.cell();
+        VmStatus {
+            id: self.id.clone(),
+            name: c.def.name.clone(),
+            state: c.state,
+            pid: c.process.as_ref().map(QemuProcess::pid),
+            started_at: c
+                .started_at_ms
+                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+            run_state: None,
+            last_exit: c.last_exit.clone(),
+        }
+    }
+
+    /// The runtime record file.
+    pub(super) fn runtime_file(&self) -> std::path::PathBuf {
+        self.paths.run_dir.join("runtime.json")
+    }
+
+    /// Waits until the end of generation `generation` has been handled.
+    pub(super) async fn wait_finished(&self, generation: u64) {
+        let mut rx = self.finished.subscribe();
+        let _ = rx.wait_for(|g| *g >= generation).await;
+    }
+
+    /// Marks the coming exit of the current process as requested, in memory and on disk (so a
+    /// restarted backend also counts it as clean).
+    pub(super) async fn mark_stop_requested(&self) {
+        let rec = {
+            let mut c = self.cell();
+            c.stop_requested = true;
+            c.process.as_ref().map(|p| persist::RuntimeRecord {
+                pid: p.pid(),
+                started_at_ms: c.started_at_ms.unwrap_or_default(),
+                shutdown_requested: true,
+                exit: None,
+            })
+        };
+        if let Some(rec) = rec {
+            let path = self.runtime_file();
+            let _ = tokio::task::spawn_blocking(move || persist::save_runtime(&path, &rec)).await;
+        }
+    }
+
+    /// Handles the end of generation `generation`'s process: final state, runtime record,
+    /// event. Idempotent; does nothing for another generation.
+    pub(super) async fn finish(&self, inner: &Inner, generation: u64, exit: ProcessExit) {
+        let outcome = {
+            let mut c = self.cell();
+            if c.generation != generation || c.process.is_none() {
+                None
+            } else {
+                // QEMU exits 0 after a guest power-off, `quit` or SIGTERM, and removes its
+                // pidfile then; a kill or a crash does neither.
+                let exited_normally = match (exit.code, exit.signal) {
+                    (Some(code), _) => code == 0,
+                    (None, Some(_)) => false,
+                    (None, None) => !self.paths.pidfile().exists(),
+                };
+                let clean = c.stop_requested || c.shutdown_seen || exited_normally;
+                let how = if c.shutdown_seen {
+                    "shut down".to_owned()
+                } else if clean {
+                    format!("stopped ({exit})")
+                } else {
+                    format!("QEMU exited unexpectedly ({exit})")
+                };
+                c.state = if clean {
+                    VmState::Stopped
+                } else {
+                    VmState::Crashed
+                };
+                c.process = None;
+                c.qmp = None;
+                c.last_exit = Some(how.clone());
+                let rec = persist::RuntimeRecord {
+                    pid: 0,
+                    started_at_ms: c.started_at_ms.take().unwrap_or_default(),
+                    shutdown_requested: clean,
+                    exit: Some(if clean {
+                        ExitKind::Clean
+                    } else {
+                        ExitKind::Crashed
+                    }),
+                };
+                Some((clean, how, rec))
+            }
+        };
+        if let Some((clean, how, rec)) = outcome {
+            let path = self.runtime_file();
+            let run = self.paths.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                remove_runtime_leftovers(&run);
+                persist::save_runtime(&path, &rec)
+            })
+            .await;
+            if clean {
+                tracing::info!(vm_id = %self.id, "VM stopped: {how}");
+                inner.emit(&self.id, VmEventKind::Stopped);
+            } else {
+                tracing::warn!(vm_id = %self.id, "VM crashed: {how}");
+                inner.emit(&self.id, VmEventKind::Crashed { reason: how });
+            }
+        }
+        self.finished.send_if_modified(|g| {
+            if *g < generation {
+                *g = generation;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// Removes the sockets and pidfile a dead QEMU left behind.
+pub(super) fn remove_runtime_leftovers(paths: &RuntimePaths) {
+    for p in [paths.qmp_socket(), paths.qga_socket(), paths.pidfile()] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Starts the monitor of generation `generation`: follows QMP events and the process exit.
+pub(super) fn spawn_monitor(
+    inner: Weak<Inner>,
+    vm: Arc<Vm>,
+    generation: u64,
+    process: QemuProcess,
+    qmp: Option<Arc<QmpClient>>,
+    events: Option<broadcast::Receiver<QmpEvent>>,
+) -> tokio::task::AbortHandle {
+    let span = tracing::info_span!("vm_monitor", vm_id = %vm.id, generation);
+    let task = tokio::spawn(
+        async move {
+            let mut events = events;
+            let exit = loop {
+                tokio::select! {
+                    exit = process.wait() => break exit,
+                    ev = recv(&mut events) => match ev {
+                        Some(ev) => handle_event(&inner, &vm, generation, ev).await,
+                        None => events = None,
+                    },
+                }
+            };
+            // Read what QEMU said before it went (its SHUTDOWN decides clean or crashed).
+            if let Some(q) = &qmp {
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, q.closed()).await;
+            }
+            if let Some(rx) = events.as_mut() {
+                while let Ok(ev) = rx.try_recv() {
+                    handle_event(&inner, &vm, generation, ev).await;
+                }
+            }
+            if let Some(inner) = inner.upgrade() {
+                vm.finish(&inner, generation, exit).await;
+            }
+        }
+        .instrument(span),
+    );
+    task.abort_handle()
+}
+
+/// The next event; `None` once the channel is closed (lagging skips ahead).
+async fn recv(events: &mut Option<broadcast::Receiver<QmpEvent>>) -> Option<QmpEvent> {
+    let Some(rx) = events.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(ev) => return Some(ev),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "QMP events were dropped");
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+    }
+}
+
+async fn handle_event(inner: &Weak<Inner>, vm: &Vm, generation: u64, ev: QmpEvent) {
+    let Some(inner) = inner.upgrade() else {
+        return;
+    };
+    let flag = |k: &str| ev.data.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let text = |k: &str| {
+        ev.data
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    tracing::debug!(event = %ev.name, "QMP event");
+    let kind = {
+        let mut c = vm.cell();
+        if c.generation != generation {
+            return;
+        }
+        match ev.name.as_str() {
+            "SHUTDOWN" => {
+                c.shutdown_seen = true;
+                Some(VmEventKind::Shutdown {
+                    guest: flag("guest"),
+                    reason: text("reason"),
+                })
+            }
+            "STOP" if matches!(c.state, VmState::Running | VmState::Paused) => {
+                c.state = VmState::Paused;
+                Some(VmEventKind::Paused)
+            }
+            "RESUME" if c.suppress_resume => {
+                c.suppress_resume = false;
+                None
+            }
+            "RESUME" if matches!(c.state, VmState::Running | VmState::Paused) => {
+                c.state = VmState::Running;
+                Some(VmEventKind::Resumed)
+            }
+            "RESET" => Some(VmEventKind::Reset {
+                guest: flag("guest"),
+            }),
+            "GUEST_PANICKED" => Some(VmEventKind::GuestPanicked {
+                action: text("action"),
+            }),
+            _ => None,
+        }
+    };
+    if matches!(kind, Some(VmEventKind::Shutdown { .. })) {
+        vm.mark_stop_requested().await;
+    }
+    if let Some(kind) = kind {
+        inner.emit(&vm.id, kind);
+    }
+}
