@@ -13,6 +13,12 @@ if [ -x scripts/build-guest-image.sh ]; then
     export LQ_TEST_GUEST_IMAGE
 fi
 
+# The tiny test guest (kernel + busybox initramfs) for the QEMU lifecycle tests, cached the same way.
+if [ -x scripts/build-tiny-guest.sh ]; then
+    LQ_TINY_GUEST_DIR="$(./scripts/build-tiny-guest.sh --print-path)"
+    export LQ_TINY_GUEST_DIR
+fi
+
 export LQ_TEST_ACCEL="${LQ_TEST_ACCEL:-tcg}"
 
 cargo fmt --all -- --check
