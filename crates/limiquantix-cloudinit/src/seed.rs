@@ -34,8 +34,9 @@ pub const EMPTY_USER_DATA: &[u8] = b"#cloud-config\n{}\n";
 pub struct Seed {
     /// The instance-id written into generated meta-data (see [`crate::instance_id`]).
     pub instance_id: String,
-    /// The host name written into generated meta-data as `local-hostname`.
-    pub hostname: String,
+    /// The host name written into generated meta-data as `local-hostname` (left out when
+    /// `None`, and cloud-init keeps the image's).
+    pub hostname: Option<String>,
     /// user-data as given (cloud-config, script, MIME multipart...), or `None` for an empty
     /// cloud-config.
     pub user_data: Option<Vec<u8>>,
@@ -91,8 +92,8 @@ impl SeedFiles {
 struct MetaData<'a> {
     #[serde(rename = "instance-id")]
     instance_id: &'a str,
-    #[serde(rename = "local-hostname")]
-    local_hostname: &'a str,
+    #[serde(rename = "local-hostname", skip_serializing_if = "Option::is_none")]
+    local_hostname: Option<&'a str>,
 }
 
 impl Seed {
@@ -101,7 +102,7 @@ impl Seed {
     pub fn new(instance_id: impl Into<String>, hostname: impl Into<String>) -> Self {
         Self {
             instance_id: instance_id.into(),
-            hostname: hostname.into(),
+            hostname: Some(hostname.into()),
             user_data: None,
             meta_data: None,
             network_config: None,
@@ -138,6 +139,30 @@ impl Seed {
         Ok(seed)
     }
 
+    /// A seed from the files a user gave (each `None` when not given), validated: errors block,
+    /// warnings are returned with the seed. Blocking (it may read cloud-init's schema from disk
+    /// and run `python3` once to find it): call it from `spawn_blocking` in async code.
+    pub fn from_user(
+        instance_id: impl Into<String>,
+        hostname: Option<String>,
+        user_data: Option<Vec<u8>>,
+        meta_data: Option<Vec<u8>>,
+        network_config: Option<Vec<u8>>,
+        vendor_data: Option<Vec<u8>>,
+        options: &ValidateOptions,
+    ) -> Result<(Self, Vec<ValidationWarning>), ValidationError> {
+        let seed = Self {
+            instance_id: instance_id.into(),
+            hostname,
+            user_data,
+            meta_data,
+            network_config,
+            vendor_data,
+        };
+        let warnings = seed.validate(options)?;
+        Ok((seed, warnings))
+    }
+
     /// Checks everything a user gave (see [`crate::validate`]): errors block, warnings are
     /// returned.
     pub fn validate(
@@ -145,7 +170,9 @@ impl Seed {
         options: &ValidateOptions,
     ) -> Result<Vec<ValidationWarning>, ValidationError> {
         validate_instance_id(&self.instance_id)?;
-        validate::validate_hostname(&self.hostname)?;
+        if let Some(hostname) = &self.hostname {
+            validate::validate_hostname(hostname)?;
+        }
         let mut warnings = Vec::new();
         let mut total = 0usize;
         if let Some(data) = &self.user_data {
@@ -178,7 +205,7 @@ impl Seed {
             Some(m) => m.clone(),
             None => emit_yaml(&MetaData {
                 instance_id: &self.instance_id,
-                local_hostname: &self.hostname,
+                local_hostname: self.hostname.as_deref(),
             })?
             .into_bytes(),
         };

@@ -64,6 +64,8 @@ fn schema_errors_block_with_file_line_and_path() {
     assert_eq!(e.file, "user-data");
     assert_eq!(e.line, Some(5), "{e}");
     assert_eq!(e.path.as_deref(), Some("users.0.lock_passwd"), "{e}");
+    // An empty cloud-config is an empty mapping to cloud-init.
+    assert!(validate_user_data(b"#cloud-config\n", &options).is_ok());
     // `ssh_pwauth: yes` is a YAML 1.1 boolean, as cloud-init reads it: valid.
     assert!(validate_user_data(b"#cloud-config\nssh_pwauth: yes\n", &options).is_ok());
     let e = validate_user_data(b"#cloud-config\nruncmd: 5\n", &options).unwrap_err();

@@ -124,9 +124,11 @@ fn validate_cloud_config(
     text: &str,
     options: &ValidateOptions,
 ) -> Result<Vec<ValidationWarning>, ValidationError> {
-    let doc = load(file, text)?;
+    let mut doc = load(file, text)?;
     match &doc.value {
-        Value::Object(_) | Value::Null => {}
+        Value::Object(_) => {}
+        // cloud-init reads an empty cloud-config as an empty mapping.
+        Value::Null => doc.value = Value::Object(serde_json::Map::new()),
         other => {
             return Err(ValidationError::new(
                 file,
