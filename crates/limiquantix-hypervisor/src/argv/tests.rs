@@ -471,3 +471,93 @@ fn tap_and_bridge_netdevs() {
     let cmd = build(&def).unwrap();
     assert_eq!(json_of(cmd.args(), "-netdev")[0]["br"], "br0");
 }
+
+/// Deterministic pseudo-random strings over an alphabet of the characters that matter to QEMU's
+/// parsers (commas, quotes, braces, `=`, `:`, backslashes, dots, slashes, spaces, non-ASCII).
+fn hostile_strings(n: usize) -> Vec<String> {
+    const ALPHABET: &[&str] = &[
+        ",", ",,", "\"", "'", "{", "}", "=", ":", "\\", ".", "..", "/", " ", "-", "a", "Z", "0",
+        "é", "☃", "\u{202e}", "id=", "driver", "file.", "\t", "\n",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|_| {
+            let len = next() % 24;
+            (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+/// Any disk path is either refused with its field named, or ends up, byte for byte, as the
+/// `filename` of one `file` node, with the same argument count and keys as a benign path.
+#[test]
+fn any_disk_path_stays_data() {
+    let benign = build(&cloud_vm()).unwrap();
+    let (mut accepted, mut refused) = (0, 0);
+    for name in hostile_strings(500) {
+        let path = format!("/img/{name}");
+        let mut def = cloud_vm();
+        def.disks[0].source = DiskSource::Path {
+            path: path.clone().into(),
+        };
+        match build(&def) {
+            Err(BootError::Invalid(e)) => {
+                assert_eq!(e.field, "disks[0].source.path", "{path:?}");
+                refused += 1;
+            }
+            Err(e) => panic!("{path:?}: {e}"),
+            Ok(cmd) => {
+                assert_eq!(cmd.args().len(), benign.args().len(), "{path:?}");
+                let node = json_of(cmd.args(), "-blockdev").remove(0);
+                assert_eq!(node["filename"].as_str(), Some(path.as_str()));
+                assert_eq!(node.as_object().unwrap().len(), 5, "{node}");
+                accepted += 1;
+            }
+        }
+    }
+    assert!(
+        accepted > 100 && refused > 50,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+/// Any run directory reads back from `-chardev` as exactly our keys and the exact path.
+#[test]
+fn any_run_dir_stays_one_chardev_value() {
+    for name in hostile_strings(300) {
+        let mut dir = b"/run/".to_vec();
+        dir.extend_from_slice(name.as_bytes());
+        dir.push(0xff); // and a byte that is not UTF-8
+        let p = RuntimePaths {
+            vm_dir: "/var/lib/lq/vms/x".into(),
+            run_dir: PathBuf::from(OsStr::from_bytes(&dir)),
+        };
+        let Ok(cmd) = QemuCommand::build(
+            &cloud_vm(),
+            &p,
+            &HostConfig::new(AccelKind::Tcg),
+            &ResolvedFirmware::Bios,
+        ) else {
+            // Only an over-long socket path may be refused.
+            assert!(
+                dir.len() + "/vms/x/qmp.sock".len() > MAX_SOCKET_PATH,
+                "{name:?}"
+            );
+            continue;
+        };
+        let a = cmd.args();
+        let qmp = a.iter().position(|x| x == "-chardev").unwrap() + 1;
+        let opts = qemu_opts(a[qmp].as_bytes());
+        let keys: Vec<&[u8]> = opts.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, [&b"socket"[..], b"id", b"path", b"server", b"wait"]);
+        assert_eq!(opts[2].1, p.qmp_socket().as_os_str().as_bytes());
+    }
+}
