@@ -8,6 +8,7 @@
 //! - [`paths`]: the per-VM file layout under the state and run directories.
 //! - [`qmp`]: the async QMP client.
 //! - [`qga`]: the async guest-agent client.
+//! - [`readiness`]: boot phases from the serial console and cloud-init's verdict via the agent.
 //! - [`state`]: VM run states and the operation/transition table.
 //! - [`persist`]: atomic `vm.json` and runtime-state files.
 //! - [`backend`]: the QEMU backend: define, start, stop, events, re-adoption after a restart.
@@ -23,5 +24,6 @@ pub mod persist;
 pub mod process;
 pub mod qga;
 pub mod qmp;
+pub mod readiness;
 pub mod state;
 pub mod storage;
