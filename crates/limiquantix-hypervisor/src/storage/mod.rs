@@ -8,6 +8,7 @@ mod format;
 pub mod guest;
 mod inspect;
 pub mod qcow2;
+mod sources;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ pub use create::{create_blank, create_overlay};
 pub use format::{DetectedFormat, detect_format};
 pub use inspect::{BootInspection, PartitionTable, inspect_boot};
 pub use qcow2::{Qcow2Error, Qcow2Header};
+pub use sources::check_sources;
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +101,41 @@ pub enum StorageError {
         status: String,
         /// Its error output.
         stderr: String,
+    },
+    /// A file the definition names does not exist (or is not a regular file).
+    #[error("{field}: {} does not exist or is not a regular file", path.display())]
+    Missing {
+        /// The definition field.
+        field: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A disk's declared format is not the file's.
+    #[error(
+        "{field}: {} is declared {declared} but the file is {detected}; set format to {detected}",
+        path.display()
+    )]
+    FormatMismatch {
+        /// The definition field.
+        field: String,
+        /// The file.
+        path: PathBuf,
+        /// The format in the definition.
+        declared: &'static str,
+        /// The format found.
+        detected: &'static str,
+    },
+    /// A qcow2 image has a backing file but does not record its format, so QEMU would guess.
+    #[error(
+        "{field}: {} has a backing file without a recorded format; QEMU would have to guess it. \
+         Record it: qemu-img rebase -u -F <qcow2|raw> -b <backing> <image>",
+        path.display()
+    )]
+    BackingFormatMissing {
+        /// The definition field.
+        field: String,
+        /// The image.
+        path: PathBuf,
     },
     /// A blocking task panicked or was cancelled.
     #[error("storage task failed: {0}")]

@@ -287,3 +287,52 @@ fn boot_inspection_of_raw_and_qcow2_images() {
         raw[..300_000]
     );
 }
+
+#[test]
+fn sources_are_checked_with_the_field_named() {
+    use crate::model::tests::cloud_vm;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = d.join("base.qcow2");
+    img_create(&["-f", "qcow2"], &base, "16M");
+    let seed = d.join("seed.iso");
+    std::fs::write(&seed, b"iso").unwrap();
+    let mut def = cloud_vm();
+    def.cdroms[0].path = Some(seed.clone());
+    let e = check_sources(&def).unwrap_err();
+    assert!(
+        e.to_string().starts_with("disks[0].source.backing: "),
+        "{e}"
+    );
+    def.disks[0].source = crate::model::DiskSource::Overlay {
+        backing: base.clone(),
+        size_bytes: 16 << 20,
+    };
+    check_sources(&def).unwrap();
+
+    def.disks[0].source = crate::model::DiskSource::Path { path: base.clone() };
+    def.disks[0].format = DiskFormat::Raw;
+    let e = check_sources(&def).unwrap_err();
+    assert!(e.to_string().contains("set format to qcow2"), "{e}");
+    def.disks[0].format = DiskFormat::Qcow2;
+    check_sources(&def).unwrap();
+
+    let over = d.join("over.qcow2");
+    img_create(
+        &["-f", "qcow2", "-F", "qcow2", "-b", s(&base)],
+        &over,
+        "16M",
+    );
+    drop_backing_format(&over);
+    def.disks[0].source = crate::model::DiskSource::Path { path: over };
+    let e = check_sources(&def).unwrap_err();
+    assert!(
+        matches!(e, StorageError::BackingFormatMissing { .. }),
+        "{e}"
+    );
+
+    def.disks[0].source = crate::model::DiskSource::Path { path: base };
+    def.cdroms[0].path = Some(d.join("missing.iso"));
+    let e = check_sources(&def).unwrap_err();
+    assert!(e.to_string().starts_with("cdroms[0].path: "), "{e}");
+}
