@@ -1,13 +1,15 @@
-//! Boot safety with real firmware (SeaBIOS under TCG): the disk boots before a bootable seed
-//! ISO, and when the disk cannot boot, the seed is still never booted and no NIC option ROM is
-//! tried. The boot sectors are a few hand-assembled instructions that print a marker on COM1.
+//! Boot safety with real firmware under TCG. SeaBIOS: the disk boots before a bootable seed ISO,
+//! and when the disk cannot boot, the seed is still never booted and no NIC option ROM is tried.
+//! OVMF: an unbootable disk never leads to iPXE (unless network boot is asked for). The boot
+//! sectors are a few hand-assembled instructions that print a marker on COM1.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use limiquantix_hypervisor::accel::AccelKind;
-use limiquantix_hypervisor::argv::{HostConfig, QemuCommand, ResolvedFirmware};
+use limiquantix_hypervisor::argv::{HostConfig, QemuCommand};
+use limiquantix_hypervisor::firmware::{OvmfPaths, prepare};
 use limiquantix_hypervisor::model::{
     CdromRole, CdromSpec, DiskSource, DiskSpec, Firmware, NicSpec, VmDefinition, VmId,
 };
@@ -83,10 +85,21 @@ impl Vm {
     /// Creates the overlay like the backend does, builds the argv and starts QEMU with SeaBIOS's
     /// debug console captured.
     fn start(dir: &Path, disk_bootable: bool, seed_role: CdromRole) -> Self {
+        Self::start_with(dir, disk_bootable, seed_role, Firmware::Bios, false)
+    }
+
+    fn start_with(
+        dir: &Path,
+        disk_bootable: bool,
+        seed_role: CdromRole,
+        firmware: Firmware,
+        network_boot: bool,
+    ) -> Self {
         let base = disk_image(dir, disk_bootable);
         let iso = bootable_iso(dir);
-        let mut def = VmDefinition::new(VmId::generate(), "boot-safety", 64);
-        def.firmware = Firmware::Bios;
+        let mut def = VmDefinition::new(VmId::generate(), "boot-safety", 128);
+        def.firmware = firmware;
+        def.boot.network_boot = network_boot;
         def.disks.push(DiskSpec {
             id: "disk0".into(),
             source: DiskSource::Overlay {
@@ -125,13 +138,9 @@ impl Vm {
                 1 << 20,
             ))
             .unwrap();
-        let cmd = QemuCommand::build(
-            &def,
-            &paths,
-            &HostConfig::new(accel()),
-            &ResolvedFirmware::Bios,
-        )
-        .unwrap();
+        let ovmf = OvmfPaths::discover().expect("ovmf must be installed (scripts/install-deps.sh)");
+        let (fw, _) = prepare(&def, &paths, Some(&ovmf)).unwrap();
+        let cmd = QemuCommand::build(&def, &paths, &HostConfig::new(accel()), &fw).unwrap();
         let debugcon = dir.join("debugcon.log");
         let child = Command::new("qemu-system-x86_64")
             .args(cmd.args())
@@ -152,12 +161,17 @@ impl Vm {
 
     /// Waits until `file` contains `needle`; returns the serial log and the debug console.
     fn wait_for(&mut self, which: &str, needle: &str) -> (String, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.wait_for_any(which, &[needle])
+    }
+
+    /// Waits until `file` contains one of `needles`.
+    fn wait_for_any(&mut self, which: &str, needles: &[&str]) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let serial = std::fs::read_to_string(&self.serial).unwrap_or_default();
             let debug = std::fs::read_to_string(&self.debugcon).unwrap_or_default();
             let text = if which == "serial" { &serial } else { &debug };
-            if text.contains(needle) {
+            if needles.iter().any(|n| text.contains(n)) {
                 return (serial, debug);
             }
             assert!(
@@ -166,7 +180,7 @@ impl Vm {
             );
             assert!(
                 Instant::now() < deadline,
-                "no {needle:?} in {which}; serial: {serial:?}; debugcon: {debug}"
+                "none of {needles:?} in {which}; serial: {serial:?}; debugcon: {debug}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -212,4 +226,29 @@ fn the_same_iso_as_bootable_media_boots_after_the_disk() {
     let disk = debug.find("Booting from Hard Disk").unwrap();
     let cd = debug.find("Booting from DVD/CD").unwrap();
     assert!(disk < cd, "{debug}");
+}
+
+#[test]
+fn uefi_with_an_unbootable_disk_never_reaches_ipxe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vm = Vm::start_with(dir.path(), false, CdromRole::Seed, Firmware::Uefi, false);
+    // OVMF ends in its internal shell (or, in builds without one, says nothing is bootable).
+    let (serial, _) = vm.wait_for_any(
+        "serial",
+        &["EFI Internal Shell", "No bootable option", "PXE"],
+    );
+    assert!(!serial.contains("PXE"), "{serial}");
+    assert!(
+        serial.contains("failed to load"),
+        "the disk was tried: {serial}"
+    );
+}
+
+/// Control: with network boot on, the NIC keeps its option ROM and OVMF falls to iPXE, so the
+/// test above proves what `romfile: ""` does.
+#[test]
+fn uefi_with_network_boot_reaches_ipxe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vm = Vm::start_with(dir.path(), false, CdromRole::Seed, Firmware::Uefi, true);
+    vm.wait_for("serial", "iPXE");
 }
