@@ -188,7 +188,7 @@ pub enum Firmware {
     Bios,
     /// UEFI (OVMF), with a per-VM copy of the variable store.
     Uefi,
-    /// Chosen at start from the boot disk's partition table (see `firmware::resolve`).
+    /// Chosen at start from the boot disk's partition table (see `firmware::prepare`).
     #[default]
     Auto,
 }

@@ -3,12 +3,13 @@
 //! QEMU's own errors for a wrong format or a missing file are obscure and come late. This check
 //! names the definition field instead: every disk given by path exists and has the declared
 //! format; a qcow2 image that has a backing file records the backing's format (otherwise QEMU
-//! would probe it); every overlay backing is qcow2 or raw; every CD-ROM ISO exists.
+//! would probe it); every overlay backing is qcow2 or raw; every media CD-ROM's ISO exists (the
+//! seed is written by the backend itself, so it is not checked).
 
 use std::path::Path;
 
 use super::{DetectedFormat, StorageError, detect_format};
-use crate::model::{DiskSource, VmDefinition};
+use crate::model::{CdromRole, DiskSource, VmDefinition};
 
 /// Checks the image files a definition refers to (blocking I/O). Disks the backend creates are
 /// checked through their backing image only.
@@ -44,6 +45,7 @@ pub fn check_sources(def: &VmDefinition) -> Result<(), StorageError> {
     }
     for (i, c) in def.cdroms.iter().enumerate() {
         if let Some(p) = &c.path
+            && c.role == CdromRole::Media
             && !p.is_file()
         {
             return Err(StorageError::Missing {

@@ -295,10 +295,7 @@ fn sources_are_checked_with_the_field_named() {
     let d = dir.path();
     let base = d.join("base.qcow2");
     img_create(&["-f", "qcow2"], &base, "16M");
-    let seed = d.join("seed.iso");
-    std::fs::write(&seed, b"iso").unwrap();
     let mut def = cloud_vm();
-    def.cdroms[0].path = Some(seed.clone());
     let e = check_sources(&def).unwrap_err();
     assert!(
         e.to_string().starts_with("disks[0].source.backing: "),
@@ -333,6 +330,8 @@ fn sources_are_checked_with_the_field_named() {
 
     def.disks[0].source = crate::model::DiskSource::Path { path: base };
     def.cdroms[0].path = Some(d.join("missing.iso"));
+    check_sources(&def).unwrap(); // the seed is the backend's to write
+    def.cdroms[0].role = crate::model::CdromRole::Media;
     let e = check_sources(&def).unwrap_err();
     assert!(e.to_string().starts_with("cdroms[0].path: "), "{e}");
 }
