@@ -68,7 +68,18 @@ pub fn detect_format(path: &Path) -> Result<DetectedFormat, StorageError> {
         path: path.to_owned(),
         source,
     };
+    // Only regular files and block devices: opening a FIFO would block, a directory is no image.
+    if !is_image_file(&std::fs::metadata(path).map_err(io)?) {
+        return Err(StorageError::NotAnImage {
+            path: path.to_owned(),
+        });
+    }
     let mut f = File::open(path).map_err(io)?;
+    if !is_image_file(&f.metadata().map_err(io)?) {
+        return Err(StorageError::NotAnImage {
+            path: path.to_owned(),
+        });
+    }
     let mut head = [0u8; 512];
     let n = read_up_to(&mut f, &mut head).map_err(io)?;
     let head = &head[..n];
@@ -92,4 +103,10 @@ pub fn detect_format(path: &Path) -> Result<DetectedFormat, StorageError> {
     }
     let size = f.seek(SeekFrom::End(0)).map_err(io)?;
     Ok(DetectedFormat::Raw { size })
+}
+
+/// Whether a file can hold an image: a regular file or a block device.
+pub(super) fn is_image_file(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.is_file() || meta.file_type().is_block_device()
 }

@@ -102,6 +102,12 @@ pub enum StorageError {
         /// Its error output.
         stderr: String,
     },
+    /// The path is not a regular file or block device (a directory, FIFO, socket, ...).
+    #[error("{} is not an image: only regular files and block devices are", path.display())]
+    NotAnImage {
+        /// The path.
+        path: PathBuf,
+    },
     /// A file the definition names does not exist (or is not a regular file).
     #[error("{field}: {} does not exist or is not a regular file", path.display())]
     Missing {

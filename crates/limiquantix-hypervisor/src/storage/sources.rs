@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use super::format::is_image_file;
 use super::{DetectedFormat, StorageError, detect_format};
 use crate::model::{CdromRole, DiskSource, VmDefinition};
 
@@ -46,7 +47,7 @@ pub fn check_sources(def: &VmDefinition) -> Result<(), StorageError> {
     for (i, c) in def.cdroms.iter().enumerate() {
         if let Some(p) = &c.path
             && c.role == CdromRole::Media
-            && !p.is_file()
+            && !std::fs::metadata(p).is_ok_and(|m| is_image_file(&m))
         {
             return Err(StorageError::Missing {
                 field: format!("cdroms[{i}].path"),
@@ -58,7 +59,7 @@ pub fn check_sources(def: &VmDefinition) -> Result<(), StorageError> {
 }
 
 fn detect(field: &str, path: &Path) -> Result<DetectedFormat, StorageError> {
-    if !path.is_file() {
+    if std::fs::metadata(path).is_err() {
         return Err(StorageError::Missing {
             field: field.to_owned(),
             path: path.to_owned(),

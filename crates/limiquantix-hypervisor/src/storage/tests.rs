@@ -90,6 +90,17 @@ fn reads_headers_of_real_images() {
 }
 
 #[test]
+fn fifos_and_directories_are_not_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    run("mkfifo", &[s(&fifo)]);
+    for p in [fifo.as_path(), dir.path()] {
+        let e = detect_format(p).unwrap_err();
+        assert!(matches!(e, StorageError::NotAnImage { .. }), "{e}");
+    }
+}
+
+#[test]
 fn other_formats_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     for fmt in ["vmdk", "vdi", "vhdx", "vpc", "qed"] {
