@@ -242,9 +242,10 @@ fn option_shapes_are_accepted_by_qemu() {
         assert!(devs.iter().any(|(d, _)| d.contains("data")), "{devs:?}");
         let tg = q.call(
             "qom-get",
-            json!({ "path": "/objects/disk0-tg", "property": "x-iops-total" }),
+            json!({ "path": "/objects/disk0-tg", "property": "limits" }),
         );
-        assert_eq!(tg, 1000);
+        assert_eq!(tg["iops-total"], 1000, "{tg}");
+        assert_eq!(tg["bps-read"], 50 << 20, "{tg}");
         q.quit();
     }
 }
