@@ -84,13 +84,7 @@ pub fn detect_format(path: &Path) -> Result<DetectedFormat, StorageError> {
     let n = read_up_to(&mut f, &mut head).map_err(io)?;
     let head = &head[..n];
     if head.starts_with(&MAGIC) {
-        let h = Qcow2Header::read(path)
-            .map_err(io)?
-            .map_err(|source| StorageError::Qcow2 {
-                path: path.to_owned(),
-                source,
-            })?;
-        return Ok(DetectedFormat::Qcow2(h));
+        return Ok(DetectedFormat::Qcow2(Qcow2Header::read(path)?));
     }
     if let Some((_, _, name)) = OTHER
         .iter()

@@ -113,7 +113,7 @@ fn invalid(field: &'static str, problem: impl Into<String>) -> Qcow2Error {
 }
 
 /// Bytes [`Qcow2Header::read`] reads at most: the header, its extensions and the backing file
-/// name must sit in the first cluster, and 64 KiB covers the default cluster size.
+/// name must sit in the first cluster (at most 2 MiB).
 pub const HEADER_READ_LIMIT: usize = 2 << 20;
 
 impl Qcow2Header {
@@ -246,20 +246,28 @@ impl Qcow2Header {
     }
 
     /// Reads and parses the header of the image at `path` (blocking I/O).
-    pub fn read(path: &Path) -> std::io::Result<Result<Self, Qcow2Error>> {
-        let mut f = std::fs::File::open(path)?;
+    pub fn read(path: &Path) -> Result<Self, super::StorageError> {
+        let io = |source| super::StorageError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut f = std::fs::File::open(path).map_err(io)?;
         let mut buf = vec![0u8; 4096];
-        let n = read_up_to(&mut f, &mut buf)?;
+        let n = read_up_to(&mut f, &mut buf).map_err(io)?;
         buf.truncate(n);
-        if n >= 24 && buf[..4] == MAGIC {
+        if n == 4096 && buf[..4] == MAGIC {
+            // The backing file name may lie anywhere in the first cluster.
             let bits = be32(&buf, 20);
-            if (9..=21).contains(&bits) && (1usize << bits) > n && n == 4096 {
+            if (9..=21).contains(&bits) && (1usize << bits) > n {
                 let mut rest = vec![0u8; (1usize << bits).min(HEADER_READ_LIMIT) - n];
-                let m = read_up_to(&mut f, &mut rest)?;
+                let m = read_up_to(&mut f, &mut rest).map_err(io)?;
                 buf.extend_from_slice(&rest[..m]);
             }
         }
-        Ok(Self::parse(&buf))
+        Self::parse(&buf).map_err(|source| super::StorageError::Qcow2 {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Cluster size in bytes.
