@@ -1,0 +1,167 @@
+//! Command-line flags of `limiquantix-node`, turned into the highest-precedence config [`Layer`].
+
+use crate::config::{Config, ConfigError, Layer, TlsFiles, parse_pools};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// The limiquantix node daemon: serves limiquantix.node.v1 and runs this host's QEMU VMs.
+///
+/// Settings come from the config file, then `LQ_*` environment variables, then these flags;
+/// a later source overrides an earlier one.
+#[derive(Debug, Parser)]
+#[command(name = "limiquantix-node", version)]
+pub struct Flags {
+    /// TOML config file (env LQ_CONFIG). Without one, only environment, flags and defaults apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// State directory: VM definitions, disks, seeds [default: /var/lib/limiquantix].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Run directory: sockets and pidfiles [default: /run/limiquantix].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Listener, `unix:PATH` or `tcp:HOST:PORT` (TLS required); repeatable
+    /// [default: unix:<run-dir>/limiquantix-node.sock].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// PEM server certificate for tcp: listeners.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for tcp: listeners.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mTLS).
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Accelerator: auto, kvm or tcg [default: auto].
+    #[arg(long, value_name = "ACCEL")]
+    pub accel: Option<String>,
+    /// Images directory, always an allowed source of backing files and ISOs
+    /// [default: <state-dir>/images].
+    #[arg(long, value_name = "DIR")]
+    pub images_dir: Option<PathBuf>,
+    /// Storage pool `ID=DIR`; repeatable. Disk paths and backing files must be inside a pool or
+    /// the images directory.
+    #[arg(long, value_name = "ID=DIR")]
+    pub pool: Vec<String>,
+    /// QEMU system emulator [default: qemu-system-x86_64].
+    #[arg(long, value_name = "PATH")]
+    pub qemu_binary: Option<PathBuf>,
+    /// qemu-img [default: qemu-img].
+    #[arg(long, value_name = "PATH")]
+    pub qemu_img: Option<PathBuf>,
+    /// Log format: text or json [default: text]. The level comes from RUST_LOG (default info).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Print the resolved configuration as JSON and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl Flags {
+    /// The settings the flags give.
+    pub fn layer(&self) -> Result<Layer, ConfigError> {
+        let tls = TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+        };
+        Ok(Layer {
+            state_dir: self.state_dir.clone(),
+            run_dir: self.run_dir.clone(),
+            listen: (!self.listen.is_empty()).then(|| self.listen.clone()),
+            accel: self.accel.clone(),
+            images_dir: self.images_dir.clone(),
+            pools: if self.pool.is_empty() {
+                None
+            } else {
+                Some(parse_pools("flag", "--pool", &self.pool)?)
+            },
+            tls: (tls != TlsFiles::default()).then_some(tls),
+            qemu_binary: self.qemu_binary.clone(),
+            qemu_img: self.qemu_img.clone(),
+            log_format: self.log_format.clone(),
+            stop_timeout_seconds: None,
+            max_request_bytes: None,
+        })
+    }
+
+    /// Resolves the configuration from the file (`--config`, else `LQ_CONFIG`), the given
+    /// environment and the flags.
+    pub fn resolve(
+        &self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let config_file = self.config.clone().or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "LQ_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        let mut layers = Vec::new();
+        if let Some(path) = config_file {
+            layers.push(("config file", Layer::from_file(&path)?));
+        }
+        layers.push(("environment", Layer::from_env(env)?));
+        layers.push(("flag", self.layer()?));
+        Config::resolve(&layers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "state_dir = \"/f/state\"\nrun_dir = \"/f/run\"\naccel = \"kvm\"\n\
+             images_dir = \"/f/images\"\n[pools]\nfile = \"/f/pool\"\n",
+        )
+        .unwrap();
+        let flags = Flags::parse_from([
+            "limiquantix-node",
+            "--config",
+            file.to_str().unwrap(),
+            "--accel",
+            "tcg",
+            "--pool",
+            "one=/p/one",
+            "--pool",
+            "two=/p/two",
+        ]);
+        let env = [
+            ("LQ_RUN_DIR".to_string(), "/e/run".to_string()),
+            ("LQ_ACCEL".into(), "auto".into()),
+        ];
+        let c = flags.resolve(env).unwrap();
+        assert_eq!(c.state_dir, Path::new("/f/state"));
+        assert_eq!(c.run_dir, Path::new("/e/run"));
+        assert_eq!(c.images_dir, Path::new("/f/images"));
+        assert_eq!(c.accel, limiquantix_hypervisor::accel::Accel::Tcg);
+        assert_eq!(c.pools.keys().collect::<Vec<_>>(), ["one", "two"]);
+    }
+
+    #[test]
+    fn config_file_from_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "state_dir = \"/from/file\"\n").unwrap();
+        let flags = Flags::parse_from(["limiquantix-node"]);
+        let c = flags
+            .resolve([("LQ_CONFIG".to_string(), file.display().to_string())])
+            .unwrap();
+        assert_eq!(c.state_dir, Path::new("/from/file"));
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let flags = Flags::parse_from(["limiquantix-node", "--config", "/nonexistent/x.toml"]);
+        let err = flags.resolve([]).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/x.toml"), "{err}");
+    }
+}

@@ -1,0 +1,274 @@
+//! Serving: the listeners (Unix sockets with mode 0660; TCP only with TLS, optionally mTLS), the
+//! gRPC health service, server reflection (so `grpcurl` works without the `.proto`), and a
+//! graceful shutdown that ends the streams, drains in-flight calls and leaves the VMs running.
+
+use crate::backend::VmBackend;
+use crate::config::{Config, ListenAddr};
+use crate::service::NodeService;
+use crate::status::map_oversized_request;
+use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonServiceServer;
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::service::Routes;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// One listener's server future.
+type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+
+/// How long shutdown waits for in-flight calls before leaving anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the server could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A listener could not be set up.
+    #[error("cannot listen on {addr}: {problem}")]
+    Listen {
+        /// The listener.
+        addr: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// TLS files could not be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The transport failed while serving.
+    #[error("serving {addr} failed: {source}")]
+    Serve {
+        /// The listener.
+        addr: String,
+        /// The transport error.
+        source: tonic::transport::Error,
+    },
+}
+
+/// Creates the state, VM, images and run directories the daemon uses.
+pub fn create_dirs(config: &Config) -> Result<(), ServerError> {
+    for dir in [
+        &config.state_dir,
+        &config.vms_dir(),
+        &config.images_dir,
+        &config.run_dir,
+    ] {
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Binds a Unix socket at `path` with mode 0660. A stale socket file (nothing answers on it)
+/// is replaced; a live one means another daemon runs, and is an error.
+pub fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
+    let err = |problem: String| ServerError::Listen {
+        addr: format!("unix:{}", path.display()),
+        problem,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt as _;
+        if !meta.file_type().is_socket() {
+            return Err(err("the path exists and is not a socket".into()));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(err(
+                "another process is listening there (is limiquantix-node already running?)".into(),
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| err(format!("cannot remove the stale socket: {e}")))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| err(format!("cannot set mode 0660: {e}")))?;
+    Ok(listener)
+}
+
+fn tls_config(config: &Config) -> Result<ServerTlsConfig, ServerError> {
+    let read = |what: &str, p: &Option<PathBuf>| -> Result<Option<Vec<u8>>, ServerError> {
+        p.as_ref()
+            .map(|p| {
+                std::fs::read(p).map_err(|e| {
+                    ServerError::Tls(format!("cannot read {what} {}: {e}", p.display()))
+                })
+            })
+            .transpose()
+    };
+    let (Some(cert), Some(key)) = (
+        read("certificate", &config.tls.cert)?,
+        read("key", &config.tls.key)?,
+    ) else {
+        return Err(ServerError::Tls(
+            "a tcp: listener needs both a certificate and a key".into(),
+        ));
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if let Some(ca) = read("client CA", &config.tls.client_ca)? {
+        tls = tls.client_ca_root(Certificate::from_pem(ca));
+    }
+    Ok(tls)
+}
+
+/// The routes every listener serves: the node API, health and reflection.
+async fn routes<B: VmBackend>(service: NodeService<B>, max_request_bytes: usize) -> Routes {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<NodeDaemonServiceServer<NodeService<B>>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(limiquantix_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(limiquantix_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+    let api = NodeDaemonServiceServer::new(service).max_decoding_message_size(max_request_bytes);
+    Routes::new(api)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+}
+
+/// Serves `service` on every configured listener until `shutdown` resolves, then stops
+/// accepting, ends the event streams, and waits (up to 10 s) for in-flight calls. VMs keep
+/// running: nothing here stops them.
+pub async fn serve<B: VmBackend>(
+    config: &Config,
+    service: NodeService<B>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let shutdown_tx = service.shutdown_switch();
+    let routes = routes(service, config.max_request_bytes).await;
+    let mut servers = tokio::task::JoinSet::new();
+    let mut sockets = Vec::new();
+    for addr in &config.listen {
+        let mut rx = shutdown_tx.subscribe();
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let name = addr.to_string();
+        let builder = Server::builder().layer(tower::util::MapResponseLayer::new(
+            map_oversized_request::<tonic::body::Body>,
+        ));
+        let serving: Serving = match addr {
+            ListenAddr::Unix(path) => {
+                let listener = bind_unix(path)?;
+                sockets.push(path.clone());
+                let incoming = UnixListenerStream::new(listener);
+                let mut b = builder;
+                Box::pin(
+                    b.add_routes(routes.clone())
+                        .serve_with_incoming_shutdown(incoming, stop),
+                )
+            }
+            ListenAddr::Tcp(hostport) => {
+                let sockaddr: std::net::SocketAddr =
+                    hostport.parse().map_err(|e| ServerError::Listen {
+                        addr: name.clone(),
+                        problem: format!("{e}"),
+                    })?;
+                let listener = tokio::net::TcpListener::bind(sockaddr).await.map_err(|e| {
+                    ServerError::Listen {
+                        addr: name.clone(),
+                        problem: e.to_string(),
+                    }
+                })?;
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                let mut b = builder
+                    .tls_config(tls_config(config)?)
+                    .map_err(|e| ServerError::Tls(e.to_string()))?;
+                Box::pin(
+                    b.add_routes(routes.clone())
+                        .serve_with_incoming_shutdown(incoming, stop),
+                )
+            }
+        };
+        servers.spawn(async move {
+            serving
+                .await
+                .map_err(|source| ServerError::Serve { addr: name, source })
+        });
+        tracing::info!(listen = %addr, "listening");
+    }
+
+    let mut first_error = None;
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down: no new calls; VMs keep running"),
+        Some(result) = servers.join_next() => {
+            if let Ok(Err(e)) = result {
+                first_error = Some(e);
+            }
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(result) = servers.join_next().await {
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "listener ended with an error");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("in-flight calls did not finish within {DRAIN_TIMEOUT:?}; leaving anyway");
+    }
+    for path in sockets {
+        let _ = std::fs::remove_file(&path);
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unix_socket_mode_and_stale_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sock");
+        let l = bind_unix(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        let err = bind_unix(&path).unwrap_err().to_string();
+        assert!(err.contains("already running"), "{err}");
+        drop(l);
+        bind_unix(&path).expect("a stale socket is replaced");
+        std::fs::write(dir.path().join("file"), b"x").unwrap();
+        assert!(bind_unix(&dir.path().join("file")).is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! StreamEvents: backend events, and the daemon's own (VM defined, VM deleted), as NodeEvents.
+
+use super::{BoxStream, NodeService};
+use crate::backend::{VmBackend, VmEvent, VmEventKind};
+use limiquantix_hypervisor::model::VmId;
+use limiquantix_proto::v1 as pb;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+use tokio::sync::broadcast;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+/// The wire event of a backend event.
+pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
+    let (kind, detail) = match &e.kind {
+        VmEventKind::Created => (pb::EventType::VmCreated, None),
+        VmEventKind::Started => (pb::EventType::VmStarted, None),
+        VmEventKind::Stopped => (pb::EventType::VmStopped, None),
+        VmEventKind::Paused => (pb::EventType::VmPaused, None),
+        VmEventKind::Resumed => (pb::EventType::VmResumed, None),
+        VmEventKind::Rebooted => (pb::EventType::VmRebooted, None),
+        VmEventKind::Crashed => (pb::EventType::VmCrashed, None),
+        VmEventKind::Deleted => (pb::EventType::VmDeleted, None),
+        VmEventKind::Other(what) => (pb::EventType::Unknown, Some(what.clone())),
+    };
+    let mut metadata = BTreeMap::new();
+    if let Some(what) = detail {
+        metadata.insert("kind".to_string(), what);
+    }
+    pb::NodeEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        timestamp: Some(prost_types::Timestamp::from(e.at)),
+        r#type: kind as i32,
+        vm_id: e.vm_id.as_str().to_string(),
+        message: e.message.clone(),
+        metadata,
+    }
+}
+
+/// The event a subscriber gets in place of `n` events it was too slow to take.
+fn dropped_notice(n: u64) -> pb::NodeEvent {
+    pb::NodeEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+        r#type: pb::EventType::Unknown as i32,
+        vm_id: String::new(),
+        message: format!("this subscriber fell behind: {n} events were dropped"),
+        metadata: BTreeMap::from([("kind".to_string(), "events-dropped".to_string())]),
+    }
+}
+
+/// Forwards backend events (except define/delete, which the service reports itself) to `tx`.
+pub(super) fn forward(mut rx: broadcast::Receiver<VmEvent>, tx: broadcast::Sender<pb::NodeEvent>) {
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if matches!(e.kind, VmEventKind::Created | VmEventKind::Deleted) => {}
+                Ok(e) => {
+                    tracing::debug!(vm_id = %e.vm_id, kind = ?e.kind, "VM event");
+                    let _ = tx.send(node_event(&e));
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        dropped = n,
+                        "event forwarder fell behind; events were dropped"
+                    );
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+impl<B: VmBackend> NodeService<B> {
+    /// Publishes an event of the daemon's own.
+    pub(super) fn emit(&self, id: &VmId, kind: VmEventKind, message: String) {
+        let event = VmEvent {
+            vm_id: id.clone(),
+            kind,
+            message,
+            at: SystemTime::now(),
+        };
+        let _ = self.inner.events.send(node_event(&event));
+    }
+
+    pub(super) fn event_stream(&self) -> BoxStream<pb::NodeEvent> {
+        // A task per subscriber copies events into a channel, and stops (ending the stream)
+        // at shutdown or when the client goes away.
+        let mut events = BroadcastStream::new(self.inner.events.subscribe());
+        let mut shutdown = self.inner.shutdown.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    item = events.next() => item,
+                    _ = shutdown.wait_for(|s| *s) => None,
+                    () = tx.closed() => None,
+                };
+                let Some(item) = item else { break };
+                let event = match item {
+                    Ok(event) => event,
+                    Err(BroadcastStreamRecvError::Lagged(n)) => dropped_notice(n),
+                };
+                if tx.send(Ok(event)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+}

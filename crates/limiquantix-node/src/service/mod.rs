@@ -1,0 +1,444 @@
+//! `limiquantix.node.v1.NodeDaemonService` over a [`VmBackend`].
+//!
+//! One module per group of RPCs: [`node`] (HealthCheck, GetNodeInfo), [`create`] (CreateVM),
+//! [`vm`] (lifecycle, status, console, logs, media), [`events`] (StreamEvents). The RPCs this
+//! daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
+//! Handlers return [`ApiError`]; [`crate::status`] turns it into the gRPC status.
+
+mod create;
+mod events;
+mod node;
+mod pending;
+mod vm;
+
+use crate::backend::VmBackend;
+use crate::config::Config;
+use crate::confine::Confinement;
+use crate::status::ApiError;
+use limiquantix_hypervisor::accel::AccelKind;
+use limiquantix_proto::v1 as pb;
+use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonService;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{broadcast, watch};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+pub use create::request_digest;
+
+/// What the service knows about the host, gathered once at start-up.
+#[derive(Debug, Clone)]
+pub struct Hypervisor {
+    /// QEMU's version (`None` when `qemu-system-x86_64 --version` did not run).
+    pub qemu_version: Option<String>,
+    /// The accelerator VMs get.
+    pub accel: AccelKind,
+}
+
+struct Inner<B> {
+    backend: Arc<B>,
+    config: Config,
+    confinement: Confinement,
+    hypervisor: Hypervisor,
+    started: Instant,
+    events: broadcast::Sender<pb::NodeEvent>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The gRPC service. Cheap to clone.
+pub struct NodeService<B> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B> Clone for NodeService<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl<B: VmBackend> NodeService<B> {
+    /// A service over `backend`. Spawns the task that forwards backend events to StreamEvents
+    /// subscribers (call inside a tokio runtime).
+    pub fn new(backend: Arc<B>, config: Config, hypervisor: Hypervisor) -> Self {
+        let confinement = Confinement::new(&config.images_dir, config.pools.values().cloned());
+        let (events, _) = broadcast::channel(1024);
+        events::forward(backend.subscribe(), events.clone());
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                config,
+                confinement,
+                hypervisor,
+                started: Instant::now(),
+                events,
+                shutdown: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// The switch that ends the service's streams (StreamEvents) for a graceful shutdown: send
+    /// `true`.
+    pub fn shutdown_switch(&self) -> watch::Sender<bool> {
+        self.inner.shutdown.clone()
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<B> {
+        &self.inner.backend
+    }
+}
+
+fn reply<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl<B: VmBackend> NodeDaemonService for NodeService<B> {
+    async fn health_check(
+        &self,
+        _: Request<pb::HealthCheckRequest>,
+    ) -> Result<Response<pb::HealthCheckResponse>, Status> {
+        reply(Ok(self.health()))
+    }
+
+    async fn get_node_info(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::NodeInfoResponse>, Status> {
+        reply(self.node_info().await)
+    }
+
+    async fn create_vm(
+        &self,
+        request: Request<pb::CreateVmOnNodeRequest>,
+    ) -> Result<Response<pb::CreateVmOnNodeResponse>, Status> {
+        reply(self.create(request.into_inner()).await)
+    }
+
+    async fn start_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
+        reply(
+            self.lifecycle(&request.into_inner().vm_id, vm::Op::Start)
+                .await,
+        )
+    }
+
+    async fn stop_vm(&self, request: Request<pb::StopVmRequest>) -> Result<Response<()>, Status> {
+        let r = request.into_inner();
+        reply(
+            self.lifecycle(&r.vm_id, vm::Op::Stop(r.timeout_seconds))
+                .await,
+        )
+    }
+
+    async fn force_stop_vm(
+        &self,
+        request: Request<pb::VmIdRequest>,
+    ) -> Result<Response<()>, Status> {
+        reply(
+            self.lifecycle(&request.into_inner().vm_id, vm::Op::ForceStop)
+                .await,
+        )
+    }
+
+    async fn reboot_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
+        reply(
+            self.lifecycle(&request.into_inner().vm_id, vm::Op::Reboot)
+                .await,
+        )
+    }
+
+    async fn pause_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
+        reply(
+            self.lifecycle(&request.into_inner().vm_id, vm::Op::Pause)
+                .await,
+        )
+    }
+
+    async fn resume_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
+        reply(
+            self.lifecycle(&request.into_inner().vm_id, vm::Op::Resume)
+                .await,
+        )
+    }
+
+    async fn delete_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
+        reply(
+            self.lifecycle(&request.into_inner().vm_id, vm::Op::Delete)
+                .await,
+        )
+    }
+
+    async fn get_vm_status(
+        &self,
+        request: Request<pb::VmIdRequest>,
+    ) -> Result<Response<pb::VmStatusResponse>, Status> {
+        reply(self.status(&request.into_inner().vm_id).await)
+    }
+
+    async fn list_v_ms(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListVMsOnNodeResponse>, Status> {
+        reply(self.list().await)
+    }
+
+    async fn get_console(
+        &self,
+        request: Request<pb::VmIdRequest>,
+    ) -> Result<Response<pb::ConsoleInfoResponse>, Status> {
+        reply(self.console(&request.into_inner().vm_id).await)
+    }
+
+    async fn get_vm_logs(
+        &self,
+        request: Request<pb::GetVmLogsRequest>,
+    ) -> Result<Response<pb::GetVmLogsResponse>, Status> {
+        reply(self.logs(request.into_inner()).await)
+    }
+
+    async fn change_media(
+        &self,
+        request: Request<pb::ChangeMediaRequest>,
+    ) -> Result<Response<()>, Status> {
+        reply(self.media(request.into_inner()).await)
+    }
+
+    type StreamEventsStream = BoxStream<pb::NodeEvent>;
+
+    async fn stream_events(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        reply(Ok(self.event_stream()))
+    }
+
+    // ---- Not implemented yet: each answers UNIMPLEMENTED naming what it waits for. ----
+
+    async fn create_snapshot(
+        &self,
+        _: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        pending::answer("CreateSnapshot")
+    }
+
+    async fn revert_snapshot(
+        &self,
+        _: Request<pb::RevertSnapshotRequest>,
+    ) -> Result<Response<()>, Status> {
+        pending::answer("RevertSnapshot")
+    }
+
+    async fn delete_snapshot(
+        &self,
+        _: Request<pb::DeleteSnapshotRequest>,
+    ) -> Result<Response<()>, Status> {
+        pending::answer("DeleteSnapshot")
+    }
+
+    async fn list_snapshots(
+        &self,
+        _: Request<pb::VmIdRequest>,
+    ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        pending::answer("ListSnapshots")
+    }
+
+    async fn attach_disk(&self, _: Request<pb::AttachDiskRequest>) -> Result<Response<()>, Status> {
+        pending::answer("AttachDisk")
+    }
+
+    async fn detach_disk(&self, _: Request<pb::DetachDiskRequest>) -> Result<Response<()>, Status> {
+        pending::answer("DetachDisk")
+    }
+
+    async fn attach_nic(&self, _: Request<pb::AttachNicRequest>) -> Result<Response<()>, Status> {
+        pending::answer("AttachNIC")
+    }
+
+    async fn detach_nic(&self, _: Request<pb::DetachNicRequest>) -> Result<Response<()>, Status> {
+        pending::answer("DetachNIC")
+    }
+
+    async fn prepare_migration(
+        &self,
+        _: Request<pb::PrepareMigrationRequest>,
+    ) -> Result<Response<pb::MigrationToken>, Status> {
+        pending::answer("PrepareMigration")
+    }
+
+    async fn receive_migration(
+        &self,
+        _: Request<pb::MigrationToken>,
+    ) -> Result<Response<()>, Status> {
+        pending::answer("ReceiveMigration")
+    }
+
+    type MigrateVMStream = BoxStream<pb::MigrationProgress>;
+
+    async fn migrate_vm(
+        &self,
+        _: Request<pb::MigrateVmRequest>,
+    ) -> Result<Response<Self::MigrateVMStream>, Status> {
+        pending::answer("MigrateVM")
+    }
+
+    type StreamMetricsStream = BoxStream<pb::NodeMetrics>;
+
+    async fn stream_metrics(
+        &self,
+        _: Request<pb::StreamMetricsRequest>,
+    ) -> Result<Response<Self::StreamMetricsStream>, Status> {
+        pending::answer("StreamMetrics")
+    }
+
+    async fn ping_agent(
+        &self,
+        _: Request<pb::VmIdRequest>,
+    ) -> Result<Response<pb::AgentPingResponse>, Status> {
+        pending::answer("PingAgent")
+    }
+
+    async fn execute_in_guest(
+        &self,
+        _: Request<pb::ExecuteInGuestRequest>,
+    ) -> Result<Response<pb::ExecuteInGuestResponse>, Status> {
+        pending::answer("ExecuteInGuest")
+    }
+
+    async fn read_guest_file(
+        &self,
+        _: Request<pb::ReadGuestFileRequest>,
+    ) -> Result<Response<pb::ReadGuestFileResponse>, Status> {
+        pending::answer("ReadGuestFile")
+    }
+
+    async fn write_guest_file(
+        &self,
+        _: Request<pb::WriteGuestFileRequest>,
+    ) -> Result<Response<pb::WriteGuestFileResponse>, Status> {
+        pending::answer("WriteGuestFile")
+    }
+
+    async fn guest_shutdown(
+        &self,
+        _: Request<pb::GuestShutdownRequest>,
+    ) -> Result<Response<pb::GuestShutdownResponse>, Status> {
+        pending::answer("GuestShutdown")
+    }
+
+    async fn quiesce_filesystems(
+        &self,
+        _: Request<pb::QuiesceFilesystemsRequest>,
+    ) -> Result<Response<pb::QuiesceFilesystemsResponse>, Status> {
+        pending::answer("QuiesceFilesystems")
+    }
+
+    async fn thaw_filesystems(
+        &self,
+        _: Request<pb::ThawFilesystemsRequest>,
+    ) -> Result<Response<pb::ThawFilesystemsResponse>, Status> {
+        pending::answer("ThawFilesystems")
+    }
+
+    async fn sync_time(
+        &self,
+        _: Request<pb::SyncTimeRequest>,
+    ) -> Result<Response<pb::SyncTimeResponse>, Status> {
+        pending::answer("SyncTime")
+    }
+
+    async fn init_storage_pool(
+        &self,
+        _: Request<pb::InitStoragePoolRequest>,
+    ) -> Result<Response<pb::StoragePoolInfoResponse>, Status> {
+        pending::answer("InitStoragePool")
+    }
+
+    async fn destroy_storage_pool(
+        &self,
+        _: Request<pb::StoragePoolIdRequest>,
+    ) -> Result<Response<()>, Status> {
+        pending::answer("DestroyStoragePool")
+    }
+
+    async fn get_storage_pool_info(
+        &self,
+        _: Request<pb::StoragePoolIdRequest>,
+    ) -> Result<Response<pb::StoragePoolInfoResponse>, Status> {
+        pending::answer("GetStoragePoolInfo")
+    }
+
+    async fn list_storage_pools(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListStoragePoolsResponse>, Status> {
+        pending::answer("ListStoragePools")
+    }
+
+    async fn list_storage_pool_files(
+        &self,
+        _: Request<pb::ListStoragePoolFilesRequest>,
+    ) -> Result<Response<pb::ListStoragePoolFilesResponse>, Status> {
+        pending::answer("ListStoragePoolFiles")
+    }
+
+    async fn list_volumes(
+        &self,
+        _: Request<pb::ListVolumesRequest>,
+    ) -> Result<Response<pb::ListVolumesResponse>, Status> {
+        pending::answer("ListVolumes")
+    }
+
+    async fn create_volume(
+        &self,
+        _: Request<pb::CreateVolumeRequest>,
+    ) -> Result<Response<pb::VolumeInfoResponse>, Status> {
+        pending::answer("CreateVolume")
+    }
+
+    async fn delete_volume(&self, _: Request<pb::VolumeIdRequest>) -> Result<Response<()>, Status> {
+        pending::answer("DeleteVolume")
+    }
+
+    async fn list_images(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListImagesResponse>, Status> {
+        pending::answer("ListImages")
+    }
+
+    async fn resize_volume(
+        &self,
+        _: Request<pb::ResizeVolumeRequest>,
+    ) -> Result<Response<()>, Status> {
+        pending::answer("ResizeVolume")
+    }
+
+    async fn clone_volume(
+        &self,
+        _: Request<pb::CloneVolumeRequest>,
+    ) -> Result<Response<()>, Status> {
+        pending::answer("CloneVolume")
+    }
+
+    async fn get_volume_attach_info(
+        &self,
+        _: Request<pb::VolumeIdRequest>,
+    ) -> Result<Response<pb::VolumeAttachInfoResponse>, Status> {
+        pending::answer("GetVolumeAttachInfo")
+    }
+
+    async fn create_volume_snapshot(
+        &self,
+        _: Request<pb::CreateVolumeSnapshotRequest>,
+    ) -> Result<Response<()>, Status> {
+        pending::answer("CreateVolumeSnapshot")
+    }
+}
+
+#[cfg(test)]
+mod tests;

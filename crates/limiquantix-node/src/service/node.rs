@@ -1,0 +1,95 @@
+//! HealthCheck and GetNodeInfo.
+
+use super::NodeService;
+use crate::backend::VmBackend;
+use crate::hostinfo::{HostFacts, filesystem_usage};
+use crate::status::ApiError;
+use limiquantix_proto::v1 as pb;
+
+/// Most vCPUs one VM may have (the model's topology limits: 16 sockets × 128 cores × 2 threads
+/// would exceed QEMU's q35 limit of 288; we report QEMU's).
+const MAX_VCPUS: u32 = 288;
+
+impl<B: VmBackend> NodeService<B> {
+    pub(super) fn health(&self) -> pb::HealthCheckResponse {
+        let h = &self.inner.hypervisor;
+        pb::HealthCheckResponse {
+            healthy: h.qemu_version.is_some(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            hypervisor: "qemu".into(),
+            hypervisor_version: h.qemu_version.clone().unwrap_or_default(),
+            uptime_seconds: self.inner.started.elapsed().as_secs(),
+        }
+    }
+
+    pub(super) async fn node_info(&self) -> Result<pb::NodeInfoResponse, ApiError> {
+        let state_dir = self.inner.config.state_dir.clone();
+        let (facts, fs) = tokio::task::spawn_blocking(move || {
+            (
+                HostFacts::read(),
+                filesystem_usage(&state_dir).map(|u| (state_dir, u)),
+            )
+        })
+        .await?;
+        let h = &self.inner.hypervisor;
+        let version = h.qemu_version.clone().unwrap_or_default();
+        let capabilities = pb::HypervisorCapabilities {
+            name: format!("qemu ({})", h.accel.qemu_name()),
+            version: version.clone(),
+            supports_live_migration: false,
+            supports_snapshots: false,
+            supports_hotplug: false,
+            supports_gpu_passthrough: false,
+            supports_nested_virtualization: false,
+            max_vcpus: MAX_VCPUS,
+            max_memory_bytes: facts.memory.total,
+        };
+        let c = &facts.cpu;
+        Ok(pb::NodeInfoResponse {
+            node_id: facts
+                .machine_id
+                .clone()
+                .unwrap_or_else(|| facts.hostname.clone()),
+            hostname: facts.hostname.clone(),
+            management_ip: String::new(),
+            cpu: Some(pb::CpuInfo {
+                model: c.model.clone(),
+                sockets: c.sockets,
+                cores_per_socket: c.cores_per_socket,
+                threads_per_core: c.threads_per_core,
+                total_threads: c.total_threads,
+                frequency_mhz: c.frequency_mhz,
+                features: c.features.clone(),
+            }),
+            memory: Some(pb::MemoryInfo {
+                total_bytes: facts.memory.total,
+                available_bytes: facts.memory.available,
+                used_bytes: facts.memory.total.saturating_sub(facts.memory.available),
+            }),
+            storage: fs
+                .map(|(dir, (total, available, used))| pb::StorageInfo {
+                    device: String::new(),
+                    mount_point: dir.display().to_string(),
+                    total_bytes: total,
+                    used_bytes: used,
+                    available_bytes: available,
+                    filesystem: String::new(),
+                })
+                .into_iter()
+                .collect(),
+            network: Vec::new(),
+            os_version: facts.os_version.clone(),
+            kernel_version: facts.kernel.clone(),
+            uptime_seconds: facts.uptime_seconds,
+            hypervisor_name: capabilities.name.clone(),
+            hypervisor_version: version,
+            supports_live_migration: false,
+            supports_snapshots: false,
+            supports_hotplug: false,
+            max_vcpus: MAX_VCPUS,
+            max_memory_bytes: facts.memory.total,
+            os_name: facts.os_name.clone(),
+            capabilities: Some(capabilities),
+        })
+    }
+}

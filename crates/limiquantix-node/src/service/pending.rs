@@ -1,0 +1,134 @@
+//! The RPCs this daemon does not implement yet, and what each waits for.
+
+use crate::status::ApiError;
+use tonic::{Response, Status};
+
+/// What each unimplemented RPC waits for.
+pub const PENDING: &[(&str, &str)] = &[
+    (
+        "CreateSnapshot",
+        "snapshot support in the QEMU backend (not scheduled yet)",
+    ),
+    (
+        "RevertSnapshot",
+        "snapshot support in the QEMU backend (not scheduled yet)",
+    ),
+    (
+        "DeleteSnapshot",
+        "snapshot support in the QEMU backend (not scheduled yet)",
+    ),
+    (
+        "ListSnapshots",
+        "snapshot support in the QEMU backend (not scheduled yet)",
+    ),
+    (
+        "AttachDisk",
+        "device hot-plug in the QEMU backend (not scheduled yet)",
+    ),
+    (
+        "DetachDisk",
+        "device hot-plug in the QEMU backend (not scheduled yet)",
+    ),
+    (
+        "AttachNIC",
+        "device hot-plug in the QEMU backend (not scheduled yet)",
+    ),
+    (
+        "DetachNIC",
+        "device hot-plug in the QEMU backend (not scheduled yet)",
+    ),
+    ("PrepareMigration", "live migration (not scheduled yet)"),
+    ("ReceiveMigration", "live migration (not scheduled yet)"),
+    ("MigrateVM", "live migration (not scheduled yet)"),
+    (
+        "StreamMetrics",
+        "per-VM metrics from QMP in the QEMU backend (not scheduled yet)",
+    ),
+    ("PingAgent", "the guest-agent readiness work (issue 6)"),
+    (
+        "ExecuteInGuest",
+        "guest-agent exec in the daemon (after issue 6; not scheduled yet)",
+    ),
+    (
+        "ReadGuestFile",
+        "guest-agent file access in the daemon (after issue 6; not scheduled yet)",
+    ),
+    (
+        "WriteGuestFile",
+        "guest-agent file access in the daemon (after issue 6; not scheduled yet)",
+    ),
+    (
+        "GuestShutdown",
+        "guest-agent shutdown in the daemon (after issue 6; not scheduled yet)",
+    ),
+    (
+        "QuiesceFilesystems",
+        "guest-agent fsfreeze with snapshots (not scheduled yet)",
+    ),
+    (
+        "ThawFilesystems",
+        "guest-agent fsfreeze with snapshots (not scheduled yet)",
+    ),
+    (
+        "SyncTime",
+        "guest-agent time sync in the daemon (after issue 6; not scheduled yet)",
+    ),
+    (
+        "InitStoragePool",
+        "storage pool management; pools are configured with --pool (not scheduled yet)",
+    ),
+    (
+        "DestroyStoragePool",
+        "storage pool management; pools are configured with --pool (not scheduled yet)",
+    ),
+    (
+        "GetStoragePoolInfo",
+        "storage pool management; pools are configured with --pool (not scheduled yet)",
+    ),
+    (
+        "ListStoragePools",
+        "storage pool management; pools are configured with --pool (not scheduled yet)",
+    ),
+    (
+        "ListStoragePoolFiles",
+        "storage pool management; pools are configured with --pool (not scheduled yet)",
+    ),
+    (
+        "ListVolumes",
+        "volume management in pools (not scheduled yet)",
+    ),
+    (
+        "CreateVolume",
+        "volume management in pools (not scheduled yet)",
+    ),
+    (
+        "DeleteVolume",
+        "volume management in pools (not scheduled yet)",
+    ),
+    (
+        "ResizeVolume",
+        "volume management in pools (not scheduled yet)",
+    ),
+    (
+        "CloneVolume",
+        "volume management in pools (not scheduled yet)",
+    ),
+    (
+        "GetVolumeAttachInfo",
+        "volume management in pools (not scheduled yet)",
+    ),
+    (
+        "CreateVolumeSnapshot",
+        "volume management in pools (not scheduled yet)",
+    ),
+    ("ListImages", "the image library (issue 5)"),
+];
+
+/// The UNIMPLEMENTED answer of `method`.
+pub fn answer<T>(method: &'static str) -> Result<Response<T>, Status> {
+    let waits_for = PENDING
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map_or("a later release", |(_, w)| w);
+    Err(ApiError::Unimplemented { method, waits_for }.into())
+}

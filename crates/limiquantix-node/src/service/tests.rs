@@ -1,0 +1,527 @@
+//! Service-layer tests over an in-memory fake backend. (The integration tests in `tests/` drive
+//! the real daemon binary with the real QEMU backend.)
+
+use super::*;
+use crate::backend::{BackendError, VmEntry, VmEvent, VmEventKind, VmState, VmStatus, VncEndpoint};
+use crate::config::Layer;
+use limiquantix_hypervisor::accel::AccelKind;
+use limiquantix_hypervisor::model::{CdromRole, DiskSource, VmDefinition, VmId};
+use limiquantix_hypervisor::paths::RuntimePaths;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio_stream::StreamExt as _;
+use tonic::Code;
+
+/// A backend that keeps definitions in memory and follows the state table loosely.
+struct Fake {
+    state_dir: PathBuf,
+    vms: Mutex<BTreeMap<VmId, VmEntry>>,
+    seeds: Mutex<BTreeMap<VmId, Vec<u8>>>,
+    events: broadcast::Sender<VmEvent>,
+}
+
+impl Fake {
+    fn new(state_dir: PathBuf) -> Self {
+        Self {
+            state_dir,
+            vms: Mutex::default(),
+            seeds: Mutex::default(),
+            events: broadcast::channel(16).0,
+        }
+    }
+
+    fn set_state(
+        &self,
+        id: &VmId,
+        from: &[VmState],
+        to: VmState,
+        op: &str,
+    ) -> Result<(), BackendError> {
+        let mut vms = self.vms.lock().unwrap();
+        let e = vms.get_mut(id).ok_or(BackendError::NotFound {
+            vm_id: id.to_string(),
+        })?;
+        if !from.contains(&e.status.state) {
+            return Err(BackendError::InvalidTransition {
+                vm_id: id.to_string(),
+                state: format!("{:?}", e.status.state).to_lowercase(),
+                op: op.into(),
+            });
+        }
+        e.status.state = to;
+        Ok(())
+    }
+}
+
+impl VmBackend for Fake {
+    async fn define(
+        &self,
+        d: VmDefinition,
+        seed: Option<Vec<u8>>,
+    ) -> Result<VmDefinition, BackendError> {
+        let mut vms = self.vms.lock().unwrap();
+        if vms.contains_key(&d.id) {
+            return Err(BackendError::AlreadyExists {
+                vm_id: d.id.to_string(),
+            });
+        }
+        if let Some(s) = seed {
+            self.seeds.lock().unwrap().insert(d.id.clone(), s);
+        }
+        vms.insert(
+            d.id.clone(),
+            VmEntry {
+                definition: d.clone(),
+                status: VmStatus {
+                    state: VmState::Stopped,
+                    pid: None,
+                    started_at: None,
+                },
+            },
+        );
+        Ok(d)
+    }
+    async fn get(&self, id: &VmId) -> Result<VmEntry, BackendError> {
+        self.vms
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or(BackendError::NotFound {
+                vm_id: id.to_string(),
+            })
+    }
+    async fn list(&self) -> Result<Vec<VmEntry>, BackendError> {
+        Ok(self.vms.lock().unwrap().values().cloned().collect())
+    }
+    async fn start(&self, id: &VmId) -> Result<(), BackendError> {
+        self.set_state(
+            id,
+            &[VmState::Stopped, VmState::Crashed],
+            VmState::Running,
+            "start",
+        )?;
+        let _ = self.events.send(VmEvent {
+            vm_id: id.clone(),
+            kind: VmEventKind::Started,
+            message: "VM started".into(),
+            at: std::time::SystemTime::now(),
+        });
+        Ok(())
+    }
+    async fn stop(&self, id: &VmId, _: Duration) -> Result<(), BackendError> {
+        self.set_state(
+            id,
+            &[VmState::Running, VmState::Paused],
+            VmState::Stopped,
+            "stop",
+        )
+    }
+    async fn force_stop(&self, id: &VmId) -> Result<(), BackendError> {
+        self.set_state(
+            id,
+            &[VmState::Running, VmState::Paused],
+            VmState::Stopped,
+            "force-stop",
+        )
+    }
+    async fn reboot(&self, id: &VmId) -> Result<(), BackendError> {
+        self.set_state(id, &[VmState::Running], VmState::Running, "reboot")
+    }
+    async fn pause(&self, id: &VmId) -> Result<(), BackendError> {
+        self.set_state(id, &[VmState::Running], VmState::Paused, "pause")
+    }
+    async fn resume(&self, id: &VmId) -> Result<(), BackendError> {
+        self.set_state(id, &[VmState::Paused], VmState::Running, "resume")
+    }
+    async fn delete(&self, id: &VmId) -> Result<(), BackendError> {
+        self.set_state(
+            id,
+            &[VmState::Stopped, VmState::Crashed],
+            VmState::Stopped,
+            "delete",
+        )?;
+        self.vms.lock().unwrap().remove(id);
+        Ok(())
+    }
+    async fn change_media(
+        &self,
+        id: &VmId,
+        _: &str,
+        _: Option<PathBuf>,
+    ) -> Result<(), BackendError> {
+        self.get(id).await.map(|_| ())
+    }
+    async fn vnc(&self, id: &VmId) -> Result<Option<VncEndpoint>, BackendError> {
+        let e = self.get(id).await?;
+        Ok((e.status.state == VmState::Running).then(|| VncEndpoint {
+            host: "127.0.0.1".into(),
+            port: 5900,
+        }))
+    }
+    fn paths(&self, id: &VmId) -> RuntimePaths {
+        RuntimePaths::new(&self.state_dir, &self.state_dir.join("run"), id)
+    }
+    fn subscribe(&self) -> broadcast::Receiver<VmEvent> {
+        self.events.subscribe()
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    service: NodeService<Fake>,
+    images: PathBuf,
+}
+
+const ID: &str = "0d6b5c3e-8f1a-4c2b-9e7d-1a2b3c4d5e6f";
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let state = root.join("state");
+    let layer = Layer {
+        state_dir: Some(state.clone()),
+        run_dir: Some(root.join("run")),
+        ..Layer::default()
+    };
+    let config = Config::resolve(&[("flag", layer)]).unwrap();
+    let images = config.images_dir.clone();
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("cloud.img"), vec![0u8; 1 << 20]).unwrap();
+    let service = NodeService::new(
+        Arc::new(Fake::new(state)),
+        config,
+        Hypervisor {
+            qemu_version: Some("7.2.0".into()),
+            accel: AccelKind::Tcg,
+        },
+    );
+    Setup {
+        dir,
+        service,
+        images,
+    }
+}
+
+fn request(s: &Setup) -> pb::CreateVmOnNodeRequest {
+    pb::CreateVmOnNodeRequest {
+        vm_id: ID.into(),
+        name: "web1".into(),
+        spec: Some(pb::VmSpec {
+            cpu_cores: 2,
+            memory_mib: 512,
+            disks: vec![pb::DiskSpec {
+                backing_file: s.images.join("cloud.img").display().to_string(),
+                size_gib: 1,
+                ..Default::default()
+            }],
+            nics: vec![pb::NicSpec::default()],
+            ..Default::default()
+        }),
+        labels: BTreeMap::from([("team".to_string(), "web".to_string())]),
+    }
+}
+
+async fn create(
+    s: &Setup,
+    r: pb::CreateVmOnNodeRequest,
+) -> Result<pb::CreateVmOnNodeResponse, Status> {
+    s.service
+        .create_vm(Request::new(r))
+        .await
+        .map(Response::into_inner)
+}
+
+fn vm_id() -> VmId {
+    VmId::parse(ID).unwrap()
+}
+
+#[tokio::test]
+async fn create_defines_an_overlay_with_the_default_seed_and_labels() {
+    let s = setup();
+    let r = create(&s, request(&s)).await.unwrap();
+    assert!(r.created);
+    assert_eq!(r.vm_id, ID);
+    let def = s.service.backend().get(&vm_id()).await.unwrap().definition;
+    assert!(
+        matches!(def.disks[0].source, DiskSource::Overlay { size_bytes, .. } if size_bytes == 1 << 30)
+    );
+    let seed = def
+        .cdroms
+        .iter()
+        .find(|c| c.role == CdromRole::Seed)
+        .unwrap();
+    assert_eq!(
+        seed.path.as_deref(),
+        Some(s.service.backend().paths(&vm_id()).seed_iso().as_path())
+    );
+    assert!(def.spec_digest.as_deref().unwrap().starts_with("sha256:"));
+    let iso = s.service.backend().seeds.lock().unwrap()[&vm_id()].clone();
+    assert_eq!(&iso[0x8001..0x8006], b"CD001");
+
+    let status = s
+        .service
+        .get_vm_status(Request::new(pb::VmIdRequest { vm_id: ID.into() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.labels["team"], "web");
+    assert_eq!(status.state, pb::PowerState::Stopped as i32);
+    assert_eq!(status.disks[0].size_gib, 1);
+}
+
+#[tokio::test]
+async fn create_is_idempotent_per_spec() {
+    let s = setup();
+    assert!(create(&s, request(&s)).await.unwrap().created);
+    let again = create(&s, request(&s)).await.unwrap();
+    assert!(!again.created);
+    let mut other = request(&s);
+    other.labels.insert("x".into(), "y".into());
+    let err = create(&s, other).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+}
+
+#[tokio::test]
+async fn a_blank_disk_vm_gets_no_seed_and_custom_documents_are_used() {
+    let s = setup();
+    let mut r = request(&s);
+    r.spec.as_mut().unwrap().disks = vec![pb::DiskSpec {
+        size_gib: 2,
+        ..Default::default()
+    }];
+    create(&s, r).await.unwrap();
+    let def = s.service.backend().get(&vm_id()).await.unwrap().definition;
+    assert!(def.cdroms.is_empty());
+    assert!(s.service.backend().seeds.lock().unwrap().is_empty());
+
+    let s = setup();
+    let mut r = request(&s);
+    r.spec.as_mut().unwrap().disks[0].backing_file.clear();
+    r.spec.as_mut().unwrap().disks[0].size_gib = 1;
+    r.spec.as_mut().unwrap().cloud_init = Some(pb::CloudInitConfig {
+        user_data: "#cloud-config\nruncmd: [[touch, /marker]]\n".into(),
+        ..Default::default()
+    });
+    create(&s, r).await.unwrap();
+    assert!(
+        s.service
+            .backend()
+            .seeds
+            .lock()
+            .unwrap()
+            .contains_key(&vm_id())
+    );
+}
+
+#[tokio::test]
+async fn hostile_requests_are_refused_with_the_right_code_and_define_nothing() {
+    let s = setup();
+    let outside = s.dir.path().join("outside.img");
+    std::fs::write(&outside, b"x").unwrap();
+    std::os::unix::fs::symlink(&outside, s.images.join("escape.img")).unwrap();
+    type Mutation = Box<dyn Fn(&mut pb::CreateVmOnNodeRequest)>;
+    let cases: Vec<(Code, &str, Mutation)> = vec![
+        (
+            Code::InvalidArgument,
+            "vm_id",
+            Box::new(|r| r.vm_id = "../../etc".into()),
+        ),
+        (
+            Code::InvalidArgument,
+            "name",
+            Box::new(|r| r.name = "a\nb".into()),
+        ),
+        (
+            Code::InvalidArgument,
+            "name",
+            Box::new(|r| r.name = "a,b".into()),
+        ),
+        (
+            Code::InvalidArgument,
+            "name",
+            Box::new(|r| r.name = "a\"b".into()),
+        ),
+        (
+            Code::PermissionDenied,
+            "spec.disks[0].backing_file",
+            Box::new(|r| r.spec.as_mut().unwrap().disks[0].backing_file = "/etc/shadow".into()),
+        ),
+        (
+            Code::InvalidArgument,
+            "spec.disks[0].bus",
+            Box::new(|r| r.spec.as_mut().unwrap().disks[0].bus = 42),
+        ),
+        (
+            Code::InvalidArgument,
+            "spec.firmware",
+            Box::new(|r| r.spec.as_mut().unwrap().firmware = -1),
+        ),
+        (
+            Code::InvalidArgument,
+            "spec.memory_mib",
+            Box::new(|r| r.spec.as_mut().unwrap().memory_mib = 0),
+        ),
+        (
+            Code::InvalidArgument,
+            "spec.cloud_init.user_data",
+            Box::new(|r| {
+                r.spec.as_mut().unwrap().cloud_init = Some(pb::CloudInitConfig {
+                    user_data: "#cloud-config\nusers: [\n".into(),
+                    ..Default::default()
+                })
+            }),
+        ),
+    ];
+    for (code, field, mutate) in cases {
+        let mut r = request(&s);
+        mutate(&mut r);
+        let err = create(&s, r).await.unwrap_err();
+        assert_eq!(err.code(), code, "{field}: {err:?}");
+        assert!(err.message().contains(field), "{field}: {}", err.message());
+    }
+    let mut r = request(&s);
+    r.spec.as_mut().unwrap().disks[0].backing_file =
+        s.images.join("escape.img").display().to_string();
+    assert_eq!(
+        create(&s, r).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    assert!(s.service.backend().vms.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn lifecycle_codes_and_events() {
+    let s = setup();
+    let mut events = s
+        .service
+        .stream_events(Request::new(()))
+        .await
+        .unwrap()
+        .into_inner();
+    create(&s, request(&s)).await.unwrap();
+    let first = events.next().await.unwrap().unwrap();
+    assert_eq!(first.r#type, pb::EventType::VmCreated as i32);
+    assert_eq!(first.vm_id, ID);
+
+    let id = || Request::new(pb::VmIdRequest { vm_id: ID.into() });
+    let err = s.service.pause_vm(id()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = s.service.get_console(id()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    s.service.start_vm(id()).await.unwrap();
+    let started = events.next().await.unwrap().unwrap();
+    assert_eq!(started.r#type, pb::EventType::VmStarted as i32);
+    let console = s.service.get_console(id()).await.unwrap().into_inner();
+    assert_eq!((console.r#type.as_str(), console.port), ("vnc", 5900));
+    assert_eq!(
+        s.service.delete_vm(id()).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    s.service
+        .stop_vm(Request::new(pb::StopVmRequest {
+            vm_id: ID.into(),
+            timeout_seconds: 1,
+        }))
+        .await
+        .unwrap();
+    s.service.delete_vm(id()).await.unwrap();
+    let deleted = events.next().await.unwrap().unwrap();
+    assert_eq!(deleted.r#type, pb::EventType::VmDeleted as i32);
+    assert_eq!(
+        s.service.get_vm_status(id()).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let bad = Request::new(pb::VmIdRequest {
+        vm_id: "nope".into(),
+    });
+    assert_eq!(
+        s.service.start_vm(bad).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_event_streams() {
+    let s = setup();
+    let mut events = s
+        .service
+        .stream_events(Request::new(()))
+        .await
+        .unwrap()
+        .into_inner();
+    s.service.shutdown_switch().send(true).unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap();
+    assert!(end.is_none());
+}
+
+#[tokio::test]
+async fn unimplemented_rpcs_say_what_they_wait_for() {
+    let s = setup();
+    let err = s
+        .service
+        .create_snapshot(Request::new(pb::CreateSnapshotRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("CreateSnapshot") && err.message().contains("snapshot"));
+    let err = s
+        .service
+        .attach_nic(Request::new(pb::AttachNicRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("hot-plug"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn node_facts_and_health() {
+    let s = setup();
+    let h = s
+        .service
+        .health_check(Request::new(pb::HealthCheckRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(h.healthy);
+    assert_eq!(h.hypervisor_version, "7.2.0");
+    let info = s
+        .service
+        .get_node_info(Request::new(()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(info.cpu.unwrap().total_threads >= 1);
+    assert!(info.memory.unwrap().total_bytes > 0);
+    assert!(!info.kernel_version.is_empty());
+}
+
+#[tokio::test]
+async fn logs_are_tailed_from_both_files() {
+    let s = setup();
+    create(&s, request(&s)).await.unwrap();
+    let paths = s.service.backend().paths(&vm_id());
+    std::fs::create_dir_all(paths.serial_log().parent().unwrap()).unwrap();
+    let serial: String = (0..300).map(|i| format!("serial {i}\n")).collect();
+    std::fs::write(paths.serial_log(), serial).unwrap();
+    std::fs::write(paths.qemu_log(), "qemu says hi\n").unwrap();
+    let logs = s
+        .service
+        .get_vm_logs(Request::new(pb::GetVmLogsRequest {
+            vm_id: ID.into(),
+            lines: 0,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(logs.serial_lines_returned, 100);
+    assert!(logs.serial_truncated);
+    assert!(logs.serial_log.ends_with("serial 299\n"));
+    assert_eq!(logs.qemu_log, "qemu says hi\n");
+    assert_eq!(logs.vm_name, "web1");
+    assert!(!logs.last_modified.is_empty());
+}

@@ -1,0 +1,210 @@
+//! The lifecycle verbs, status, list, console, logs and media of existing VMs.
+
+use super::NodeService;
+use crate::backend::{VmBackend, VmEventKind};
+use crate::logtail::tail;
+use crate::status::ApiError;
+use crate::translate::{parse_vm_id, status_response};
+use limiquantix_hypervisor::model::VmId;
+use limiquantix_proto::v1 as pb;
+use std::time::Duration;
+
+/// GetVMLogs' default and largest line counts.
+const DEFAULT_LOG_LINES: u32 = 100;
+const MAX_LOG_LINES: u32 = 1000;
+/// Most bytes read from the end of one log.
+const MAX_LOG_BYTES: u64 = 1 << 20;
+
+/// A lifecycle verb.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Op {
+    Start,
+    /// Timeout in seconds; 0 means the configured default.
+    Stop(u32),
+    ForceStop,
+    Reboot,
+    Pause,
+    Resume,
+    Delete,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Stop(_) => "stop",
+            Op::ForceStop => "force-stop",
+            Op::Reboot => "reboot",
+            Op::Pause => "pause",
+            Op::Resume => "resume",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+impl<B: VmBackend> NodeService<B> {
+    pub(super) async fn lifecycle(&self, vm_id: &str, op: Op) -> Result<(), ApiError> {
+        let id = parse_vm_id("vm_id", vm_id)?;
+        let backend = &self.inner.backend;
+        tracing::info!(vm_id = %id, op = op.name(), "VM operation requested");
+        let result = match op {
+            Op::Start => backend.start(&id).await,
+            Op::Stop(secs) => {
+                let timeout = if secs == 0 {
+                    self.inner.config.stop_timeout
+                } else {
+                    Duration::from_secs(secs.into())
+                };
+                backend.stop(&id, timeout).await
+            }
+            Op::ForceStop => backend.force_stop(&id).await,
+            Op::Reboot => backend.reboot(&id).await,
+            Op::Pause => backend.pause(&id).await,
+            Op::Resume => backend.resume(&id).await,
+            Op::Delete => backend.delete(&id).await,
+        };
+        match &result {
+            Ok(()) => tracing::info!(vm_id = %id, op = op.name(), "VM operation done"),
+            Err(e) => {
+                tracing::warn!(vm_id = %id, op = op.name(), error = %e, "VM operation failed")
+            }
+        }
+        result?;
+        if let Op::Delete = op {
+            self.emit(&id, VmEventKind::Deleted, "VM deleted".into());
+        }
+        Ok(())
+    }
+
+    fn wire_status(&self, entry: &crate::backend::VmEntry) -> pb::VmStatusResponse {
+        let paths = self.inner.backend.paths(&entry.definition.id);
+        status_response(entry, |i, d| paths.created_disk(i, d))
+    }
+
+    pub(super) async fn status(&self, vm_id: &str) -> Result<pb::VmStatusResponse, ApiError> {
+        let id = parse_vm_id("vm_id", vm_id)?;
+        let entry = self.inner.backend.get(&id).await?;
+        Ok(self.wire_status(&entry))
+    }
+
+    pub(super) async fn list(&self) -> Result<pb::ListVMsOnNodeResponse, ApiError> {
+        let entries = self.inner.backend.list().await?;
+        Ok(pb::ListVMsOnNodeResponse {
+            vms: entries.iter().map(|e| self.wire_status(e)).collect(),
+        })
+    }
+
+    pub(super) async fn console(&self, vm_id: &str) -> Result<pb::ConsoleInfoResponse, ApiError> {
+        let id = parse_vm_id("vm_id", vm_id)?;
+        let entry = self.inner.backend.get(&id).await?;
+        let Some(vnc) = self.inner.backend.vnc(&id).await? else {
+            return Err(crate::backend::BackendError::Precondition(format!(
+                "VM {id} has no VNC display now: it is not running, or its console has VNC disabled"
+            ))
+            .into());
+        };
+        Ok(pb::ConsoleInfoResponse {
+            r#type: "vnc".into(),
+            host: vnc.host,
+            port: vnc.port.into(),
+            password: entry
+                .definition
+                .console
+                .vnc_password
+                .clone()
+                .unwrap_or_default(),
+            websocket_path: String::new(),
+        })
+    }
+
+    pub(super) async fn logs(
+        &self,
+        req: pb::GetVmLogsRequest,
+    ) -> Result<pb::GetVmLogsResponse, ApiError> {
+        let id: VmId = parse_vm_id("vm_id", &req.vm_id)?;
+        let entry = self.inner.backend.get(&id).await?;
+        let lines = match req.lines {
+            0 => DEFAULT_LOG_LINES,
+            n => n.min(MAX_LOG_LINES),
+        } as usize;
+        let paths = self.inner.backend.paths(&id);
+        let (qemu_path, serial_path) = (paths.qemu_log(), paths.serial_log());
+        let (q, s) = {
+            let (qp, sp) = (qemu_path.clone(), serial_path.clone());
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, std::io::Error>((
+                    tail(&qp, lines, MAX_LOG_BYTES)?,
+                    tail(&sp, lines, MAX_LOG_BYTES)?,
+                ))
+            })
+            .await?
+            .map_err(|e| ApiError::Internal(format!("reading the VM's logs failed: {e}")))?
+        };
+        Ok(pb::GetVmLogsResponse {
+            vm_id: id.as_str().to_string(),
+            vm_name: entry.definition.name,
+            qemu_log: q.text,
+            log_path: qemu_path.display().to_string(),
+            log_size_bytes: q.size,
+            lines_returned: q.lines,
+            truncated: q.truncated,
+            last_modified: q.modified.map(rfc3339).unwrap_or_default(),
+            serial_log: s.text,
+            serial_log_path: serial_path.display().to_string(),
+            serial_lines_returned: s.lines,
+            serial_truncated: s.truncated,
+        })
+    }
+
+    pub(super) async fn media(&self, req: pb::ChangeMediaRequest) -> Result<(), ApiError> {
+        let id = parse_vm_id("vm_id", &req.vm_id)?;
+        if req.device.is_empty() {
+            return Err(ApiError::invalid(
+                "device",
+                "required: the CD-ROM drive's id",
+            ));
+        }
+        let iso = if req.iso_path.is_empty() {
+            None
+        } else {
+            let inner = self.inner.clone();
+            let path = req.iso_path.clone();
+            Some(
+                tokio::task::spawn_blocking(move || inner.confinement.check("iso_path", &path))
+                    .await??,
+            )
+        };
+        tracing::info!(vm_id = %id, device = %req.device, eject = iso.is_none(), "changing CD-ROM media");
+        self.inner
+            .backend
+            .change_media(&id, &req.device, iso)
+            .await?;
+        Ok(())
+    }
+}
+
+/// RFC 3339 (UTC, whole seconds) of a time.
+pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
+    let mut ts = prost_types::Timestamp::from(t);
+    ts.nanos = 0;
+    ts.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_000_000)),
+            "2026-11-18T11:06:40Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+}

@@ -1,0 +1,204 @@
+use super::*;
+
+const ID: &str = "0d6b5c3e-8f1a-4c2b-9e7d-1a2b3c4d5e6f";
+
+struct Fx {
+    _dir: tempfile::TempDir,
+    images: PathBuf,
+    confinement: Confinement,
+    pools: BTreeMap<String, PathBuf>,
+}
+
+fn fx() -> Fx {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let images = root.join("images");
+    let pool = root.join("pool");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::create_dir_all(&pool).unwrap();
+    std::fs::write(images.join("base.raw"), vec![0u8; 3 << 20]).unwrap();
+    std::fs::write(images.join("install.iso"), vec![0u8; 4096]).unwrap();
+    std::fs::write(pool.join("data.raw"), vec![0u8; 4096]).unwrap();
+    let pools = BTreeMap::from([("fast".to_string(), pool.clone())]);
+    Fx {
+        confinement: Confinement::new(&images, [pool]),
+        _dir: dir,
+        images,
+        pools,
+    }
+}
+
+fn prepare(f: &Fx, spec: pb::VmSpec) -> Result<Prepared, ApiError> {
+    let req = pb::CreateVmOnNodeRequest {
+        vm_id: ID.into(),
+        name: "vm1".into(),
+        spec: Some(spec),
+        labels: BTreeMap::new(),
+    };
+    let ctx = Context {
+        confinement: &f.confinement,
+        pools: &f.pools,
+    };
+    prepare_definition(&req, VmId::parse(ID).unwrap(), &ctx)
+}
+
+fn spec(disks: Vec<pb::DiskSpec>) -> pb::VmSpec {
+    pb::VmSpec {
+        memory_mib: 256,
+        disks,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn overlay_size_defaults_to_the_backing_size_and_may_not_shrink() {
+    let f = fx();
+    let backing = f.images.join("base.raw").display().to_string();
+    let p = prepare(
+        &f,
+        spec(vec![pb::DiskSpec {
+            backing_file: backing.clone(),
+            ..Default::default()
+        }]),
+    )
+    .unwrap();
+    assert!(p.has_backing_file);
+    assert!(
+        matches!(p.definition.disks[0].source, DiskSource::Overlay { size_bytes, .. } if size_bytes == 3 << 20)
+    );
+    let err = prepare(
+        &f,
+        spec(vec![pb::DiskSpec {
+            backing_file: backing,
+            format: 1,
+            ..Default::default()
+        }]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("spec.disks[0].format"), "{err}");
+}
+
+#[test]
+fn path_disks_keep_their_detected_format_and_pool_ids_are_checked() {
+    let f = fx();
+    let path = f.pools["fast"].join("data.raw").display().to_string();
+    let p = prepare(
+        &f,
+        spec(vec![pb::DiskSpec {
+            path: path.clone(),
+            pool_id: "fast".into(),
+            ..Default::default()
+        }]),
+    )
+    .unwrap();
+    assert_eq!(p.definition.disks[0].format, m::DiskFormat::Raw);
+    assert!(!p.has_backing_file);
+    let err = prepare(
+        &f,
+        spec(vec![pb::DiskSpec {
+            path,
+            pool_id: "slow".into(),
+            ..Default::default()
+        }]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no pool \"slow\""), "{err}");
+    let err = prepare(&f, spec(vec![pb::DiskSpec::default()])).unwrap_err();
+    assert!(
+        err.to_string().starts_with("spec.disks[0].size_gib"),
+        "{err}"
+    );
+}
+
+#[test]
+fn boot_order_cdrom_first_numbers_the_cdrom_then_the_disks() {
+    let f = fx();
+    let mut s = spec(vec![pb::DiskSpec {
+        size_gib: 1,
+        ..Default::default()
+    }]);
+    s.cdroms = vec![pb::CdromSpec {
+        iso_path: f.images.join("install.iso").display().to_string(),
+        bootable: true,
+        ..Default::default()
+    }];
+    s.boot_order = vec![pb::BootDevice::Cdrom as i32, pb::BootDevice::Disk as i32];
+    let def = prepare(&f, s).unwrap().definition;
+    assert_eq!(def.cdroms[0].boot_index, Some(1));
+    assert_eq!(
+        def.disks[0].boot_index, None,
+        "a blank disk has nothing to boot"
+    );
+    assert!(!def.boot.network_boot);
+}
+
+#[test]
+fn nics_networks_and_port_forwards() {
+    let f = fx();
+    let mut s = spec(vec![]);
+    s.nics = vec![pb::NicSpec {
+        port_forwards: vec![pb::PortForward {
+            host_port: 40022,
+            guest_port: 22,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }];
+    let def = prepare(&f, s.clone()).unwrap().definition;
+    assert!(def.nics[0].mac.is_some(), "a stable MAC is recorded");
+    assert!(
+        matches!(&def.nics[0].network, NicNetwork::User { port_forwards } if port_forwards[0].host_port == 40022)
+    );
+    s.nics[0].network = "prod-net".into();
+    assert!(
+        prepare(&f, s.clone())
+            .unwrap_err()
+            .to_string()
+            .starts_with("spec.nics[0].network")
+    );
+    s.nics[0].network.clear();
+    s.nics[0].port_forwards[0].guest_port = 70000;
+    assert!(
+        prepare(&f, s)
+            .unwrap_err()
+            .to_string()
+            .contains("guest_port")
+    );
+}
+
+#[test]
+fn reserved_seed_id_and_bad_device_ids() {
+    let f = fx();
+    let mut s = spec(vec![]);
+    s.cdroms = vec![pb::CdromSpec {
+        id: "seed".into(),
+        ..Default::default()
+    }];
+    assert!(
+        prepare(&f, s.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("reserved")
+    );
+    s.cdroms[0].id = "Bad,Id".into();
+    assert!(
+        prepare(&f, s)
+            .unwrap_err()
+            .to_string()
+            .starts_with("spec.cdroms[0].id")
+    );
+}
+
+#[test]
+fn model_errors_use_wire_names() {
+    let e = model_error(m::ModelError {
+        field: "cpu.cores".into(),
+        problem: "x".into(),
+    });
+    assert_eq!(e.to_string(), "spec.cpu_cores: x");
+    let e = model_error(m::ModelError {
+        field: "disks[1].bus".into(),
+        problem: "y".into(),
+    });
+    assert_eq!(e.to_string(), "spec.disks[1].bus: y");
+}
