@@ -17,6 +17,7 @@ pub mod fault;
 pub mod hostinfo;
 pub mod logtail;
 pub mod provision;
+pub mod qemu;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -1,3 +1,94 @@
-//! The `limiquantix-node` daemon.
+//! `limiquantix-node`: the node daemon. Parses flags, resolves the configuration
+//! (file < environment < flags), sets up logging, opens the QEMU backend (which loads every
+//! definition and re-adopts running QEMUs), then serves until SIGTERM/SIGINT. VMs outlive the
+//! daemon: stopping it never stops them.
 
-fn main() {}
+use anyhow::Context as _;
+use clap::Parser as _;
+use limiquantix_node::cli::Flags;
+use limiquantix_node::config::{Config, LogFormat};
+use limiquantix_node::qemu::Qemu;
+use limiquantix_node::service::{Hypervisor, NodeService};
+use limiquantix_node::{fault, hostinfo, server};
+use std::sync::Arc;
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    server::create_dirs(&config)?;
+    let qemu_version = hostinfo::qemu_version(&config.qemu_binary).await;
+    if qemu_version.is_none() {
+        tracing::warn!(qemu = %config.qemu_binary.display(), "QEMU does not run; VMs cannot start");
+    }
+    let backend = Qemu::open(&config)
+        .await
+        .context("opening the QEMU backend")?;
+    let hypervisor = Hypervisor {
+        qemu_version,
+        accel: backend.accel(),
+    };
+    tracing::info!(
+        state_dir = %config.state_dir.display(),
+        images_dir = %config.images_dir.display(),
+        pools = config.pools.len(),
+        accel = hypervisor.accel.qemu_name(),
+        qemu = hypervisor.qemu_version.as_deref().unwrap_or("unavailable"),
+        "limiquantix-node {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    let service = NodeService::new(Arc::new(backend), config.clone(), hypervisor);
+    server::serve(&config, service, server::termination_signal()).await?;
+    tracing::info!("stopped; VMs keep running");
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let flags = Flags::parse();
+    let config = match flags.resolve(std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("limiquantix-node: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if flags.print_config {
+        match serde_json::to_string_pretty(&config) {
+            Ok(json) => {
+                println!("{json}");
+                return std::process::ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("limiquantix-node: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    init_logging(config.log_format);
+    fault::init_from_env();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("limiquantix-node: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("limiquantix-node: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
