@@ -40,6 +40,14 @@ pub struct BootEntry {
     pub has_content: bool,
 }
 
+/// The `bootindex` of device `id` of `kind`, if it is in the boot order.
+pub fn index_of(order: &[BootEntry], kind: BootDevice, id: &str) -> Option<u16> {
+    order
+        .iter()
+        .find(|e| e.kind == kind && e.id == id)
+        .map(|e| e.index)
+}
+
 /// Computes the boot order of a validated definition.
 pub fn boot_order(def: &VmDefinition) -> Result<Vec<BootEntry>, BootError> {
     let explicit = def.disks.iter().any(|d| d.boot_index.is_some())

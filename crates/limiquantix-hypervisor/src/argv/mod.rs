@@ -13,17 +13,19 @@
 mod blockdev;
 pub mod boot;
 mod chardev;
+mod control;
 mod device;
+mod drives;
+mod machine;
 mod netdev;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::accel::AccelKind;
-use crate::model::{CdromRole, DiskBus, DiskFormat, DiskSource, Firmware, GuestOs, ModelError};
-use crate::model::{MacAddr, VmDefinition};
+use crate::model::{Firmware, ModelError, VmDefinition};
 use crate::paths::RuntimePaths;
 
 pub use boot::{BootDevice, BootEntry, boot_order};
@@ -107,12 +109,6 @@ impl QemuCommand {
     ) -> Result<Self, BootError> {
         def.validate()?;
         let order = boot_order(def)?;
-        let bootindex = |kind: BootDevice, id: &str| {
-            order
-                .iter()
-                .find(|e| e.kind == kind && e.id == id)
-                .map(|e| e.index)
-        };
         match (def.firmware, firmware) {
             (Firmware::Bios, ResolvedFirmware::Uefi { .. }) => {
                 return Err(BootError::FirmwareMismatch {
@@ -129,210 +125,10 @@ impl QemuCommand {
             _ => {}
         }
         let mut a = Argv::default();
-        a.flag("-nodefaults");
-        a.flag("-no-user-config");
-        a.opt(
-            "-name",
-            chardev::with_value("guest=", def.name.as_ref(), ""),
-        );
-        a.opt("-uuid", def.id.as_str());
-        a.opt("-msg", "timestamp=on");
-
-        // Machine, accelerator, CPU, memory.
-        let machine = def.effective_machine();
-        let mut machine_opt = format!("type={}", machine.qemu_name());
-        if matches!(firmware, ResolvedFirmware::Uefi { .. }) {
-            machine_opt.push_str(",pflash0=fw-code,pflash1=fw-vars");
-        }
-        if def.memory.hugepages {
-            machine_opt.push_str(",memory-backend=ram0");
-        }
-        a.opt("-machine", machine_opt);
-        a.opt("-accel", host.accel.qemu_name());
-        a.opt("-cpu", cpu_model(def.guest_os, host.accel));
-        let c = def.cpu;
-        a.opt(
-            "-smp",
-            format!(
-                "cpus={},sockets={},cores={},threads={}",
-                c.vcpus(),
-                c.sockets,
-                c.cores,
-                c.threads
-            ),
-        );
-        a.opt("-m", format!("{}M", def.memory.mib));
-        if def.memory.hugepages {
-            let dir = utf8("host.hugepages_dir", &host.hugepages_dir)?;
-            a.json(
-                "-object",
-                json!({
-                    "qom-type": "memory-backend-file",
-                    "id": "ram0",
-                    "size": def.memory.mib << 20,
-                    "mem-path": dir,
-                    "prealloc": true,
-                }),
-            );
-        }
-        if let ResolvedFirmware::Uefi { code, vars } = firmware {
-            for v in blockdev::pflash("fw-code", utf8("firmware.code", code)?, true) {
-                a.json("-blockdev", v);
-            }
-            for v in blockdev::pflash("fw-vars", utf8("firmware.vars", vars)?, false) {
-                a.json("-blockdev", v);
-            }
-        }
-        a.opt(
-            "-rtc",
-            if def.guest_os.rtc_localtime() {
-                "base=localtime,driftfix=slew"
-            } else {
-                "base=utc"
-            },
-        );
-        if def.guest_os == GuestOs::Windows && host.accel == AccelKind::Kvm {
-            a.opt("-global", "kvm-pit.lost_tick_policy=delay");
-        }
-        a.opt("-boot", "strict=on");
-        if let Some(k) = &def.direct_kernel {
-            // Each value is a whole argument that QEMU takes verbatim (no option parsing).
-            a.opt("-kernel", k.kernel.as_os_str());
-            if let Some(initrd) = &k.initrd {
-                a.opt("-initrd", initrd.as_os_str());
-            }
-            a.opt("-append", k.cmdline.as_str());
-        }
-
-        // Storage controllers, disks, CD-ROMs.
-        let mut slots = device::Slots::default();
-        if def.disks.iter().any(|d| d.bus == DiskBus::Scsi) {
-            a.json(
-                "-device",
-                json!({ "driver": "virtio-scsi-pci", "id": device::SCSI }),
-            );
-        }
-        if !def.cdroms.is_empty() || def.disks.iter().any(|d| d.bus == DiskBus::Sata) {
-            a.json(
-                "-device",
-                json!({ "driver": "ich9-ahci", "id": device::AHCI }),
-            );
-        }
-        for (i, d) in def.disks.iter().enumerate() {
-            let path = match &d.source {
-                DiskSource::Path { path } => path.clone(),
-                _ => paths.disk_file(i, d.format),
-            };
-            let nodes = blockdev::image(
-                &d.id,
-                utf8(&format!("disks[{i}] file"), &path)?,
-                d.format,
-                d.readonly,
-                d.limits.as_ref(),
-            );
-            for o in nodes.objects {
-                a.json("-object", o);
-            }
-            for n in nodes.nodes {
-                a.json("-blockdev", n);
-            }
-            let bi = bootindex(BootDevice::Disk, &d.id);
-            a.json("-device", device::disk(d, &nodes.top, bi, &mut slots));
-        }
-        // SATA disks took the first AHCI ports; CD-ROMs follow, the seed last.
-        let mut cdroms: Vec<_> = def.cdroms.iter().collect();
-        cdroms.sort_by_key(|c| c.role == CdromRole::Seed);
-        for c in cdroms {
-            let drive = match &c.path {
-                Some(p) => {
-                    let idx = def.cdroms.iter().position(|o| o.id == c.id).unwrap_or(0);
-                    let nodes = blockdev::image(
-                        &c.id,
-                        utf8(&format!("cdroms[{idx}].path"), p)?,
-                        DiskFormat::Raw,
-                        true,
-                        None,
-                    );
-                    for n in nodes.nodes {
-                        a.json("-blockdev", n);
-                    }
-                    Some(nodes.top)
-                }
-                None => None,
-            };
-            let bi = bootindex(BootDevice::Cdrom, &c.id);
-            a.json(
-                "-device",
-                device::cdrom(&c.id, drive.as_deref(), bi, &mut slots),
-            );
-        }
-
-        // Network.
-        for (i, n) in def.nics.iter().enumerate() {
-            a.json("-netdev", netdev::netdev(n));
-            let mac = n.mac.unwrap_or_else(|| MacAddr::derive(&def.id, i));
-            let bi = bootindex(BootDevice::Nic, &n.id);
-            a.json("-device", netdev::nic_device(n, mac, bi));
-        }
-
-        // Control channels, guest agent, serial log, pidfile.
-        let (qmp_path, qga_path) = (paths.qmp_socket(), paths.qga_socket());
-        let qmp = socket("paths.qmp_socket", &qmp_path)?;
-        a.opt(
-            "-chardev",
-            chardev::with_value("socket,id=qmp,path=", qmp, ",server=on,wait=off"),
-        );
-        a.opt("-mon", "chardev=qmp,mode=control");
-        let qga = socket("paths.qga_socket", &qga_path)?;
-        a.opt(
-            "-chardev",
-            chardev::with_value("socket,id=qga,path=", qga, ",server=on,wait=off"),
-        );
-        a.json(
-            "-device",
-            json!({ "driver": "virtio-serial-pci", "id": "vserial0" }),
-        );
-        a.json(
-            "-device",
-            json!({
-                "driver": "virtserialport",
-                "id": "qga-port",
-                "bus": "vserial0.0",
-                "chardev": "qga",
-                "name": "org.qemu.guest_agent.0",
-            }),
-        );
-        a.opt(
-            "-chardev",
-            chardev::with_value(
-                "file,id=serial0,path=",
-                paths.serial_log().as_os_str(),
-                ",append=on",
-            ),
-        );
-        a.json(
-            "-device",
-            json!({ "driver": "isa-serial", "id": "serial0-port", "chardev": "serial0" }),
-        );
-
-        // Display: a video device, no local window, VNC on the configured address.
-        a.json(
-            "-device",
-            json!({ "driver": def.guest_os.video_device(), "id": "video0" }),
-        );
-        a.opt("-display", "none");
-        if def.console.vnc {
-            let con = &def.console;
-            let mut vnc = match con.vnc_display {
-                Some(d) => format!("{}:{d}", con.vnc_listen),
-                None => format!("{}:0,to=99", con.vnc_listen),
-            };
-            if con.vnc_password.is_some() {
-                vnc.push_str(",password=on");
-            }
-            a.opt("-vnc", vnc);
-        }
-        a.opt("-pidfile", paths.pidfile().into_os_string());
+        machine::machine(&mut a, def, host, firmware)?;
+        drives::drives(&mut a, def, paths, &order)?;
+        netdev::network(&mut a, def, &order);
+        control::control(&mut a, def, paths)?;
         Ok(Self {
             args: a.0,
             boot_order: order,
@@ -352,16 +148,6 @@ impl QemuCommand {
     /// The boot order the command line encodes, first device first.
     pub fn boot_order(&self) -> &[BootEntry] {
         &self.boot_order
-    }
-}
-
-fn cpu_model(os: GuestOs, accel: AccelKind) -> &'static str {
-    match (accel, os) {
-        (AccelKind::Kvm, GuestOs::Windows) => {
-            "host,hv_relaxed=on,hv_vapic=on,hv_spinlocks=0x1fff,hv_time=on"
-        }
-        (AccelKind::Kvm, _) => "host",
-        (AccelKind::Tcg, _) => "max",
     }
 }
 
@@ -389,7 +175,7 @@ fn socket<'a>(field: &str, p: &'a Path) -> Result<&'a std::ffi::OsStr, ModelErro
 
 /// Argument accumulator.
 #[derive(Default)]
-struct Argv(Vec<OsString>);
+pub(super) struct Argv(Vec<OsString>);
 
 impl Argv {
     fn flag(&mut self, name: &str) {

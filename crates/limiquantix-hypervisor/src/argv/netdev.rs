@@ -2,10 +2,22 @@
 
 use serde_json::{Value, json};
 
-use crate::model::{MacAddr, NicNetwork, NicSpec};
+use super::Argv;
+use super::boot::{BootDevice, BootEntry, index_of};
+use crate::model::{MacAddr, NicNetwork, NicSpec, VmDefinition};
+
+/// Emits a `-netdev` and a NIC `-device` per NIC.
+pub(super) fn network(a: &mut Argv, def: &VmDefinition, order: &[BootEntry]) {
+    for (i, n) in def.nics.iter().enumerate() {
+        a.json("-netdev", netdev(n));
+        let mac = n.mac.unwrap_or_else(|| MacAddr::derive(&def.id, i));
+        let bi = index_of(order, BootDevice::Nic, &n.id);
+        a.json("-device", nic_device(n, mac, bi));
+    }
+}
 
 /// The `-netdev` value of a NIC (id `<nic id>-net`).
-pub(super) fn netdev(nic: &NicSpec) -> Value {
+fn netdev(nic: &NicSpec) -> Value {
     let id = format!("{}-net", nic.id);
     match &nic.network {
         NicNetwork::User { port_forwards } => {
@@ -42,7 +54,7 @@ pub(super) fn netdev(nic: &NicSpec) -> Value {
 
 /// The NIC's `-device` value. Without network boot the option ROM is removed (`romfile: ""`), so
 /// the firmware never falls into iPXE.
-pub(super) fn nic_device(nic: &NicSpec, mac: MacAddr, bootindex: Option<u16>) -> Value {
+fn nic_device(nic: &NicSpec, mac: MacAddr, bootindex: Option<u16>) -> Value {
     let mut v = json!({
         "driver": nic.model.qemu_driver(),
         "id": nic.id,

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::*;
 use crate::model::tests::{ID, cloud_vm};
-use crate::model::{CdromSpec, DiskSpec, IoLimits, NicNetwork};
+use crate::model::{
+    CdromRole, CdromSpec, DiskBus, DiskFormat, DiskSource, DiskSpec, GuestOs, IoLimits, NicNetwork,
+};
 
 fn paths() -> RuntimePaths {
     RuntimePaths::new(
