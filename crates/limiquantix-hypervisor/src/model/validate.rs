@@ -48,10 +48,44 @@ impl VmDefinition {
         self.validate_direct_kernel()?;
         let mut ids = BTreeSet::new();
         let mut boot_indices = BTreeSet::new();
+        let mut ahci = self.validate_disks(&mut ids, &mut boot_indices)?;
+        self.validate_cdroms(&mut ids, &mut boot_indices)?;
+        ahci += self.cdroms.len();
+        if ahci > AHCI_PORTS {
+            return Err(err(
+                "cdroms",
+                format!(
+                    "SATA disks and CD-ROMs share {AHCI_PORTS} AHCI ports; this definition needs {ahci}"
+                ),
+            ));
+        }
+        self.validate_nics(&mut ids)?;
+        self.validate_console()?;
+        if let Some(d) = &self.spec_digest
+            && (d.is_empty()
+                || d.len() > 128
+                || !d
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b":+/=_-".contains(&c)))
+        {
+            return Err(err(
+                "spec_digest",
+                "must be 1 to 128 characters of letters, digits and ':+/=_-'",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the disks; returns how many AHCI ports they take.
+    fn validate_disks(
+        &self,
+        ids: &mut BTreeSet<String>,
+        boot_indices: &mut BTreeSet<u16>,
+    ) -> Result<usize, ModelError> {
         let mut ahci = 0usize;
         for (i, d) in self.disks.iter().enumerate() {
             let f = format!("disks[{i}]");
-            device_id(&f, &d.id, &mut ids)?;
+            device_id(&f, &d.id, ids)?;
             match &d.source {
                 DiskSource::Path { path } => check_path(&format!("{f}.source.path"), path)?,
                 DiskSource::Overlay {
@@ -92,15 +126,23 @@ impl VmDefinition {
                     "SATA and IDE hard disks cannot be read-only in QEMU; use bus virtio or scsi",
                 ));
             }
-            boot_index(&format!("{f}.boot_index"), d.boot_index, &mut boot_indices)?;
+            boot_index(&format!("{f}.boot_index"), d.boot_index, boot_indices)?;
             if let Some(l) = &d.limits {
                 check_limits(&format!("{f}.limits"), l)?;
             }
         }
+        Ok(ahci)
+    }
+
+    fn validate_cdroms(
+        &self,
+        ids: &mut BTreeSet<String>,
+        boot_indices: &mut BTreeSet<u16>,
+    ) -> Result<(), ModelError> {
         let mut seeds = 0;
         for (i, c) in self.cdroms.iter().enumerate() {
             let f = format!("cdroms[{i}]");
-            device_id(&f, &c.id, &mut ids)?;
+            device_id(&f, &c.id, ids)?;
             if let Some(p) = &c.path {
                 check_path(&format!("{f}.path"), p)?;
             }
@@ -113,7 +155,7 @@ impl VmDefinition {
                     return Err(err(
                         format!("{f}.bootable"),
                         "a seed CD-ROM is never bootable and has no boot_index (it would be \
-                         tried before the disk)",
+                     tried before the disk)",
                     ));
                 }
                 if c.path.is_none() {
@@ -126,30 +168,7 @@ impl VmDefinition {
                     "boot_index is set but bootable is false",
                 ));
             }
-            boot_index(&format!("{f}.boot_index"), c.boot_index, &mut boot_indices)?;
-        }
-        ahci += self.cdroms.len();
-        if ahci > AHCI_PORTS {
-            return Err(err(
-                "cdroms",
-                format!(
-                    "SATA disks and CD-ROMs share {AHCI_PORTS} AHCI ports; this definition needs {ahci}"
-                ),
-            ));
-        }
-        self.validate_nics(&mut ids)?;
-        self.validate_console()?;
-        if let Some(d) = &self.spec_digest
-            && (d.is_empty()
-                || d.len() > 128
-                || !d
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b":+/=_-".contains(&c)))
-        {
-            return Err(err(
-                "spec_digest",
-                "must be 1 to 128 characters of letters, digits and ':+/=_-'",
-            ));
+            boot_index(&format!("{f}.boot_index"), c.boot_index, boot_indices)?;
         }
         Ok(())
     }
