@@ -17,7 +17,7 @@ use limiquantix_hypervisor::model::{
 use limiquantix_hypervisor::process::{self, Signal};
 use limiquantix_hypervisor::state::{VmOp, VmState};
 
-const BOOT: Duration = Duration::from_secs(60);
+const BOOT: Duration = Duration::from_secs(120);
 const EVENT: Duration = Duration::from_secs(30);
 
 fn disk(id: &str, source: DiskSource, format: DiskFormat) -> DiskSpec {

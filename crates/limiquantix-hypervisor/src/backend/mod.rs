@@ -412,12 +412,15 @@ impl QemuBackend {
         .await
     }
 
-    /// Builds the command line, spawns QEMU (paused with `-S`), connects QMP, starts the
-    /// monitor and resumes the guest.
+    /// Builds the command line, spawns QEMU, connects QMP and starts the monitor.
+    ///
+    /// QEMU is not started with `-S`: the guest boots while QMP connects, so `start` costs no
+    /// more than QEMU's own start-up. Events before the QMP handshake (a guest that powers off
+    /// within its first milliseconds) are not seen, but the exit itself is: QEMU's exit status
+    /// tells a clean end from a crash.
     async fn launch(&self, vm: &Arc<Vm>) -> Result<()> {
         let paths = vm.paths.clone();
-        let mut args = self.build_args(vm, true).await?;
-        args.push("-S".into());
+        let args = self.build_args(vm, true).await?;
         let proc_ = process::spawn(&SpawnSpec {
             program: &self.inner.config.qemu_binary,
             args: &args,
@@ -433,7 +436,6 @@ impl QemuBackend {
             c.started_at_ms = Some(started_at_ms);
             c.stop_requested = false;
             c.shutdown_seen = false;
-            c.suppress_resume = true;
             c.last_exit = None;
             c.generation
         };
@@ -445,18 +447,24 @@ impl QemuBackend {
             exit: None,
         };
         let rf = vm.runtime_file();
-        let saved = blocking(move || Ok(persist::save_runtime(&rf, &rec)?)).await;
         let ready = async {
-            saved?;
             let qmp_socket = paths.qmp_socket();
-            let qmp = tokio::select! {
-                q = QmpClient::connect_with_retry(
-                    &qmp_socket,
-                    self.inner.config.qmp_timeout,
-                    self.inner.config.start_timeout,
-                ) => q.map_err(|e| e.to_string()),
-                exit = proc_.wait() => Err(format!("QEMU exited during start-up ({exit})")),
+            let connect = async {
+                tokio::select! {
+                    q = QmpClient::connect_with_retry(
+                        &qmp_socket,
+                        self.inner.config.qmp_timeout,
+                        self.inner.config.start_timeout,
+                    ) => q.map_err(|e| e.to_string()),
+                    exit = proc_.wait() => Err(format!("QEMU exited during start-up ({exit})")),
+                }
             };
+            // The record is written while QEMU starts up.
+            let (saved, qmp) = tokio::join!(
+                blocking(move || Ok(persist::save_runtime(&rf, &rec)?)),
+                connect
+            );
+            saved?;
             let qmp = Arc::new(qmp.map_err(|reason| BackendError::StartFailed {
                 vm_id: vm.id.clone(),
                 reason,
@@ -495,15 +503,6 @@ impl QemuBackend {
             Some(events),
         );
         lock(&self.inner.monitors).push(m);
-        if let Err(source) = qmp.execute("cont", None).await {
-            vm.mark_stop_requested().await;
-            terminate(&proc_).await;
-            vm.wait_finished(generation).await;
-            return Err(BackendError::Qmp {
-                vm_id: vm.id.clone(),
-                source,
-            });
-        }
         let mut c = vm.cell();
         if c.generation == generation && c.state == VmState::Starting {
             c.state = VmState::Running;

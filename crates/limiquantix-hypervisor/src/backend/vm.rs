@@ -47,8 +47,6 @@ pub(super) struct VmRuntime {
     pub(super) stop_requested: bool,
     /// The guest or QEMU announced `SHUTDOWN`.
     pub(super) shutdown_seen: bool,
-    /// The next `RESUME` is the one `start` causes with `cont`; it is not a user-visible resume.
-    pub(super) suppress_resume: bool,
     pub(super) last_exit: Option<String>,
 }
 
@@ -67,7 +65,6 @@ impl Vm {
                 started_at_ms: None,
                 stop_requested: false,
                 shutdown_seen: false,
-                suppress_resume: false,
                 last_exit: None,
             }),
             finished: watch::channel(0).0,
@@ -287,10 +284,6 @@ async fn handle_event(inner: &Weak<Inner>, vm: &Vm, generation: u64, ev: QmpEven
             "STOP" if matches!(c.state, VmState::Running | VmState::Paused) => {
                 c.state = VmState::Paused;
                 Some(VmEventKind::Paused)
-            }
-            "RESUME" if c.suppress_resume => {
-                c.suppress_resume = false;
-                None
             }
             "RESUME" if matches!(c.state, VmState::Running | VmState::Paused) => {
                 c.state = VmState::Running;
