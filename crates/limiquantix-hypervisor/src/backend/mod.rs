@@ -670,11 +670,11 @@ impl QemuBackend {
     /// The QMP client of a running VM, for queries the backend does not wrap (`query-vnc`, ...).
     pub async fn qmp(&self, id: &VmId) -> Result<Arc<QmpClient>> {
         let vm = self.vm(id)?;
-        if !vm.cell().state.is_active() {
-            return Err(BackendError::InvalidTransition {
+        let state = vm.cell().state;
+        if !state.is_active() {
+            return Err(BackendError::NotRunning {
                 vm_id: vm.id.clone(),
-                state: vm.cell().state,
-                op: VmOp::ChangeMedia,
+                state,
             });
         }
         self.qmp_of(&vm).await

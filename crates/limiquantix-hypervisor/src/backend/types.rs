@@ -169,6 +169,14 @@ pub enum BackendError {
         /// The refused operation.
         op: VmOp,
     },
+    /// The request needs a running QEMU and the VM has none.
+    #[error("VM {vm_id} is {state}: it has no running QEMU")]
+    NotRunning {
+        /// The VM.
+        vm_id: VmId,
+        /// Its state.
+        state: VmState,
+    },
     /// The definition or an argument is invalid.
     #[error(transparent)]
     Invalid(#[from] ModelError),
