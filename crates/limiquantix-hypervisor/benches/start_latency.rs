@@ -5,7 +5,7 @@
 //! 7; `LQ_TINY_GUEST_DIR` or the tiny guest is built; `LQ_TEST_ACCEL`, default tcg).
 //!
 //! - backend: `define` (directory, `vm.json`, fsyncs) + `start` (firmware, argv, spawn, runtime
-//!   record, QMP handshake, `cont`), until `start` returns with the guest running.
+//!   record, QMP handshake), until `start` returns with the guest running.
 //! - by hand: spawn `qemu-system-x86_64` with the same arguments the backend builds, connect to
 //!   its QMP socket and finish the capabilities handshake.
 //!
@@ -16,39 +16,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use limiquantix_hypervisor::accel::Accel;
-use limiquantix_hypervisor::backend::{BackendConfig, DefineExtras, QemuBackend};
-use limiquantix_hypervisor::model::{DirectKernelBoot, VmDefinition, VmId};
+use limiquantix_hypervisor::backend::{DefineExtras, QemuBackend};
 use limiquantix_hypervisor::qmp::QmpClient;
 
-fn tiny_guest() -> std::path::PathBuf {
-    if let Some(d) = std::env::var_os("LQ_TINY_GUEST_DIR") {
-        return d.into();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-tiny-guest.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg("--print-path")
-        .output()
-        .expect("build-tiny-guest.sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().into()
-}
-
-fn tiny_vm(guest: &Path, name: &str) -> VmDefinition {
-    let mut def = VmDefinition::new(VmId::generate(), name, 256);
-    def.console.vnc = false;
-    def.direct_kernel = Some(DirectKernelBoot {
-        kernel: guest.join("vmlinuz"),
-        initrd: Some(guest.join("initramfs.img")),
-        cmdline: "console=ttyS0 quiet panic=-1".into(),
-    });
-    def
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Spawns QEMU with `args` and returns once QMP answers, then quits it.
 async fn by_hand(qemu: &Path, args: &[OsString], qmp: &Path, log: &Path) -> Duration {
@@ -90,18 +62,13 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
-    let guest = tiny_guest();
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = BackendConfig::new(tmp.path().join("state"), tmp.path().join("run"));
-    config.accel = std::env::var("LQ_TEST_ACCEL")
-        .ok()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(Accel::Tcg);
+    let config = common::config(tmp.path());
     let qemu = config.qemu_binary.clone();
     let backend = QemuBackend::open(config).await.unwrap();
 
     // The by-hand runs use the exact arguments the backend builds for an identical VM.
-    let hand = tiny_vm(&guest, "by-hand");
+    let hand = common::tiny_vm("by-hand");
     backend
         .define(hand.clone(), DefineExtras::default())
         .await
@@ -115,7 +82,7 @@ async fn main() {
     let mut define_only = Vec::new();
     for i in 0..iters {
         let backend_run = async {
-            let def = tiny_vm(&guest, &format!("bench-{i}"));
+            let def = common::tiny_vm(&format!("bench-{i}"));
             let id = def.id.clone();
             let t = Instant::now();
             backend.define(def, DefineExtras::default()).await.unwrap();
