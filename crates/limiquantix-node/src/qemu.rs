@@ -133,6 +133,11 @@ fn sort(e: hv::BackendError) -> BackendError {
             state: state.to_string(),
             op: op.to_string(),
         },
+        E::NotRunning { vm_id, state } => BackendError::InvalidTransition {
+            vm_id: vm_id.to_string(),
+            state: state.to_string(),
+            op: "reach its QEMU".into(),
+        },
         E::Invalid(_) | E::NoSuchCdrom { .. } => BackendError::Invalid(text),
         E::Boot(BootError::Invalid(_)) => BackendError::Invalid(text),
         E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::StartFailed { .. } => {
