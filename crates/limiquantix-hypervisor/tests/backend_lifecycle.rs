@@ -447,7 +447,16 @@ async fn a_failed_define_leaves_nothing_and_stale_staging_is_cleared_at_open() {
     let tmp = tempfile::tempdir().unwrap();
     let backend = QemuBackend::open(config(tmp.path())).await.unwrap();
     let mut def = tiny_vm("broken");
-    // The second disk cannot be created: its backing image does not exist.
+    // The second disk cannot be created: an overlay smaller than its backing image. The first
+    // one is already made in staging by then.
+    let backing = tmp.path().join("base.qcow2");
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&backing)
+        .arg("16M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     def.disks.push(disk(
         "ok",
         DiskSource::Blank {
@@ -458,16 +467,18 @@ async fn a_failed_define_leaves_nothing_and_stale_staging_is_cleared_at_open() {
     def.disks.push(disk(
         "bad",
         DiskSource::Overlay {
-            backing: tmp.path().join("absent.qcow2"),
+            backing,
             size_bytes: 1 << 20,
         },
         DiskFormat::Qcow2,
     ));
+    let err = backend
+        .define(def.clone(), DefineExtras::default())
+        .await
+        .unwrap_err();
     assert!(
-        backend
-            .define(def.clone(), DefineExtras::default())
-            .await
-            .is_err()
+        matches!(err, BackendError::Storage(ref e) if e.to_string().contains("smaller")),
+        "{err}"
     );
     let vms = tmp.path().join("state/vms");
     let left: Vec<_> = std::fs::read_dir(&vms).unwrap().collect();

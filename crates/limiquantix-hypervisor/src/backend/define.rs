@@ -98,24 +98,9 @@ pub(super) async fn define(
         };
     }
 
-    // Disks given by path must exist and be in the declared format.
-    for (i, d) in def.disks.iter().enumerate() {
-        if let DiskSource::Path { path } = &d.source {
-            let path = path.clone();
-            let found = blocking(move || Ok(storage::detect_format(&path)?)).await?;
-            if found.format() != d.format {
-                return Err(crate::model::ModelError {
-                    field: format!("disks[{i}].format"),
-                    problem: format!(
-                        "is {} but the file is {}",
-                        d.format.qemu_name(),
-                        found.format().qemu_name()
-                    ),
-                }
-                .into());
-            }
-        }
-    }
+    // Files the definition refers to must exist and be in their declared formats.
+    let checked = def.clone();
+    blocking(move || Ok(storage::check_sources(&checked)?)).await?;
 
     let vms_dir = inner.vms_dir();
     let staging = {
