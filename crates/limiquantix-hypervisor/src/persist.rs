@@ -55,8 +55,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PersistError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically with the given permission bits.
+/// Writes `bytes` to `path` atomically and durably with the given permission bits.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PersistError> {
+    write_replace(path, bytes, mode, true)
+}
+
+/// Temporary file + rename, with `fsync` of the file and the directory when `durable`. Without
+/// it the replacement is still atomic for readers, but may be lost on a power cut.
+fn write_replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<(), PersistError> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let mut tmp = tempfile::Builder::new()
@@ -65,12 +71,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PersistE
         .tempfile_in(dir)
         .map_err(io(dir))?;
     tmp.write_all(bytes).map_err(io(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io(path))?;
+    if durable {
+        tmp.as_file().sync_all().map_err(io(path))?;
+    }
     tmp.persist(path).map_err(|e| PersistError::Io {
         path: path.to_owned(),
         source: e.error,
     })?;
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
 }
 
 /// `fsync` of a directory, so a rename or an unlink in it is durable.
@@ -144,13 +152,15 @@ pub struct RuntimeRecord {
     pub exit: Option<ExitKind>,
 }
 
-/// Writes the runtime record (mode 0600).
+/// Writes the runtime record (mode 0600), atomically but without `fsync`: it describes running
+/// processes, which a power cut ends anyway, and it is written while QEMU starts, whose own file
+/// creations would otherwise wait behind the journal commit an `fsync` forces.
 pub fn save_runtime(path: &Path, rec: &RuntimeRecord) -> Result<(), PersistError> {
     let bytes = serde_json::to_vec(rec).map_err(|e| PersistError::Invalid {
         path: path.to_owned(),
         problem: e.to_string(),
     })?;
-    write_atomic(path, &bytes, 0o600)
+    write_replace(path, &bytes, 0o600, false)
 }
 
 /// Reads the runtime record; `None` when there is none.
