@@ -66,6 +66,13 @@ async fn lifecycle_define_start_pause_resume_reboot_stop_start_force_stop_delete
         },
         DiskFormat::Qcow2,
     ));
+    def.cdroms.push(CdromSpec {
+        id: "cd0".into(),
+        path: None,
+        bootable: false,
+        role: CdromRole::Media,
+        boot_index: None,
+    });
     let id = def.id.clone();
 
     let st = backend
@@ -123,6 +130,34 @@ async fn lifecycle_define_start_pause_resume_reboot_stop_start_force_stop_delete
         VmState::Running,
         VmOp::Resume,
     );
+
+    // Media change, live: insert, then eject.
+    let iso = tmp.path().join("media.iso");
+    std::fs::write(&iso, vec![0u8; 64 << 10]).unwrap();
+    backend
+        .change_media(&id, "cd0", Some(iso.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        inserted(&backend, &id, "cd0").await,
+        Some(iso.display().to_string())
+    );
+    assert_eq!(
+        backend.get(&id).unwrap().cdroms[0].path.as_deref(),
+        Some(iso.as_path())
+    );
+    backend.change_media(&id, "cd0", None).await.unwrap();
+    assert_eq!(inserted(&backend, &id, "cd0").await, None);
+    assert!(matches!(
+        backend.change_media(&id, "nope", None).await,
+        Err(BackendError::NoSuchCdrom { .. })
+    ));
+    assert!(matches!(
+        backend
+            .change_media(&id, "cd0", Some(tmp.path().join("absent.iso")))
+            .await,
+        Err(BackendError::Storage(_))
+    ));
 
     backend.pause(&id).await.unwrap();
     wait_event(&mut events, &id, EVENT, |k| *k == VmEventKind::Paused).await;
@@ -308,6 +343,24 @@ async fn a_killed_qemu_is_reported_crashed_live_and_after_a_restart() {
     for d in [&a, &b, &c] {
         backend.delete(&d.id).await.unwrap();
     }
+}
+
+/// The file inserted in CD-ROM `cdrom` according to QMP `query-block`.
+async fn inserted(backend: &QemuBackend, id: &VmId, cdrom: &str) -> Option<String> {
+    let q = backend.qmp(id).await.unwrap();
+    let blocks = q.execute("query-block", None).await.unwrap();
+    let dev = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| {
+            b["qdev"]
+                .as_str()
+                .is_some_and(|d| d == cdrom || d.ends_with(&format!("/{cdrom}")))
+        })
+        .unwrap_or_else(|| panic!("no {cdrom} in {blocks}"))
+        .clone();
+    dev["inserted"]["file"].as_str().map(str::to_owned)
 }
 
 /// Presses the power button of a VM no backend watches, over its QMP socket.

@@ -709,6 +709,8 @@ impl QemuBackend {
                 })?;
             cd.path = media.clone();
             def.validate()?;
+            let checked = def.clone();
+            blocking(move || Ok(crate::storage::check_sources(&checked)?)).await?;
             if state.is_active() {
                 match &media {
                     Some(p) => {
