@@ -500,6 +500,16 @@ fast = "/srv/pools/fast"
     }
 
     #[test]
+    fn the_example_file_documents_the_defaults() {
+        let example = include_str!("../../../packaging/limiquantix-node.toml");
+        let file = Layer::from_toml(example).unwrap();
+        assert_eq!(
+            Config::resolve(&[("config file", file)]).unwrap(),
+            Config::resolve(&[]).unwrap()
+        );
+    }
+
+    #[test]
     fn file_values_are_honoured() {
         let file = Layer::from_toml(FILE).unwrap();
         let c = Config::resolve(&[("config file", file)]).unwrap();

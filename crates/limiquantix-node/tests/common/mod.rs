@@ -1,0 +1,315 @@
+//! Test harness: runs the `limiquantix-node` binary on a temporary state and run directory and
+//! talks to it through the generated gRPC client over its Unix socket.
+#![allow(dead_code)]
+
+use limiquantix_proto::NodeClient;
+use limiquantix_proto::v1 as pb;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Tests that run QEMU take this lock: one guest at a time on a 2-core machine.
+pub static QEMU: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A temporary node: directories, and the daemon when running.
+pub struct Node {
+    _dir: tempfile::TempDir,
+    /// Root of the temporary directories.
+    pub root: PathBuf,
+    /// `--state-dir`.
+    pub state: PathBuf,
+    /// `--run-dir`.
+    pub run: PathBuf,
+    /// The images directory (`<state>/images`).
+    pub images: PathBuf,
+    /// A pool (`--pool pool=<root>/pool`).
+    pub pool: PathBuf,
+    /// The daemon's log (stderr), appended across restarts.
+    pub log: PathBuf,
+    /// Extra `--qemu-img` to use.
+    pub qemu_img: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+/// The accelerator tests use: `LQ_TEST_ACCEL`, TCG by default.
+pub fn accel() -> String {
+    std::env::var("LQ_TEST_ACCEL").unwrap_or_else(|_| "tcg".into())
+}
+
+impl Node {
+    /// Fresh directories; the daemon is not started.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("lqn")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let state = root.join("state");
+        let images = state.join("images");
+        let pool = root.join("pool");
+        std::fs::create_dir_all(&images).unwrap();
+        std::fs::create_dir_all(&pool).unwrap();
+        Node {
+            _dir: dir,
+            run: root.join("run"),
+            log: root.join("daemon.log"),
+            root,
+            state,
+            images,
+            pool,
+            qemu_img: None,
+            child: None,
+        }
+    }
+
+    /// The API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.run.join("limiquantix-node.sock")
+    }
+
+    /// The VM directories under `<state>/vms` (including any staging leftovers).
+    pub fn vm_dirs(&self) -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(self.state.join("vms")) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Starts the daemon with extra environment variables and waits for its socket.
+    pub fn start_with(&mut self, env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_limiquantix-node"));
+        cmd.arg("--state-dir")
+            .arg(&self.state)
+            .arg("--run-dir")
+            .arg(&self.run)
+            .arg("--accel")
+            .arg(accel())
+            .arg("--pool")
+            .arg(format!("pool={}", self.pool.display()))
+            .env("RUST_LOG", "debug")
+            .env_remove("LQ_FAULT_INJECT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(q) = &self.qemu_img {
+            cmd.arg("--qemu-img").arg(q);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn limiquantix-node");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "daemon exited at start ({status}); log:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon socket never appeared; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+    }
+
+    /// Starts the daemon.
+    pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// A client over the Unix socket.
+    pub async fn client(&self) -> NodeClient {
+        limiquantix_proto::connect(&format!("unix:{}", self.socket().display()))
+            .await
+            .expect("connect")
+    }
+
+    /// SIGTERM and wait: the graceful stop.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        // SAFETY: kill(2) with a pid we own.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        wait_timeout(&mut child, Duration::from_secs(20))
+    }
+
+    /// Waits for the daemon to exit by itself (an injected fault aborts it).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        wait_timeout(&mut child, Duration::from_secs(30))
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A small qcow2 "cloud image" in the images directory (not bootable; enough for seeds).
+    pub fn small_image(&self, name: &str) -> PathBuf {
+        let p = self.images.join(name);
+        let out = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&p)
+            .arg("64M")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        p
+    }
+
+    /// The bootable tiny guest disk, copied into the images directory (a symlink to the
+    /// cache would be refused: it resolves outside the allowed directories).
+    pub fn tiny_image(&self) -> PathBuf {
+        let p = self.images.join("tiny.qcow2");
+        if !p.exists() {
+            std::fs::copy(tiny_disk(), &p).unwrap();
+        }
+        p
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // VMs left running by a failed test: kill their QEMUs (their pidfiles are ours).
+        if let Ok(rd) = std::fs::read_dir(self.run.join("vms")) {
+            for e in rd.flatten() {
+                if let Ok(pid) = std::fs::read_to_string(e.path().join("qemu.pid"))
+                    && let Ok(pid) = pid.trim().parse::<i32>()
+                {
+                    // SAFETY: kill(2); the pid came from our own VM's pidfile.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("daemon did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether an exit status is an abort (SIGABRT), as an injected fault produces.
+pub fn aborted(s: ExitStatus) -> bool {
+    s.signal() == Some(libc::SIGABRT)
+}
+
+/// The tiny guest (kernel + initramfs): `LQ_TINY_GUEST_DIR`, or `scripts/build-tiny-guest.sh`.
+pub fn tiny_guest_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(d) = std::env::var_os("LQ_TINY_GUEST_DIR") {
+            return PathBuf::from(d);
+        }
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-tiny-guest.sh");
+        run_print_path(Command::new("bash").arg(script).arg("--print-path"))
+    })
+    .clone()
+}
+
+/// The tiny guest as a BIOS-bootable qcow2 disk (cached).
+pub fn tiny_disk() -> PathBuf {
+    static DISK: OnceLock<PathBuf> = OnceLock::new();
+    DISK.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make-tiny-disk.sh");
+        run_print_path(Command::new("bash").arg(script).arg(tiny_guest_dir()))
+    })
+    .clone()
+}
+
+fn run_print_path(cmd: &mut Command) -> PathBuf {
+    let out = cmd.output().expect("run fixture script");
+    assert!(
+        out.status.success(),
+        "fixture script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// A CreateVM request with one disk on `backing` and a user-mode NIC.
+pub fn cloud_vm(vm_id: &str, name: &str, backing: &Path) -> pb::CreateVmOnNodeRequest {
+    pb::CreateVmOnNodeRequest {
+        vm_id: vm_id.into(),
+        name: name.into(),
+        spec: Some(pb::VmSpec {
+            cpu_cores: 1,
+            memory_mib: 256,
+            disks: vec![pb::DiskSpec {
+                backing_file: backing.display().to_string(),
+                ..Default::default()
+            }],
+            nics: vec![pb::NicSpec::default()],
+            ..Default::default()
+        }),
+        labels: Default::default(),
+    }
+}
+
+/// Extracts file `name` of an ISO with xorriso (an independent reader).
+pub fn iso_file(iso: &Path, name: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(name);
+    let out = Command::new("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(iso)
+        .arg("-extract")
+        .arg(format!("/{name}"))
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xorriso: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(dest).unwrap()
+}
+
+/// Polls `f` until it is true or `limit` passes.
+pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
