@@ -556,14 +556,22 @@ impl QemuBackend {
         let vm = self.vm(id)?;
         let span = tracing::info_span!("force_stop", vm_id = %id);
         async {
-            Self::check(&vm, VmOp::ForceStop)?;
             let (proc_, generation) = {
                 let mut c = vm.cell();
+                let refused = BackendError::InvalidTransition {
+                    vm_id: vm.id.clone(),
+                    state: c.state,
+                    op: VmOp::ForceStop,
+                };
+                // A start that has not spawned QEMU yet has nothing to stop.
+                let Some(p) = c.process.clone() else {
+                    return Err(refused);
+                };
+                if valid_transition(c.state, VmOp::ForceStop).is_none() {
+                    return Err(refused);
+                }
                 c.state = VmState::Stopping;
-                (c.process.clone(), c.generation)
-            };
-            let Some(proc_) = proc_ else {
-                return Ok(());
+                (p, c.generation)
             };
             vm.mark_stop_requested().await;
             terminate(&proc_).await;
