@@ -261,6 +261,19 @@ async fn a_new_backend_re_adopts_the_running_guest_without_restarting_it() {
     wait_event(&mut events, &id, EVENT, |k| *k == VmEventKind::Resumed).await;
     assert_eq!(count_in(&serial, BANNER), 1);
 
+    // The tiny guest has no guest agent: QEMU's QGA socket accepts, nobody answers, and the
+    // client says so in time instead of hanging.
+    let t = std::time::Instant::now();
+    let qga = backend
+        .qga(&id)
+        .unwrap()
+        .with_sync_timeout(Duration::from_millis(500));
+    assert!(matches!(
+        qga.ping().await,
+        Err(limiquantix_hypervisor::qga::QgaError::AgentUnavailable { .. })
+    ));
+    assert!(t.elapsed() < Duration::from_secs(5));
+
     assert_eq!(
         backend.stop(&id, None).await.unwrap(),
         StopOutcome::Graceful
