@@ -264,9 +264,7 @@ async fn a_new_backend_re_adopts_the_running_guest_without_restarting_it() {
     // The tiny guest has no guest agent: QEMU's QGA socket accepts, nobody answers, and the
     // client says so in time instead of hanging.
     let t = std::time::Instant::now();
-    let qga = backend
-        .qga(&id)
-        .unwrap()
+    let qga = limiquantix_hypervisor::qga::QgaClient::new(backend.paths(&id).unwrap().qga_socket())
         .with_sync_timeout(Duration::from_millis(500));
     assert!(matches!(
         qga.ping().await,

@@ -33,7 +33,6 @@ use crate::model::{VmDefinition, VmId};
 use crate::paths::RuntimePaths;
 use crate::persist::{self, ExitKind, RuntimeRecord};
 use crate::process::{self, QemuProcess, Signal, SpawnSpec};
-use crate::qga::QgaClient;
 use crate::qmp::QmpClient;
 use crate::state::{VmOp, VmState, valid_transition};
 
@@ -688,9 +687,10 @@ impl QemuBackend {
         self.qmp_of(&vm).await
     }
 
-    /// A guest-agent client for the VM's QGA socket (connects on first use).
-    pub fn qga(&self, id: &VmId) -> Result<QgaClient> {
-        Ok(QgaClient::new(self.vm(id)?.paths.qga_socket()))
+    /// The VM's guest-agent client (one per VM, shared: QEMU serves one QGA connection at a time,
+    /// so callers must not open their own while this one is in use). Connects on first use.
+    pub fn qga(&self, id: &VmId) -> Result<Arc<crate::qga::QgaClient>> {
+        Ok(self.vm(id)?.qga.clone())
     }
 
     /// Inserts (`Some(path)`) or ejects (`None`) the medium of CD-ROM `cdrom_id`. On a running

@@ -18,6 +18,7 @@ use crate::model::{VmDefinition, VmId};
 use crate::paths::RuntimePaths;
 use crate::persist::{self, ExitKind};
 use crate::process::{ProcessExit, QemuProcess};
+use crate::qga::QgaClient;
 use crate::qmp::{QmpClient, QmpEvent};
 use crate::state::VmState;
 
@@ -30,6 +31,8 @@ pub(super) struct Vm {
     pub(super) paths: RuntimePaths,
     /// Serialises operations on this VM.
     pub(super) op: tokio::sync::Mutex<()>,
+    /// The guest-agent client, shared by every caller.
+    pub(super) qga: Arc<QgaClient>,
     cell: Mutex<VmRuntime>,
     /// The last generation whose process end has been fully handled.
     finished: watch::Sender<u64>,
@@ -54,6 +57,7 @@ impl Vm {
     pub(super) fn new(def: VmDefinition, paths: RuntimePaths, state: VmState) -> Self {
         Self {
             id: def.id.clone(),
+            qga: Arc::new(QgaClient::new(paths.qga_socket())),
             paths,
             op: tokio::sync::Mutex::new(()),
             cell: Mutex::new(VmRuntime {
