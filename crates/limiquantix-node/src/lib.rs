@@ -15,6 +15,7 @@ pub mod config;
 pub mod confine;
 pub mod fault;
 pub mod hostinfo;
+pub mod images;
 pub mod logtail;
 pub mod provision;
 pub mod qemu;

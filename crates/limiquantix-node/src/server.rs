@@ -157,7 +157,18 @@ pub async fn serve<B: VmBackend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let shutdown_tx = service.shutdown_switch();
-    let routes = routes(service, config.max_request_bytes).await;
+    // The image library (NodeImageService) beside the node API; DeleteImage asks the backend
+    // which images VMs use.
+    let images = crate::images::ImageLibrary::open(&config.images_dir).map_err(|e| {
+        ServerError::CreateDir {
+            path: config.images_dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
+    let in_use = crate::images::service::in_use_from(service.backend().clone());
+    let routes = routes(service, config.max_request_bytes)
+        .await
+        .add_service(crate::images::service::server(images, in_use));
     let mut servers = tokio::task::JoinSet::new();
     let mut sockets = Vec::new();
     for addr in &config.listen {

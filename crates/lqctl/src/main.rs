@@ -1,42 +1,134 @@
 //! `lqctl`: the limiquantix-node command line.
 //!
 //! `main` only parses the command line and dispatches; each command group lives in its own
-//! module.
+//! module. Every failure ends as one line on stderr (`lqctl: ...`) and a non-zero exit.
 
+mod create;
+mod daemon;
+mod image;
+mod node;
+mod output;
+mod resolve;
 mod seed;
+mod units;
+mod view;
+mod vm;
+mod wait;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
-/// The limiquantix-node command line.
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+use crate::daemon::{DEFAULT_SOCKET, Daemon, Target};
+use crate::output::Format;
+
+/// Heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
+/// The limiquantix-node command line: VMs, images and the node, over the daemon's API.
 #[derive(Debug, Parser)]
-#[command(name = "lqctl", version, about)]
+#[command(name = "lqctl", version, about, propagate_version = true)]
 struct Cli {
+    /// The daemon: a Unix socket path (or unix:PATH), or https://HOST:PORT for TCP with TLS.
+    #[arg(long, global = true, env = "LQ_SOCKET", default_value = DEFAULT_SOCKET, value_name = "ADDR", hide_env_values = true, help_heading = GLOBAL)]
+    socket: String,
+    /// CA certificate (PEM) that signed the daemon's certificate (https addresses).
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS (https addresses).
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
+    tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for mTLS (https addresses).
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
+    tls_key: Option<PathBuf>,
+    /// Output format: table for people; json or yaml for scripts.
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table, help_heading = GLOBAL)]
+    output: Format,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create, list, start, stop, watch and delete VMs.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
+    /// Import, list and delete the node's images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Stream the node's events (VM started, stopped, ...) until Ctrl-C.
+    Events(node::EventsArgs),
+    /// The node.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
     /// Write a NoCloud seed image (a drop-in for cloud-localds).
-    Seed(seed::SeedArgs),
-    /// Print the lqctl version.
+    Seed(Box<seed::SeedArgs>),
+    /// Print the version of lqctl and of the daemon when it answers.
     Version,
+    /// Print a shell completion script (e.g. lqctl completion bash > /etc/bash_completion.d/lqctl).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What every command that talks to the daemon gets.
+pub struct Ctx {
+    /// The connected daemon.
+    pub daemon: Daemon,
+    /// The output format.
+    pub format: Format,
+    /// Whether human output may use colour.
+    pub colour: bool,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Seed(args) => seed::run(args),
-        Command::Version => {
-            println!("lqctl {}", env!("CARGO_PKG_VERSION"));
+        Command::Seed(args) => seed::run(*args),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "lqctl", &mut std::io::stdout());
             Ok(())
+        }
+        command => {
+            let target = Target {
+                address: cli.socket,
+                tls_ca: cli.tls_ca,
+                tls_cert: cli.tls_cert,
+                tls_key: cli.tls_key,
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(run(command, target, cli.output)))
         }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lqctl: error: {e:#}");
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("lqctl: {msg}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+async fn run(command: Command, target: Target, format: Format) -> anyhow::Result<()> {
+    if let Command::Version = command {
+        return node::version(&target, format).await;
+    }
+    let ctx = Ctx {
+        daemon: Daemon::connect(&target).await?,
+        format,
+        colour: output::colour_enabled(),
+    };
+    match command {
+        Command::Vm(c) => vm::run(&ctx, c).await,
+        Command::Image(c) => image::run(&ctx, c).await,
+        Command::Events(a) => node::events(&ctx, a).await,
+        Command::Node(c) => node::run(&ctx, c).await,
+        Command::Seed(_) | Command::Version | Command::Completion { .. } => Ok(()),
     }
 }

@@ -408,7 +408,9 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
         &self,
         _: Request<()>,
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
-        pending::answer("ListImages")
+        crate::images::service::list_images(&self.inner.config.images_dir)
+            .await
+            .map(Response::new)
     }
 
     async fn resize_volume(

@@ -1,0 +1,172 @@
+//! The connection to the daemon: a gRPC channel over its Unix socket, or over TCP with TLS, and
+//! the translation of failures into one-line messages that say what to do.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use limiquantix_proto::v1::node_daemon_service_client::NodeDaemonServiceClient;
+use limiquantix_proto::v1::node_image_service_client::NodeImageServiceClient;
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// Where the daemon listens by default.
+pub const DEFAULT_SOCKET: &str = "/run/limiquantix/limiquantix-node.sock";
+
+/// Largest message accepted from the daemon (log tails and VM lists stay far below it).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// How to reach the daemon.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    /// A socket path, `unix:PATH`, or `https://HOST:PORT` (also `tcp:HOST:PORT`).
+    pub address: String,
+    /// CA certificate (PEM) that signed the daemon's certificate.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS.
+    pub tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for mTLS.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// A connected daemon.
+#[derive(Clone, Debug)]
+pub struct Daemon {
+    channel: Channel,
+    address: String,
+}
+
+impl Daemon {
+    /// Connects, failing with a message that says what to check.
+    pub async fn connect(target: &Target) -> anyhow::Result<Self> {
+        let address = target.address.clone();
+        let endpoint = match tcp_host_port(&address) {
+            Some(host_port) => tls_endpoint(target, host_port)?,
+            None => {
+                let path = address
+                    .strip_prefix("unix://")
+                    .or_else(|| address.strip_prefix("unix:"))
+                    .unwrap_or(&address);
+                Endpoint::from_shared(format!("unix:{path}"))
+                    .map_err(|_| anyhow!("invalid daemon address {address:?}"))?
+            }
+        };
+        let channel = endpoint
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| unreachable_error(&address, &e))?;
+        Ok(Daemon { channel, address })
+    }
+
+    /// The address as given.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// A client of `NodeDaemonService`.
+    pub fn node(&self) -> NodeDaemonServiceClient<Channel> {
+        NodeDaemonServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    /// A client of `NodeImageService`.
+    pub fn images(&self) -> NodeImageServiceClient<Channel> {
+        NodeImageServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    /// Turns a failed call into a one-line error.
+    pub fn error(&self, status: &tonic::Status) -> anyhow::Error {
+        let msg = status.message().trim();
+        let msg = if msg.is_empty() {
+            format!("{:?}", status.code())
+        } else {
+            msg.replace('\n', " ")
+        };
+        match status.code() {
+            Code::Unavailable if msg.contains("connect") || msg.contains("transport") => anyhow!(
+                "cannot reach the daemon at {}: is limiquantix-node running?",
+                self.address
+            ),
+            Code::Unavailable => anyhow!("the daemon is unavailable: {msg}"),
+            Code::Unimplemented => anyhow!("the daemon does not support this yet: {msg}"),
+            Code::DeadlineExceeded => anyhow!("the daemon did not answer in time: {msg}"),
+            _ => anyhow!("{msg}"),
+        }
+    }
+}
+
+/// Adds the daemon's one-line error to a call's result.
+pub trait CallExt<T> {
+    /// Maps a `Status` into the error [`Daemon::error`] describes.
+    fn or_fail(self, daemon: &Daemon) -> anyhow::Result<T>;
+}
+
+impl<T> CallExt<T> for Result<tonic::Response<T>, tonic::Status> {
+    fn or_fail(self, daemon: &Daemon) -> anyhow::Result<T> {
+        self.map(tonic::Response::into_inner)
+            .map_err(|s| daemon.error(&s))
+    }
+}
+
+fn tcp_host_port(address: &str) -> Option<&str> {
+    address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("tcp:"))
+        .map(|s| s.trim_end_matches('/'))
+}
+
+fn tls_endpoint(target: &Target, host_port: &str) -> anyhow::Result<Endpoint> {
+    let address = &target.address;
+    let host = host_port
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .ok_or_else(|| anyhow!("daemon address {address:?} has no port: use https://HOST:PORT"))?;
+    let read = |what: &str, path: &PathBuf| {
+        std::fs::read(path).map_err(|e| anyhow!("cannot read the {what} {}: {e}", path.display()))
+    };
+    let ca = target.tls_ca.as_ref().ok_or_else(|| {
+        anyhow!("{address} is a TLS address: pass --tls-ca with the CA that signed the daemon's certificate")
+    })?;
+    let mut tls = ClientTlsConfig::new()
+        .domain_name(host)
+        .ca_certificate(Certificate::from_pem(read("CA certificate", ca)?));
+    match (&target.tls_cert, &target.tls_key) {
+        (Some(cert), Some(key)) => {
+            tls = tls.identity(Identity::from_pem(
+                read("client certificate", cert)?,
+                read("client key", key)?,
+            ));
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("--tls-cert and --tls-key go together (mTLS needs both)"),
+    }
+    Endpoint::from_shared(format!("https://{host_port}"))
+        .map_err(|_| anyhow!("invalid daemon address {address:?}"))?
+        .tls_config(tls)
+        .map_err(|e| anyhow!("invalid TLS settings for {address}: {e}"))
+}
+
+/// Explains a failed connection from the innermost OS error.
+fn unreachable_error(address: &str, error: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut io = None;
+    let mut last = error.to_string();
+    while let Some(e) = cause {
+        if let Some(e) = e.downcast_ref::<std::io::Error>() {
+            io = Some(e.kind());
+        }
+        last = e.to_string();
+        cause = e.source();
+    }
+    match io {
+        Some(std::io::ErrorKind::PermissionDenied) => anyhow!(
+            "cannot reach the daemon at {address}: permission denied (run as root, or as a member of the socket's group)"
+        ),
+        Some(std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) | None
+            if !address.starts_with("https://") && !address.starts_with("tcp:") =>
+        {
+            anyhow!("cannot reach the daemon at {address}: is limiquantix-node running?")
+        }
+        _ => anyhow!("cannot reach the daemon at {address}: {last}"),
+    }
+}

@@ -1,0 +1,241 @@
+//! `lqctl node info`, `lqctl events` and the daemon half of `lqctl version`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use limiquantix_proto::v1::{EventType, HealthCheckRequest, NodeEvent};
+use serde::Serialize;
+
+use crate::Ctx;
+use crate::daemon::{CallExt as _, Daemon, Target};
+use crate::output::{Format, print_structured};
+use crate::units::{human_bytes, human_duration};
+
+/// Node commands.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Facts about the host: CPU, memory, kernel, hypervisor, daemon.
+    Info,
+}
+
+/// `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this VM's events (name, id, or unique id prefix).
+    #[arg(long)]
+    pub vm: Option<String>,
+}
+
+/// What `node info -o json` prints.
+#[derive(Debug, Serialize)]
+struct NodeView {
+    hostname: String,
+    node_id: String,
+    os: String,
+    kernel: String,
+    cpu_model: String,
+    cpu_threads: u32,
+    memory_total_bytes: u64,
+    memory_available_bytes: u64,
+    hypervisor: String,
+    hypervisor_version: String,
+    max_vcpus: u32,
+    uptime_seconds: u64,
+    daemon_version: String,
+    daemon_uptime_seconds: u64,
+}
+
+/// Runs `node info`.
+pub async fn run(ctx: &Ctx, command: NodeCommand) -> anyhow::Result<()> {
+    let NodeCommand::Info = command;
+    let mut node = ctx.daemon.node();
+    let info = node.get_node_info(()).await.or_fail(&ctx.daemon)?;
+    let health = node
+        .health_check(HealthCheckRequest {})
+        .await
+        .or_fail(&ctx.daemon)?;
+    let cpu = info.cpu.clone().unwrap_or_default();
+    let memory = info.memory.unwrap_or_default();
+    let view = NodeView {
+        hostname: info.hostname,
+        node_id: info.node_id,
+        os: format!("{} {}", info.os_name, info.os_version)
+            .trim()
+            .to_owned(),
+        kernel: info.kernel_version,
+        cpu_model: cpu.model,
+        cpu_threads: cpu.total_threads,
+        memory_total_bytes: memory.total_bytes,
+        memory_available_bytes: memory.available_bytes,
+        hypervisor: info.hypervisor_name,
+        hypervisor_version: info.hypervisor_version,
+        max_vcpus: info.max_vcpus,
+        uptime_seconds: info.uptime_seconds,
+        daemon_version: health.version,
+        daemon_uptime_seconds: health.uptime_seconds,
+    };
+    if ctx.format != Format::Table {
+        return print_structured(&view, ctx.format);
+    }
+    let secs = |s| human_duration(std::time::Duration::from_secs(s));
+    let rows = [
+        ("hostname", view.hostname.clone()),
+        ("node id", view.node_id.clone()),
+        ("os", view.os.clone()),
+        ("kernel", view.kernel.clone()),
+        (
+            "cpu",
+            format!("{} ({} threads)", view.cpu_model, view.cpu_threads),
+        ),
+        (
+            "memory",
+            format!(
+                "{} total, {} available",
+                human_bytes(view.memory_total_bytes),
+                human_bytes(view.memory_available_bytes)
+            ),
+        ),
+        (
+            "hypervisor",
+            format!("{} {}", view.hypervisor, view.hypervisor_version),
+        ),
+        ("uptime", secs(view.uptime_seconds)),
+        (
+            "daemon",
+            format!(
+                "limiquantix-node {} (up {})",
+                view.daemon_version,
+                secs(view.daemon_uptime_seconds)
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("{:<11} {v}", format!("{k}:"));
+    }
+    Ok(())
+}
+
+/// Prints lqctl's version, and the daemon's when it answers.
+pub async fn version(target: &Target, format: Format) -> anyhow::Result<()> {
+    let daemon = match Daemon::connect(target).await {
+        Ok(d) => d
+            .node()
+            .health_check(HealthCheckRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner()),
+        Err(_) => None,
+    };
+    let lqctl = env!("CARGO_PKG_VERSION");
+    if format != Format::Table {
+        return print_structured(
+            &serde_json::json!({
+                "lqctl": lqctl,
+                "daemon": daemon.as_ref().map(|h| &h.version),
+                "hypervisor": daemon.as_ref().map(|h| format!("{} {}", h.hypervisor, h.hypervisor_version)),
+            }),
+            format,
+        );
+    }
+    println!("lqctl {lqctl}");
+    match daemon {
+        Some(h) => println!(
+            "limiquantix-node {} ({} {})",
+            h.version, h.hypervisor, h.hypervisor_version
+        ),
+        None => println!("limiquantix-node: not reachable at {}", target.address),
+    }
+    Ok(())
+}
+
+/// One event as `events -o json` prints it (one JSON object per line).
+#[derive(Debug, Serialize)]
+struct EventView<'a> {
+    time: String,
+    #[serde(rename = "type")]
+    kind: String,
+    vm_id: &'a str,
+    vm_name: Option<&'a str>,
+    message: &'a str,
+    metadata: std::collections::BTreeMap<&'a str, &'a str>,
+}
+
+fn event_kind(e: &NodeEvent) -> String {
+    EventType::try_from(e.r#type)
+        .map(|t| {
+            t.as_str_name()
+                .trim_start_matches("EVENT_TYPE_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_else(|_| format!("type_{}", e.r#type))
+}
+
+/// Streams events until interrupted.
+pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<()> {
+    let vms = crate::vm::list_vms(ctx).await?;
+    let only = match &args.vm {
+        Some(q) => Some(
+            crate::resolve::resolve(&vms, q)
+                .map_err(anyhow::Error::msg)?
+                .vm_id
+                .clone(),
+        ),
+        None => None,
+    };
+    let mut names: HashMap<String, String> = vms.into_iter().map(|v| (v.vm_id, v.name)).collect();
+    let mut stream = ctx
+        .daemon
+        .node()
+        .stream_events(())
+        .await
+        .or_fail(&ctx.daemon)?;
+    loop {
+        let e = match stream.message().await {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(()),
+            Err(s) => return Err(ctx.daemon.error(&s)),
+        };
+        if only.as_ref().is_some_and(|id| *id != e.vm_id) {
+            continue;
+        }
+        if !e.vm_id.is_empty() && !names.contains_key(&e.vm_id) {
+            // A VM created since we started: learn its name.
+            if let Ok(vm) = crate::vm::status(ctx, &e.vm_id).await {
+                names.insert(vm.vm_id, vm.name);
+            }
+        }
+        let view = EventView {
+            time: e
+                .timestamp
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            kind: event_kind(&e),
+            vm_id: &e.vm_id,
+            vm_name: names.get(&e.vm_id).map(String::as_str),
+            message: &e.message,
+            metadata: e
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        };
+        let line = match ctx.format {
+            Format::Table => format!(
+                "{}  {}  {}  {}",
+                view.time,
+                view.kind,
+                view.vm_name.unwrap_or(view.vm_id),
+                view.message
+            ),
+            Format::Json => serde_json::to_string(&view)?,
+            Format::Yaml => format!("---\n{}", serde_saphyr::to_string(&view)?.trim_end()),
+        };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", line.trim_end())
+            .and_then(|()| out.flush())
+            .context("cannot write to stdout")?;
+    }
+}

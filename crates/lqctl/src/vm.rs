@@ -1,0 +1,400 @@
+//! `lqctl vm ...`: lifecycle, listing, logs and waiting.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use limiquantix_proto::v1::{GetVmLogsRequest, StopVmRequest, VmIdRequest, VmStatusResponse};
+
+use crate::Ctx;
+use crate::create::{self, CreateArgs};
+use crate::daemon::CallExt as _;
+use crate::output::{Format, print_structured};
+use crate::resolve::resolve;
+use crate::units::parse_duration;
+use crate::view::{VmView, vm_details, vm_table};
+use crate::wait::{self, WaitFor};
+
+/// VM commands. A VM is named by its name, its id, or a prefix of its id that is unique.
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Define a VM from a cloud image (or an ISO); optionally start it and wait until it is ready.
+    Create(Box<CreateArgs>),
+    /// List the VMs: name, id, state, CPUs, memory, IPs, uptime.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one VM in detail.
+    Show(VmArg),
+    /// Start a VM.
+    Start(StartArgs),
+    /// Stop a VM: ask the guest to power off (ACPI), or end it at once with --force.
+    Stop(StopArgs),
+    /// Reset a running VM.
+    Reboot(VmArg),
+    /// Freeze a running VM's vCPUs.
+    Pause(VmArg),
+    /// Let a paused VM run again.
+    Resume(VmArg),
+    /// Delete a stopped VM and the disks the daemon created for it (never its base image).
+    #[command(visible_alias = "rm")]
+    Delete(DeleteArgs),
+    /// Print the VM's serial console, following it (read-only).
+    ///
+    /// The daemon exposes no interactive serial console: this prints the console log (the
+    /// daemon's GetVMLogs) and keeps following it until Ctrl-C. With --log it prints the log once
+    /// and exits. To type into a guest, use ssh.
+    Console(ConsoleArgs),
+    /// Print the last lines of a VM's serial console log (or QEMU's own log with --qemu).
+    Logs(LogsArgs),
+    /// Wait until a VM is running, or ready (cloud-init done), with a spinner.
+    Wait(WaitArgs),
+}
+
+/// One VM.
+#[derive(Debug, Args)]
+pub struct VmArg {
+    /// The VM: name, id, or unique id prefix.
+    pub vm: String,
+}
+
+/// `vm start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The VM: name, id, or unique id prefix.
+    pub vm: String,
+    /// Then wait until the VM is ready (cloud-init done).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// `vm stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The VM: name, id, or unique id prefix.
+    pub vm: String,
+    /// How long the guest gets to power off (e.g. 30s, 2m); the daemon's default when absent.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// End the VM's process at once, without asking the guest.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `vm delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The VM: name, id, or unique id prefix.
+    pub vm: String,
+    /// Stop the VM first (at once) if it runs.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `vm console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The VM: name, id, or unique id prefix.
+    pub vm: String,
+    /// Print the serial log once and exit instead of following it.
+    #[arg(long)]
+    pub log: bool,
+}
+
+/// `vm logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The VM: name, id, or unique id prefix.
+    pub vm: String,
+    /// How many trailing lines (at most 1000).
+    #[arg(short = 'n', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub lines: u32,
+    /// Keep printing new lines as they come (Ctrl-C to stop).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// QEMU's own log instead of the guest's serial console.
+    #[arg(long)]
+    pub qemu: bool,
+}
+
+/// `vm wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The VM: name, id, or unique id prefix.
+    pub vm: String,
+    /// What to wait for.
+    #[arg(long = "for", value_enum, default_value_t = WaitFor::Running)]
+    pub until: WaitFor,
+    /// Give up after this long (e.g. 90s, 10m).
+    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// Runs a VM command.
+pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
+    match command {
+        VmCommand::Create(args) => create::run(ctx, *args).await,
+        VmCommand::List => list(ctx).await,
+        VmCommand::Show(a) => show(ctx, &a.vm).await,
+        VmCommand::Start(a) => {
+            let vm = find(ctx, &a.vm).await?;
+            ctx.daemon
+                .node()
+                .start_vm(id(&vm))
+                .await
+                .or_fail(&ctx.daemon)?;
+            if a.wait {
+                let (vm, took) = wait::wait(ctx, &vm, WaitFor::Ready, a.timeout).await?;
+                wait::print_summary(ctx, &vm, Some(took));
+            } else {
+                done(ctx, &vm, "started");
+            }
+            Ok(())
+        }
+        VmCommand::Stop(a) => {
+            let vm = find(ctx, &a.vm).await?;
+            let mut node = ctx.daemon.node();
+            if a.force {
+                node.force_stop_vm(id(&vm)).await.or_fail(&ctx.daemon)?;
+            } else {
+                let timeout_seconds = a
+                    .timeout
+                    .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX).max(1))
+                    .unwrap_or(0);
+                node.stop_vm(StopVmRequest {
+                    vm_id: vm.vm_id.clone(),
+                    timeout_seconds,
+                })
+                .await
+                .or_fail(&ctx.daemon)?;
+            }
+            done(ctx, &vm, "stopped");
+            Ok(())
+        }
+        VmCommand::Reboot(a) => simple(ctx, &a.vm, "rebooted").await,
+        VmCommand::Pause(a) => simple(ctx, &a.vm, "paused").await,
+        VmCommand::Resume(a) => simple(ctx, &a.vm, "resumed").await,
+        VmCommand::Delete(a) => delete(ctx, a).await,
+        VmCommand::Console(a) => {
+            let vm = find(ctx, &a.vm).await?;
+            if !a.log && std::io::stderr().is_terminal() {
+                eprintln!(
+                    "(read-only serial console of {}: the daemon has no interactive console; Ctrl-C to quit)",
+                    vm.name
+                );
+            }
+            logs(ctx, &vm, 1000, !a.log, false).await
+        }
+        VmCommand::Logs(a) => {
+            let vm = find(ctx, &a.vm).await?;
+            logs(ctx, &vm, a.lines, a.follow, a.qemu).await
+        }
+        VmCommand::Wait(a) => {
+            let vm = find(ctx, &a.vm).await?;
+            let (vm, took) = wait::wait(ctx, &vm, a.until, a.timeout).await?;
+            wait::print_summary(ctx, &vm, Some(took));
+            Ok(())
+        }
+    }
+}
+
+fn id(vm: &VmStatusResponse) -> VmIdRequest {
+    VmIdRequest {
+        vm_id: vm.vm_id.clone(),
+    }
+}
+
+/// Every VM of the node.
+pub async fn list_vms(ctx: &Ctx) -> anyhow::Result<Vec<VmStatusResponse>> {
+    Ok(ctx
+        .daemon
+        .node()
+        .list_v_ms(())
+        .await
+        .or_fail(&ctx.daemon)?
+        .vms)
+}
+
+/// The VM a name, id or id prefix designates.
+pub async fn find(ctx: &Ctx, query: &str) -> anyhow::Result<VmStatusResponse> {
+    let vms = list_vms(ctx).await?;
+    Ok(resolve(&vms, query).map_err(anyhow::Error::msg)?.clone())
+}
+
+/// The current status of a VM by id.
+pub async fn status(ctx: &Ctx, vm_id: &str) -> anyhow::Result<VmStatusResponse> {
+    ctx.daemon
+        .node()
+        .get_vm_status(VmIdRequest {
+            vm_id: vm_id.to_owned(),
+        })
+        .await
+        .or_fail(&ctx.daemon)
+}
+
+/// Prints `NAME  WHAT` (table) or the VM's view (json/yaml) after a lifecycle command.
+fn done(ctx: &Ctx, vm: &VmStatusResponse, what: &str) {
+    match ctx.format {
+        Format::Table => println!("{}  {what}", vm.name),
+        f => {
+            let _ = print_structured(
+                &serde_json::json!({ "id": vm.vm_id, "name": vm.name, "result": what }),
+                f,
+            );
+        }
+    }
+}
+
+async fn simple(ctx: &Ctx, query: &str, what: &str) -> anyhow::Result<()> {
+    let vm = find(ctx, query).await?;
+    let mut node = ctx.daemon.node();
+    let req = id(&vm);
+    let result = match what {
+        "rebooted" => node.reboot_vm(req).await,
+        "paused" => node.pause_vm(req).await,
+        _ => node.resume_vm(req).await,
+    };
+    result.or_fail(&ctx.daemon)?;
+    done(ctx, &vm, what);
+    Ok(())
+}
+
+async fn list(ctx: &Ctx) -> anyhow::Result<()> {
+    let now = SystemTime::now();
+    let mut vms: Vec<VmView> = list_vms(ctx)
+        .await?
+        .iter()
+        .map(|v| VmView::new(v, now))
+        .collect();
+    vms.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    match ctx.format {
+        Format::Table if vms.is_empty() => {
+            eprintln!("no VMs (create one with: lqctl vm create NAME --image IMAGE)");
+        }
+        Format::Table => print!("{}", vm_table(&vms, ctx.colour)),
+        f => print_structured(&vms, f)?,
+    }
+    Ok(())
+}
+
+async fn show(ctx: &Ctx, query: &str) -> anyhow::Result<()> {
+    let vm = find(ctx, query).await?;
+    let vm = status(ctx, &vm.vm_id).await?;
+    let view = VmView::new(&vm, SystemTime::now());
+    match ctx.format {
+        Format::Table => print!("{}", vm_details(&view, ctx.colour)),
+        f => print_structured(&view, f)?,
+    }
+    Ok(())
+}
+
+async fn delete(ctx: &Ctx, a: DeleteArgs) -> anyhow::Result<()> {
+    let vm = find(ctx, &a.vm).await?;
+    let state = crate::view::state_name(vm.state);
+    let active = matches!(state.as_str(), "running" | "paused");
+    if active && !a.force {
+        bail!(
+            "VM {} is {state}: stop it first (lqctl vm stop {}) or delete with --force",
+            vm.name,
+            vm.name
+        );
+    }
+    if !a.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprint!(
+            "Delete VM {} ({}) and the disks created for it? [y/N] ",
+            vm.name, vm.vm_id
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            bail!("not deleted");
+        }
+    }
+    let mut node = ctx.daemon.node();
+    if active {
+        node.force_stop_vm(id(&vm)).await.or_fail(&ctx.daemon)?;
+    }
+    node.delete_vm(id(&vm)).await.or_fail(&ctx.daemon)?;
+    done(ctx, &vm, "deleted");
+    Ok(())
+}
+
+/// The lines of `new` that follow what `old` ended with (the longest suffix of `old` that is a
+/// prefix of `new`). When they share nothing, all of `new`.
+pub fn new_lines<'a>(old: &[&str], new: &'a [&'a str]) -> &'a [&'a str] {
+    let max = old.len().min(new.len());
+    for k in (1..=max).rev() {
+        if old[old.len() - k..] == new[..k] {
+            return &new[k..];
+        }
+    }
+    new
+}
+
+async fn logs(
+    ctx: &Ctx,
+    vm: &VmStatusResponse,
+    lines: u32,
+    follow: bool,
+    qemu: bool,
+) -> anyhow::Result<()> {
+    let fetch = |lines: u32| {
+        let mut node = ctx.daemon.node();
+        let vm_id = vm.vm_id.clone();
+        async move {
+            let r = node
+                .get_vm_logs(GetVmLogsRequest { vm_id, lines })
+                .await
+                .or_fail(&ctx.daemon)?;
+            Ok::<_, anyhow::Error>(if qemu { r.qemu_log } else { r.serial_log })
+        }
+    };
+    let mut previous = fetch(lines).await?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(previous.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")?;
+    drop(out);
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let current = fetch(1000).await?;
+        if current == previous {
+            continue;
+        }
+        let old: Vec<&str> = previous.lines().collect();
+        let new: Vec<&str> = current.lines().collect();
+        let fresh = new_lines(&old, &new);
+        let mut out = std::io::stdout().lock();
+        for line in fresh {
+            writeln!(out, "{line}").context("cannot write to stdout")?;
+        }
+        out.flush().context("cannot write to stdout")?;
+        previous = current;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_lines;
+
+    #[test]
+    fn follow_prints_only_new_lines() {
+        assert_eq!(
+            new_lines(&["a", "b", "c"], &["b", "c", "d", "e"]),
+            ["d", "e"]
+        );
+        assert_eq!(new_lines(&["a", "b"], &["a", "b"]), [] as [&str; 0]);
+        assert_eq!(new_lines(&[], &["x"]), ["x"]);
+        assert_eq!(new_lines(&["a"], &["x", "y"]), ["x", "y"]);
+    }
+}

@@ -1,0 +1,323 @@
+//! Helpers of the CLI tests: a real daemon process on a temp state dir, a bootable raw disk made
+//! in the test, and an HTTP server with `Range` support that can cut a transfer short.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A 512-byte x86 boot sector that writes `LQ-TINY-BOOT-OK` to COM1 and halts: a real bootable
+/// disk for SeaBIOS, quick under TCG.
+pub fn boot_sector() -> Vec<u8> {
+    let mut code = vec![
+        0xfa, // cli
+        0x31, 0xc0, // xor ax, ax
+        0x8e, 0xd8, // mov ds, ax
+        0xbe, 0x16, 0x7c, // mov si, 0x7c16 (the message)
+        0xba, 0xf8, 0x03, // mov dx, 0x3f8 (COM1)
+        0xac, // loop: lodsb
+        0x84, 0xc0, // test al, al
+        0x74, 0x03, // jz done
+        0xee, // out dx, al
+        0xeb, 0xf8, // jmp loop
+        0xf4, // done: hlt
+        0xeb, 0xfd, // jmp done
+    ];
+    code.extend_from_slice(b"LQ-TINY-BOOT-OK\r\n\0");
+    code.resize(510, 0);
+    code.extend_from_slice(&[0x55, 0xaa]);
+    code
+}
+
+/// Marker the boot sector prints.
+pub const BOOT_MARKER: &str = "LQ-TINY-BOOT-OK";
+
+/// A 1 MiB raw disk whose first sector is [`boot_sector`].
+pub fn boot_disk() -> Vec<u8> {
+    let mut disk = boot_sector();
+    disk.resize(1 << 20, 0);
+    disk
+}
+
+/// Lowercase hex sha256, computed with `sha256sum` (an independent implementation).
+pub fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+/// The daemon binary, built once per test process (a no-op after `cargo test --workspace`,
+/// which builds every binary of the workspace first).
+pub fn daemon_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let lqctl = PathBuf::from(env!("CARGO_BIN_EXE_lqctl"));
+        let dir = lqctl.parent().unwrap();
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "limiquantix-node",
+                "--bin",
+                "limiquantix-node",
+            ])
+            .env("CARGO_TARGET_DIR", dir.parent().unwrap())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building limiquantix-node failed");
+        let bin = dir.join("limiquantix-node");
+        assert!(bin.exists(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A running daemon on a temp state dir; killed on drop (its VMs are force-stopped by the test).
+pub struct TestDaemon {
+    /// Temp dir holding state, run dir and inputs.
+    pub dir: tempfile::TempDir,
+    /// Its Unix socket.
+    pub socket: PathBuf,
+    child: Child,
+}
+
+impl TestDaemon {
+    /// Starts `limiquantix-node` under TCG and waits for its socket.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let run = dir.path().join("run");
+        let socket = run.join("node.sock");
+        let accel = std::env::var("LQ_TEST_ACCEL").unwrap_or_else(|_| "tcg".into());
+        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        let child = Command::new(daemon_binary())
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--run-dir")
+            .arg(&run)
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .args(["--accel", &accel])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("limiquantix-node starts");
+        let daemon = TestDaemon { dir, socket, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !daemon.socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon socket never appeared:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// `lqctl --socket SOCKET ARGS...` (no colour, no terminal).
+    pub fn lqctl(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_lqctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Starts a long-running lqctl (e.g. `events`), its stdout read line by line.
+    pub fn spawn(&self, args: &[&str]) -> Streaming {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lqctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Streaming { child, lines: rx }
+    }
+
+    /// [`TestDaemon::ok`] with the arguments written as one whitespace-separated string.
+    pub fn ok_s(&self, args: &str) -> String {
+        self.ok(&args.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// [`TestDaemon::lqctl`] with the arguments written as one whitespace-separated string.
+    pub fn run_s(&self, args: &str) -> Output {
+        self.lqctl(&args.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// Like [`TestDaemon::lqctl`], failing the test unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.lqctl(args);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "lqctl {args:?} failed: {}\n--- daemon log ---\n{}",
+            out.stderr,
+            self.log()
+        );
+        out.stdout
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running lqctl whose output lines arrive on a channel; killed on drop.
+pub struct Streaming {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Streaming {
+    /// Lines printed until one satisfies `last` (included) or `timeout` passes.
+    pub fn lines_until(&self, timeout: Duration, last: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = last(&line);
+                    out.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What an lqctl run printed.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code.
+    pub code: Option<i32>,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+}
+
+/// An HTTP/1.1 server for one file on 127.0.0.1, in a thread: supports `Range: bytes=N-`; the
+/// n-th request is cut after `cuts[n]` body bytes when given. Records the Range headers seen.
+pub struct RangeServer {
+    /// URL of the file.
+    pub url: String,
+    /// Range header of each request (None: no Range).
+    pub ranges: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl RangeServer {
+    /// Serves `body` as `/NAME`.
+    pub fn start(name: &str, body: Vec<u8>, cuts: Vec<Option<usize>>) -> Self {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/{name}", listener.local_addr().unwrap());
+        let ranges = Arc::new(Mutex::new(Vec::new()));
+        let seen = ranges.clone();
+        std::thread::spawn(move || {
+            for (n, sock) in listener.incoming().enumerate() {
+                let Ok(mut sock) = sock else { return };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => req.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let req = String::from_utf8_lossy(&req).to_string();
+                let range = req.lines().find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("range"))
+                        .map(|(_, v)| v.trim().to_owned())
+                });
+                seen.lock().unwrap().push(range.clone());
+                let start = range
+                    .as_deref()
+                    .and_then(|r| r.strip_prefix("bytes="))
+                    .and_then(|r| r.strip_suffix('-'))
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .filter(|s| *s < body.len());
+                let len = body.len();
+                let head = match start {
+                    Some(s) => format!(
+                        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {s}-{}/{len}\r\nContent-Length: {}\r\n",
+                        len - 1,
+                        len - s
+                    ),
+                    None => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n"),
+                };
+                let _ = sock.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes());
+                let rest = &body[start.unwrap_or(0)..];
+                let send = cuts
+                    .get(n)
+                    .copied()
+                    .flatten()
+                    .map_or(rest.len(), |c| c.min(rest.len()));
+                let _ = sock.write_all(&rest[..send]);
+            }
+        });
+        RangeServer { url, ranges }
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

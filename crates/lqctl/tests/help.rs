@@ -1,0 +1,109 @@
+//! Snapshot tests of `--help` output: the documented interface of the command line.
+
+use assert_cmd::Command;
+
+#[path = "common/snapshot.rs"]
+mod snapshot;
+
+use snapshot::assert_snapshot;
+
+fn help(args: &[&str]) -> String {
+    let out = Command::cargo_bin("lqctl")
+        .unwrap()
+        .args(args)
+        .arg("--help")
+        .env_remove("LQ_SOCKET")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?} --help failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn help_snapshots() {
+    for (args, file) in [
+        (&["vm"][..], "help_vm.txt"),
+        (&["vm", "create"][..], "help_vm_create.txt"),
+        (&["vm", "list"][..], "help_vm_list.txt"),
+        (&["vm", "console"][..], "help_vm_console.txt"),
+        (&["vm", "wait"][..], "help_vm_wait.txt"),
+        (&["image"][..], "help_image.txt"),
+        (&["image", "import"][..], "help_image_import.txt"),
+    ] {
+        assert_snapshot(file, &help(args));
+    }
+}
+
+#[test]
+fn top_level_help_lists_the_command_groups() {
+    let h = help(&[]);
+    for group in [
+        "vm",
+        "image",
+        "events",
+        "node",
+        "seed",
+        "version",
+        "completion",
+    ] {
+        assert!(
+            h.contains(&format!("\n  {group} ")),
+            "{group} missing:\n{h}"
+        );
+    }
+    assert!(h.contains("[env: LQ_SOCKET]") && h.contains("/run/limiquantix/limiquantix-node.sock"));
+}
+
+#[test]
+fn completion_scripts_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::cargo_bin("lqctl")
+            .unwrap()
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("lqctl") && script.contains("create"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn an_absent_daemon_is_one_line_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("none.sock");
+    let out = Command::cargo_bin("lqctl")
+        .unwrap()
+        .args(["vm", "list", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err,
+        format!(
+            "lqctl: cannot reach the daemon at {}: is limiquantix-node running?\n",
+            socket.display()
+        )
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_sizes_are_refused_before_any_connection() {
+    let out = Command::cargo_bin("lqctl")
+        .unwrap()
+        .args(["vm", "create", "x", "--image", "i", "--memory", "2048"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("has no unit: write e.g. 512M, 2G or 20GiB"),
+        "{err}"
+    );
+}
