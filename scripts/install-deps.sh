@@ -21,7 +21,7 @@ pkgs=(
     # the hypervisor and disk tools
     qemu-system-x86 ovmf seabios
     # seed tools and the conformance oracles the tests compare against
-    xorriso genisoimage cloud-image-utils python3-yaml cloud-init util-linux
+    xorriso genisoimage cloud-image-utils python3-yaml cloud-init util-linux openssl
     # guest image build, without loop devices or mounts
     mmdebstrap uidmap syslinux syslinux-common mtools dosfstools e2fsprogs fdisk
     # tiny test guests

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{pyyaml_load, run_text};
+use common::{pyyaml_load, pyyaml_load_many, run_text};
 use limiquantix_cloudinit::DefaultUserData;
 use limiquantix_cloudinit::password::hash_password_with_salt;
 use limiquantix_cloudinit::yaml11;
@@ -79,19 +79,24 @@ const TRICKY: &[&str] = &[
 
 #[test]
 fn every_operator_string_survives_pyyaml() {
-    for s in TRICKY {
-        let yaml = DefaultUserData::new(*s)
-            .fqdn(*s)
-            .user(*s)
-            .ssh_key(*s)
-            .packages([*s, "qemu-guest-agent"])
-            .timezone(*s)
-            .to_yaml()
-            .unwrap();
+    let docs: Vec<Vec<u8>> = TRICKY
+        .iter()
+        .map(|s| {
+            DefaultUserData::new(*s)
+                .fqdn(*s)
+                .user(*s)
+                .ssh_key(*s)
+                .packages([*s, "qemu-guest-agent"])
+                .timezone(*s)
+                .to_yaml()
+                .unwrap()
+        })
+        .collect();
+    let refs: Vec<&[u8]> = docs.iter().map(Vec::as_slice).collect();
+    for ((s, yaml), read) in TRICKY.iter().zip(&docs).zip(pyyaml_load_many(&refs)) {
         let text = String::from_utf8(yaml.clone()).unwrap();
         assert!(text.starts_with("#cloud-config\n"));
-        let v =
-            pyyaml_load(&yaml).unwrap_or_else(|e| panic!("{s:?}: PyYAML refused:\n{text}\n{e}"));
+        let v = read.unwrap_or_else(|e| panic!("{s:?}: PyYAML refused:\n{text}\n{e}"));
         let want = json!(s);
         assert_eq!(v["hostname"], want, "hostname {s:?}:\n{text}");
         assert_eq!(v["fqdn"], want, "fqdn {s:?}:\n{text}");
@@ -195,9 +200,10 @@ fn yaml11_loader_agrees_with_pyyaml() {
         "dup: 1\ndup: 2\n",
         "0o17: octal-in-1.2\n0x_1F: hex\n",
     ];
-    for doc in docs {
+    let refs: Vec<&[u8]> = docs.iter().map(|d| d.as_bytes()).collect();
+    for (doc, theirs) in docs.iter().zip(pyyaml_load_many(&refs)) {
         let ours = yaml11::load(doc);
-        match pyyaml_load(doc.as_bytes()) {
+        match theirs {
             Ok(theirs) => {
                 let ours =
                     ours.unwrap_or_else(|e| panic!("{doc:?}: we refused, PyYAML read it: {e:?}"));

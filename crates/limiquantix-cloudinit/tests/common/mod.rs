@@ -68,24 +68,44 @@ pub fn put(dir: &Path, name: &str, data: &[u8]) -> String {
 /// Reads `yaml` with PyYAML `safe_load` and returns it as JSON (dates as strings); `Err` with
 /// PyYAML's message when it refuses the document.
 pub fn pyyaml_load(yaml: &[u8]) -> Result<serde_json::Value, String> {
+    pyyaml_load_many(&[yaml]).remove(0)
+}
+
+/// Like [`pyyaml_load`] for many documents, in one Python process.
+pub fn pyyaml_load_many(docs: &[&[u8]]) -> Vec<Result<serde_json::Value, String>> {
     use std::io::Write;
     let python = python_with("yaml");
     let script = "import sys, json, yaml\n\
-                  try:\n    v = yaml.safe_load(sys.stdin.buffer.read())\n\
-                  except Exception as e:\n    print('ERR', e); sys.exit(0)\n\
-                  print(json.dumps(v, default=str, ensure_ascii=False))\n";
+                  out = []\n\
+                  for doc in json.load(sys.stdin):\n\
+                  \x20   try:\n\
+                  \x20       out.append({'ok': yaml.safe_load(doc)})\n\
+                  \x20   except Exception as e:\n\
+                  \x20       out.append({'err': str(e)})\n\
+                  print(json.dumps(out, default=str))\n";
+    let input: Vec<String> = docs
+        .iter()
+        .map(|d| String::from_utf8(d.to_vec()).expect("test documents are UTF-8"))
+        .collect();
     let mut child = Command::new(python)
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(yaml).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
+    drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "python failed");
-    let text = String::from_utf8(out.stdout).unwrap();
-    match text.strip_prefix("ERR") {
-        Some(message) => Err(message.trim().to_owned()),
-        None => Ok(serde_json::from_str(&text).unwrap()),
-    }
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    results
+        .into_iter()
+        .map(|r| match r.get("ok") {
+            Some(v) => Ok(v.clone()),
+            None => Err(r["err"].as_str().unwrap_or_default().to_owned()),
+        })
+        .collect()
 }
