@@ -32,7 +32,7 @@ pub const EMPTY_USER_DATA: &[u8] = b"#cloud-config\n{}\n";
 /// `instance_id` and `hostname`. `network-config` and `vendor-data` are written only when given.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Seed {
-    /// The instance-id written into generated meta-data (see [`crate::instance_id`]).
+    /// The instance-id written into generated meta-data (see [`mod@crate::instance_id`]).
     pub instance_id: String,
     /// The host name written into generated meta-data as `local-hostname` (left out when
     /// `None`, and cloud-init keeps the image's).
