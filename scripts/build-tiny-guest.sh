@@ -46,8 +46,16 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 # Resolve the metapackage to the versioned kernel package it depends on.
-kpkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null \
-    | awk '/Depends: linux-image-[0-9].*-cloud-amd64/ {print $2; exit}')"
+resolve_kernel() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null \
+        | awk '/Depends: linux-image-[0-9].*-cloud-amd64/ {print $2; exit}'
+}
+kpkg="$(resolve_kernel)"
+if [ -z "$kpkg" ] && [ "$(id -u)" = 0 ]; then
+    log "package lists lack linux-image-cloud-amd64; running apt-get update"
+    apt-get update -q >&2
+    kpkg="$(resolve_kernel)"
+fi
 if [ -z "$kpkg" ]; then
     log "cannot resolve linux-image-cloud-amd64 (run apt-get update first)"
     exit 1
