@@ -4,9 +4,14 @@
 # configured on first boot by cloud-init from a NoCloud seed.
 #
 # Contents: systemd, cloud-init (datasources NoCloud then None), qemu-guest-agent, openssh-server
-# (no host keys: cloud-init makes them), sudo, the Debian cloud kernel, cloud-guest-utils
-# (growpart), ifupdown + isc-dhcp-client (cloud-init's `eni` renderer applies network config).
-# Serial console on ttyS0, empty machine-id, LANG=C.UTF-8, apt timers masked.
+# (no host keys: cloud-init makes them), sudo, the Debian kernel, cloud-guest-utils (growpart),
+# ifupdown + isc-dhcp-client (cloud-init's `eni` renderer applies network config).
+#
+# Kernel: the generic `linux-image-amd64`, with hardware drivers a VM never has (GPU, sound,
+# media, wireless, InfiniBand, ...) pruned. Not `linux-image-cloud-amd64`: Debian's cloud kernel
+# has no AHCI driver, so it cannot read a NoCloud seed from a SATA CD-ROM on q35.
+# Serial console on ttyS0, empty machine-id, LANG=C.UTF-8, apt timers masked, no apt sources
+# (nothing is downloaded at boot; cloud-init's `packages:` of installed packages is a no-op).
 #
 # Disk layout (MBR, 1 GiB virtual):
 #   sector 0      syslinux mbr.bin (boot code) + partition table
@@ -78,7 +83,7 @@ start=$SECONDS
 
 packages=(
     systemd systemd-sysv udev dbus
-    linux-image-cloud-amd64 initramfs-tools zstd
+    linux-image-amd64 initramfs-tools zstd
     cloud-init cloud-guest-utils fdisk e2fsprogs
     qemu-guest-agent openssh-server sudo
     ifupdown isc-dhcp-client iproute2 netbase
@@ -111,14 +116,28 @@ for unit in apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-
     e2scrub_all.timer fstrim.timer; do
     ln -sf /dev/null "$R/etc/systemd/system/$unit"
 done
-# The kernel and initramfs live on the FAT boot partition; the root keeps the kernel config.
+# No apt sources: the guest never downloads at boot, so a seed asking for packages that are
+# already installed (qemu-guest-agent) finishes fast and offline.
+rm -f "$R/etc/apt/sources.list" "$R"/etc/apt/sources.list.d/*
+: >"$R/etc/apt/sources.list"
 kver="$(ls "$R/lib/modules" | head -n1)"
 echo "$kver" >"$LQ_OUT/kver"
+# Drivers for hardware a VM does not have; then the module index and initramfs again.
+for d in drivers/gpu drivers/media drivers/net/wireless drivers/infiniband drivers/staging \
+    drivers/bluetooth drivers/isdn drivers/iio drivers/comedi drivers/usb/gadget \
+    drivers/usb/serial drivers/hwmon drivers/mtd drivers/nfc drivers/video/fbdev sound net/bluetooth \
+    net/wireless net/mac80211 net/mac802154 net/ieee802154; do
+    rm -rf "$R/lib/modules/$kver/kernel/$d"
+done
+chroot "$R" depmod "$kver"
+chroot "$R" update-initramfs -u -k "$kver" >/dev/null
+# The kernel and initramfs live on the FAT boot partition; the root keeps the kernel config.
 cp "$R/boot/vmlinuz-$kver" "$LQ_OUT/vmlinuz"
 cp "$R/boot/initrd.img-$kver" "$LQ_OUT/initrd.img"
 rm -f "$R/boot/initrd.img-$kver"
-ls "$R/lib/modules/$kver/kernel/fs/isofs/" >"$LQ_OUT/isofs" 2>/dev/null || true
-grep -E '^CONFIG_(ISO9660_FS|VIRTIO_BLK|SATA_AHCI|BLK_DEV_SR|EXT4_FS)=' "$R/boot/config-$kver" \
+find "$R/lib/modules/$kver/kernel" -name 'isofs.ko*' -o -name 'ahci.ko*' -o -name 'sr_mod.ko*' \
+    -o -name 'virtio_scsi.ko*' | sed 's|.*/||' >"$LQ_OUT/modules"
+grep -E '^CONFIG_(ISO9660_FS|VIRTIO_BLK|SCSI_VIRTIO|SATA_AHCI|BLK_DEV_SR|EXT4_FS)=' "$R/boot/config-$kver" \
     >"$LQ_OUT/kconfig" || true
 # Trim what a test guest never reads.
 rm -rf "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/usr/share/info/* "$R"/var/lib/apt/lists/* \
@@ -161,11 +180,15 @@ LQ_ROOT_UUID="$root_uuid" LQ_OUT="$work/out" LQ_ROOT_MIB="$root_mib" \
     bookworm /dev/null "${mirror_args[@]}" </dev/null >&2 \
     || die "mmdebstrap failed"
 log "root filesystem ($(cat "$work/out/rootfs-mib") MiB) built in $((SECONDS - start)) s (kernel $(cat "$work/out/kver"))"
-# The guest reads its seed from an ISO 9660 CD-ROM: the module must be there.
-grep -q '^CONFIG_ISO9660_FS=[ym]' "$work/out/kconfig" || die "kernel lacks CONFIG_ISO9660_FS"
-if grep -q '^CONFIG_ISO9660_FS=m' "$work/out/kconfig" && ! grep -q 'isofs.ko' "$work/out/isofs"; then
-    die "isofs module missing from the root filesystem"
-fi
+# The guest reads its seed from an ISO 9660 CD-ROM on SATA or virtio-scsi: all of it must be
+# built in or present as a module in the root filesystem.
+for pair in ISO9660_FS:isofs SATA_AHCI:ahci BLK_DEV_SR:sr_mod SCSI_VIRTIO:virtio_scsi; do
+    opt="${pair%%:*}" mod="${pair#*:}"
+    grep -q "^CONFIG_$opt=[ym]" "$work/out/kconfig" || die "kernel lacks CONFIG_$opt"
+    if grep -q "^CONFIG_$opt=m" "$work/out/kconfig" && ! grep -q "^$mod\.ko" "$work/out/modules"; then
+        die "$mod module missing from the root filesystem"
+    fi
+done
 
 # The boot partition: FAT with syslinux, the kernel and the initramfs.
 kver="$(cat "$work/out/kver")"

@@ -1,0 +1,476 @@
+//! End to end with a real guest: the real daemon binary, real QEMU (TCG unless `LQ_TEST_ACCEL`
+//! says otherwise) and the Debian test cloud image built by `scripts/build-guest-image.sh`
+//! (`LQ_TEST_GUEST_IMAGE`, built through the script when unset).
+//!
+//! Each booting scenario starts its own daemon on a temporary state directory, creates a VM
+//! through gRPC, starts it, follows the guest's serial console with the readiness tracker, asks
+//! the guest agent for cloud-init's verdict, and checks the guest from inside through the guest
+//! agent. Booting scenarios run one at a time (a lock), so a 2-core machine boots one guest at
+//! once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use limiquantix_hypervisor::model::VmId;
+use limiquantix_hypervisor::paths::RuntimePaths;
+use limiquantix_hypervisor::qga::QgaClient;
+use limiquantix_hypervisor::readiness::{
+    BootFailure, BootPhase, CloudInitStage, ReadinessTracker, SerialLogTail,
+    query_cloud_init_status,
+};
+use limiquantix_proto::NodeClient;
+use limiquantix_proto::v1 as pb;
+
+/// How long one guest may take from StartVM to cloud-init's verdict (TCG on a busy 2-core host).
+const BOOT_LIMIT: Duration = Duration::from_secs(480);
+/// One booting scenario at a time.
+static BOOTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The test image's name in each daemon's image library.
+const IMAGE_NAME: &str = "lq-test-debian.qcow2";
+/// The key the default seed authorises (never used to log in; compared from inside the guest).
+const TEST_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHrTQa1Qy1vCj3mZ6Pz0hS0nXbXo1uV9d1Zq0zZ4nq7E lq-e2e";
+
+/// The cached test image: `LQ_TEST_GUEST_IMAGE`, or built (or found in the cache) by the script.
+fn guest_image() -> PathBuf {
+    static IMAGE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("LQ_TEST_GUEST_IMAGE").filter(|p| !p.is_empty()) {
+                return PathBuf::from(p);
+            }
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-guest-image.sh");
+            let out = Command::new(&script)
+                .arg("--print-path")
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run scripts/build-guest-image.sh");
+            assert!(out.status.success(), "building the test image failed");
+            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+        })
+        .clone()
+}
+
+fn accel() -> String {
+    std::env::var("LQ_TEST_ACCEL")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "tcg".into())
+}
+
+/// A daemon process on a temporary state directory, killed when dropped (its QEMUs too).
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    async fn start() -> (Self, NodeClient) {
+        let dir = tempfile::Builder::new()
+            .prefix("lq-e2e-")
+            .tempdir()
+            .unwrap();
+        let images = dir.path().join("state/images");
+        std::fs::create_dir_all(&images).unwrap();
+        let image = guest_image();
+        let target = images.join(IMAGE_NAME);
+        if std::fs::hard_link(&image, &target).is_err() {
+            std::fs::copy(&image, &target).expect("copy the test image");
+        }
+        let mut daemon = Daemon { dir, child: None };
+        let client = daemon.spawn().await;
+        (daemon, client)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn run(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.run().join("limiquantix-node.sock")
+    }
+
+    async fn spawn(&mut self) -> NodeClient {
+        let _ = std::fs::remove_file(self.socket());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_limiquantix-node"))
+            .arg("--state-dir")
+            .arg(self.state())
+            .arg("--run-dir")
+            .arg(self.run())
+            .arg("--accel")
+            .arg(accel())
+            .arg("--listen")
+            .arg(format!("unix:{}", self.socket().display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start limiquantix-node");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.socket().exists() {
+                let target = format!("unix:{}", self.socket().display());
+                if let Ok(client) = limiquantix_proto::connect(&target).await {
+                    return client;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not listen within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the daemon with SIGTERM (its QEMUs keep running) and starts it again.
+    async fn restart(&mut self) -> NodeClient {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the pid of a child we own and have not reaped yet.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.spawn().await
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    fn paths(&self, vm_id: &str) -> RuntimePaths {
+        RuntimePaths::new(&self.state(), &self.run(), &VmId::parse(vm_id).unwrap())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // QEMUs are detached from the daemon: end them by their pidfiles first.
+        if let Ok(vms) = std::fs::read_dir(self.run().join("vms")) {
+            for vm in vms.flatten() {
+                let pid = std::fs::read_to_string(vm.path().join("qemu.pid")).unwrap_or_default();
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    // SAFETY: kill(2) with a pid read from the VM's own pidfile.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A cloud-image VM: 2 vCPUs, 1 GiB, a 2 GiB overlay on the test image, one user-mode NIC.
+fn vm_request(
+    daemon: &Daemon,
+    name: &str,
+    cloud_init: Option<pb::CloudInitConfig>,
+) -> pb::CreateVmOnNodeRequest {
+    pb::CreateVmOnNodeRequest {
+        vm_id: uuid::Uuid::new_v4().to_string(),
+        name: name.into(),
+        spec: Some(pb::VmSpec {
+            cpu_cores: 2,
+            cpu_sockets: 1,
+            cpu_threads_per_core: 1,
+            memory_mib: 1024,
+            disks: vec![pb::DiskSpec {
+                id: "disk0".into(),
+                backing_file: daemon
+                    .state()
+                    .join("images")
+                    .join(IMAGE_NAME)
+                    .display()
+                    .to_string(),
+                size_gib: 2,
+                bootable: true,
+                ..Default::default()
+            }],
+            nics: vec![pb::NicSpec {
+                id: "net0".into(),
+                ..Default::default()
+            }],
+            default_seed: cloud_init.is_none().then(|| pb::DefaultSeedOptions {
+                ssh_authorized_keys: vec![TEST_KEY.into()],
+                ..Default::default()
+            }),
+            cloud_init,
+            ..Default::default()
+        }),
+        labels: Default::default(),
+    }
+}
+
+/// Creates and starts a VM; returns its id.
+async fn create_and_start(client: &mut NodeClient, req: pb::CreateVmOnNodeRequest) -> String {
+    let id = client
+        .create_vm(req)
+        .await
+        .expect("CreateVM")
+        .into_inner()
+        .vm_id;
+    client
+        .start_vm(pb::VmIdRequest { vm_id: id.clone() })
+        .await
+        .expect("StartVM");
+    id
+}
+
+/// Follows the VM's serial log until the phase satisfies `until` (or the boot is over).
+async fn follow_until(
+    tail: &mut SerialLogTail,
+    tracker: &Arc<Mutex<ReadinessTracker>>,
+    deadline: Instant,
+    until: impl Fn(&BootPhase) -> bool,
+) -> BootPhase {
+    loop {
+        let lines = tokio::time::timeout_at(deadline.into(), tail.next_lines())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "boot did not get past {:?} in time",
+                    tracker.lock().unwrap().phase()
+                )
+            })
+            .expect("read serial.log");
+        let mut t = tracker.lock().unwrap();
+        for line in &lines {
+            t.feed_line(line);
+            if until(t.phase()) || t.phase().is_terminal() {
+                return t.phase().clone();
+            }
+        }
+    }
+}
+
+/// The guest agent of the VM, once it answers.
+async fn agent(daemon: &Daemon, vm_id: &str, deadline: Instant) -> QgaClient {
+    let qga =
+        QgaClient::new(daemon.paths(vm_id).qga_socket()).with_timeout(Duration::from_secs(20));
+    while qga.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "the guest agent never answered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    qga
+}
+
+/// Boots to cloud-init's verdict the way the daemon's readiness does: serial console until
+/// cloud-init says it finished, then `cloud-init status` through the guest agent.
+async fn boot_verdict(
+    daemon: &Daemon,
+    vm_id: &str,
+    tail: &mut SerialLogTail,
+    tracker: &Arc<Mutex<ReadinessTracker>>,
+    deadline: Instant,
+) -> (BootPhase, QgaClient) {
+    let phase = follow_until(tail, tracker, deadline, |p| {
+        *p == BootPhase::CloudInitRunning {
+            stage: CloudInitStage::Finished,
+        }
+    })
+    .await;
+    assert!(
+        !matches!(phase, BootPhase::Failed { .. }),
+        "boot failed before cloud-init finished: {phase}\n{}",
+        std::fs::read_to_string(daemon.paths(vm_id).serial_log()).unwrap_or_default()
+    );
+    let qga = agent(daemon, vm_id, deadline).await;
+    let status = query_cloud_init_status(&qga, Duration::from_secs(60))
+        .await
+        .expect("cloud-init status through the guest agent");
+    let mut t = tracker.lock().unwrap();
+    t.apply_cloud_init_status(&status);
+    let ds = t.datasource().unwrap_or_default().to_string();
+    assert!(
+        ds.starts_with("DataSourceNoCloud"),
+        "cloud-init did not find the seed (datasource {ds:?})"
+    );
+    (t.phase().clone(), qga)
+}
+
+/// Runs `sh -c script` in the guest; returns its stdout (asserting exit code 0).
+async fn guest_sh(qga: &QgaClient, script: &str) -> String {
+    let out = qga
+        .exec_wait("/bin/sh", &["-c", script], Duration::from_secs(60))
+        .await
+        .expect("guest-exec");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.exit_code,
+        Some(0),
+        "`{script}` failed in the guest: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The seed's scenario, with a daemon restart in the middle of the boot: no cloud_init given →
+/// the default seed; the guest boots from its disk (no network boot), cloud-init finishes, the
+/// agent answers, and from inside: user `admin` with the key, hostname = VM name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
+    let _one = BOOTING.lock().await;
+    let (mut daemon, mut client) = Daemon::start().await;
+    let id = create_and_start(&mut client, vm_request(&daemon, "e2e-web1", None)).await;
+    let deadline = Instant::now() + BOOT_LIMIT;
+    let tracker = Arc::new(Mutex::new(ReadinessTracker::new()));
+    let mut tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
+
+    // Restart the daemon once the guest kernel runs: the guest keeps booting.
+    let phase = follow_until(&mut tail, &tracker, deadline, |p| {
+        *p == BootPhase::KernelRunning
+    })
+    .await;
+    assert_eq!(phase, BootPhase::KernelRunning);
+    let mut client2 = daemon.restart().await;
+    let status = client2
+        .get_vm_status(pb::VmIdRequest { vm_id: id.clone() })
+        .await
+        .expect("GetVMStatus after the restart")
+        .into_inner();
+    assert_eq!(
+        status.state,
+        pb::PowerState::Running as i32,
+        "the restarted daemon re-adopts the running guest: {status:?}"
+    );
+    drop(client);
+
+    let (phase, qga) = boot_verdict(&daemon, &id, &mut tail, &tracker, deadline).await;
+    assert_eq!(phase, BootPhase::Ready);
+    let log = std::fs::read_to_string(daemon.paths(&id).serial_log()).unwrap();
+    // SeaBIOS prints to the serial port only with `-machine graphics=off`; when it does, it
+    // booted the disk.
+    if log.contains("SeaBIOS") {
+        assert!(
+            log.contains("Booting from Hard Disk"),
+            "SeaBIOS booted the disk"
+        );
+    }
+    assert!(log.contains("Linux version"), "the disk's kernel booted");
+    for bad in ["iPXE", "Nothing to boot", "No bootable device"] {
+        assert!(!log.contains(bad), "serial log mentions {bad:?}");
+    }
+
+    assert_eq!(guest_sh(&qga, "hostname").await.trim(), "e2e-web1");
+    assert!(
+        guest_sh(&qga, "getent passwd admin")
+            .await
+            .starts_with("admin:")
+    );
+    let keys = guest_sh(&qga, "cat /home/admin/.ssh/authorized_keys").await;
+    assert!(keys.contains(TEST_KEY), "admin's authorized_keys: {keys}");
+}
+
+/// All four cloud-init documents given: each is observed applied inside the guest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_cloud_init_applies_all_four_documents() {
+    let _one = BOOTING.lock().await;
+    let (daemon, mut client) = Daemon::start().await;
+    let cloud_init = pb::CloudInitConfig {
+        user_data: "#cloud-config\nruncmd:\n  - [sh, -c, \"echo lq-user-data > /var/lib/lq-user-marker\"]\n"
+            .into(),
+        meta_data: "instance-id: lq-e2e-custom-iid\nlocal-hostname: custom-host\n".into(),
+        network_config: "version: 2\nethernets:\n  eth0:\n    addresses: [10.0.2.50/24]\n    \
+                         gateway4: 10.0.2.2\n    nameservers:\n      addresses: [10.0.2.3]\n"
+            .into(),
+        vendor_data: "#cloud-config\nwrite_files:\n  - path: /var/lib/lq-vendor-marker\n    \
+                      content: lq-vendor-data\n"
+            .into(),
+    };
+    let id = create_and_start(
+        &mut client,
+        vm_request(&daemon, "e2e-custom", Some(cloud_init)),
+    )
+    .await;
+    let deadline = Instant::now() + BOOT_LIMIT;
+    let tracker = Arc::new(Mutex::new(ReadinessTracker::new()));
+    let mut tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
+    let (phase, qga) = boot_verdict(&daemon, &id, &mut tail, &tracker, deadline).await;
+    assert_eq!(phase, BootPhase::Ready);
+
+    assert_eq!(
+        guest_sh(&qga, "cat /var/lib/lq-user-marker").await.trim(),
+        "lq-user-data"
+    );
+    assert_eq!(
+        guest_sh(&qga, "cat /var/lib/lq-vendor-marker").await.trim(),
+        "lq-vendor-data"
+    );
+    assert_eq!(
+        guest_sh(&qga, "cat /var/lib/cloud/data/instance-id")
+            .await
+            .trim(),
+        "lq-e2e-custom-iid"
+    );
+    assert_eq!(guest_sh(&qga, "hostname").await.trim(), "custom-host");
+    let addr = guest_sh(&qga, "ip -4 -o addr show dev eth0").await;
+    assert!(addr.contains("10.0.2.50/24"), "eth0: {addr}");
+}
+
+/// A user-data cloud-init itself reports as failing ends as `failed` with cloud-init's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_user_data_is_reported_failed_with_cloud_inits_message() {
+    let _one = BOOTING.lock().await;
+    let (daemon, mut client) = Daemon::start().await;
+    let cloud_init = pb::CloudInitConfig {
+        user_data: "#cloud-config\nruncmd:\n  - [sh, -c, \"exit 3\"]\n".into(),
+        ..Default::default()
+    };
+    let id = create_and_start(
+        &mut client,
+        vm_request(&daemon, "e2e-fails", Some(cloud_init)),
+    )
+    .await;
+    let deadline = Instant::now() + BOOT_LIMIT;
+    let tracker = Arc::new(Mutex::new(ReadinessTracker::new()));
+    let mut tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
+    let (phase, _qga) = boot_verdict(&daemon, &id, &mut tail, &tracker, deadline).await;
+    let BootPhase::Failed {
+        reason: BootFailure::CloudInit { errors },
+    } = &phase
+    else {
+        panic!("expected a cloud-init failure, got {phase:?}");
+    };
+    assert!(
+        errors.iter().any(|e| e.contains("scripts-user")),
+        "cloud-init's errors: {errors:?}"
+    );
+}
+
+/// A malformed user-data is refused at CreateVM, naming the field; nothing is defined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_user_data_is_refused_at_create() {
+    let (daemon, mut client) = Daemon::start().await;
+    let cloud_init = pb::CloudInitConfig {
+        user_data: "#cloud-config\nruncmd: [unclosed\n".into(),
+        ..Default::default()
+    };
+    let err = client
+        .create_vm(vm_request(&daemon, "e2e-bad", Some(cloud_init)))
+        .await
+        .expect_err("malformed user-data must be refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("user_data"), "{}", err.message());
+    let vms = client.list_v_ms(()).await.expect("ListVMs").into_inner();
+    assert!(vms.vms.is_empty(), "nothing defined: {vms:?}");
+}
