@@ -47,32 +47,68 @@ pub fn sha256_of(path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_owned()
 }
 
-/// The daemon binary, built once per test process (a no-op after `cargo test --workspace`,
-/// which builds every binary of the workspace first).
+/// The daemon binary next to lqctl's. `cargo test --workspace` has built it already; when it is
+/// missing or older than the daemon's sources (e.g. `cargo test -p lqctl` after an edit), it is
+/// built once per test process.
 pub fn daemon_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
         let lqctl = PathBuf::from(env!("CARGO_BIN_EXE_lqctl"));
         let dir = lqctl.parent().unwrap();
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "limiquantix-node",
-                "--bin",
-                "limiquantix-node",
-            ])
-            .env("CARGO_TARGET_DIR", dir.parent().unwrap())
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building limiquantix-node failed");
         let bin = dir.join("limiquantix-node");
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let newest_source = [
+            "limiquantix-node",
+            "limiquantix-hypervisor",
+            "limiquantix-proto",
+        ]
+        .iter()
+        .filter_map(|c| newest_mtime(&crates.join(c)))
+        .max();
+        if built.is_none() || newest_source > built {
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "limiquantix-node",
+                    "--bin",
+                    "limiquantix-node",
+                ])
+                .env("CARGO_TARGET_DIR", dir.parent().unwrap())
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building limiquantix-node failed");
+        }
         assert!(bin.exists(), "{} missing after the build", bin.display());
         bin
     })
     .clone()
+}
+
+/// The newest modification time of the sources under a crate (src/, proto/, Cargo.toml).
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.join("src"), dir.join("proto"), dir.join("Cargo.toml")];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else if let Ok(m) = meta.modified() {
+            newest = newest.max(Some(m));
+        }
+    }
+    newest
 }
 
 /// A running daemon on a temp state dir; killed on drop (its VMs are force-stopped by the test).
