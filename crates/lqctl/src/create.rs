@@ -9,8 +9,8 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
 use limiquantix_cloudinit::DefaultUserData;
 use limiquantix_proto::v1::{
-    CdromSpec, CloudInitConfig, CreateVmOnNodeRequest, DiskSpec, Firmware, NicModel, NicSpec,
-    PortForward, VmIdRequest, VmSpec,
+    CdromSpec, CloudInitConfig, CreateVmOnNodeRequest, DefaultSeedOptions, DiskSpec, Firmware,
+    NicModel, NicSpec, PortForward, VmIdRequest, VmSpec,
 };
 
 use crate::Ctx;
@@ -283,40 +283,72 @@ async fn choose_image(ctx: &Ctx, image: &str) -> anyhow::Result<ImageChoice> {
     })
 }
 
-/// Builds the cloud-init documents from the flags; `None` leaves provisioning to the daemon.
-fn cloud_init(
+/// How the VM gets provisioned, from the flags.
+#[derive(Debug, Default, PartialEq)]
+pub struct Provisioning {
+    /// The four documents, when any is given or must be built (`--ip`).
+    pub cloud_init: Option<CloudInitConfig>,
+    /// Inputs of the daemon's default seed (user, keys, password) when only those are given.
+    pub default_seed: Option<DefaultSeedOptions>,
+}
+
+fn read_password(path: &Path) -> anyhow::Result<String> {
+    let pw = read_text("--password-file", path)?;
+    let pw = pw.trim_end_matches(['\n', '\r']);
+    if pw.is_empty() {
+        bail!("--password-file {} is empty", path.display());
+    }
+    Ok(pw.to_owned())
+}
+
+/// Decides provisioning: no cloud-init flag → nothing (the daemon's default seed); only
+/// `--ssh-key/--user/--password-file` → the daemon's default seed with those inputs; any document
+/// or `--ip` → the documents, with user-data built by the seed engine's `DefaultUserData` when
+/// `--user-data` is absent and network-config by its generator for `--ip`.
+fn provisioning(
     a: &CreateArgs,
     keys: &[String],
     first_mac: Option<&str>,
-) -> anyhow::Result<Option<CloudInitConfig>> {
+) -> anyhow::Result<Provisioning> {
     let read =
         |flag: &str, p: &Option<PathBuf>| p.as_deref().map(|p| read_text(flag, p)).transpose();
+    let any_document = a.user_data.is_some()
+        || a.meta_data.is_some()
+        || a.network_config.is_some()
+        || a.vendor_data.is_some();
+    let wants_user = !keys.is_empty() || a.user.is_some() || a.password_file.is_some();
+    if !any_document && a.ip.is_none() {
+        if !wants_user {
+            return Ok(Provisioning::default());
+        }
+        return Ok(Provisioning {
+            cloud_init: None,
+            default_seed: Some(DefaultSeedOptions {
+                user: a.user.clone().unwrap_or_default(),
+                ssh_authorized_keys: keys.to_vec(),
+                password: a
+                    .password_file
+                    .as_deref()
+                    .map(read_password)
+                    .transpose()?
+                    .unwrap_or_default(),
+            }),
+        });
+    }
     let mut cfg = CloudInitConfig {
         user_data: read("--user-data", &a.user_data)?.unwrap_or_default(),
         meta_data: read("--meta-data", &a.meta_data)?.unwrap_or_default(),
         network_config: read("--network-config", &a.network_config)?.unwrap_or_default(),
         vendor_data: read("--vendor-data", &a.vendor_data)?.unwrap_or_default(),
     };
-    let wants_user = !keys.is_empty() || a.user.is_some() || a.password_file.is_some();
-    if a.user_data.is_none()
-        && (wants_user
-            || a.ip.is_some()
-            || a.meta_data.is_some()
-            || a.network_config.is_some()
-            || a.vendor_data.is_some())
-    {
+    if a.user_data.is_none() {
         let mut ud = DefaultUserData::new(&a.name).ssh_keys(keys.iter().cloned());
         if let Some(user) = &a.user {
             ud = ud.user(user);
         }
         if let Some(p) = &a.password_file {
-            let pw = read_text("--password-file", p)?;
-            let pw = pw.trim_end_matches(['\n', '\r']);
-            if pw.is_empty() {
-                bail!("--password-file {} is empty", p.display());
-            }
             ud = ud
-                .password(pw)
+                .password(&read_password(p)?)
                 .map_err(|e| anyhow!("--password-file: {e}"))?;
         }
         ud.validate().map_err(|e| anyhow!("{e}"))?;
@@ -331,7 +363,10 @@ fn cloud_init(
         let mac = first_mac.ok_or_else(|| anyhow!("--ip needs a NIC"))?;
         cfg.network_config = static_network_config(mac, ip, a.gateway.as_deref(), &a.dns)?;
     }
-    Ok((cfg != CloudInitConfig::default()).then_some(cfg))
+    Ok(Provisioning {
+        cloud_init: Some(cfg),
+        default_seed: None,
+    })
 }
 
 /// The network-config of `--ip/--gateway/--dns`: a static address on the first NIC, matched by
@@ -458,6 +493,7 @@ async fn build(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateVmOnNodeReques
         .first()
         .map(|n| n.mac_address.clone())
         .filter(|m| !m.is_empty());
+    let provisioning = provisioning(a, &keys, first_mac.as_deref())?;
     let spec = VmSpec {
         cpu_cores: a.cpus,
         cpu_sockets: 1,
@@ -471,7 +507,8 @@ async fn build(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateVmOnNodeReques
         disks,
         cdroms,
         nics,
-        cloud_init: cloud_init(a, &keys, first_mac.as_deref())?,
+        cloud_init: provisioning.cloud_init,
+        default_seed: provisioning.default_seed,
         ..Default::default()
     };
     Ok(CreateVmOnNodeRequest {
@@ -512,8 +549,8 @@ pub async fn run(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let (vm, took) = wait::wait(ctx, &vm, WaitFor::Ready, a.timeout).await?;
-    wait::print_summary(ctx, &vm, Some(took));
+    let r = wait::wait(ctx, &vm, WaitFor::Ready, a.timeout).await?;
+    wait::print_summary(ctx, &r.vm, Some((&r.label, r.took)));
     Ok(())
 }
 
@@ -595,6 +632,64 @@ mod tests {
         assert!(static_network_config(mac, "192.0.2.10", None, &[]).is_err());
         assert!(static_network_config(mac, "192.0.2.10/24", Some("fe80::1"), &[]).is_err());
         assert!(static_network_config(mac, "192.0.2.10/24", None, &["x".into()]).is_err());
+    }
+
+    fn args(extra: &[&str]) -> CreateArgs {
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            a: CreateArgs,
+        }
+        let mut argv = vec!["t", "web1", "--image", "noble"];
+        argv.extend_from_slice(extra);
+        <T as clap::Parser>::parse_from(argv).a
+    }
+
+    #[test]
+    fn provisioning_decisions() {
+        let mac = Some("52:54:00:12:34:56");
+        // Nothing asked: the daemon's default seed, untouched.
+        assert_eq!(
+            provisioning(&args(&[]), &[], mac).unwrap(),
+            Provisioning::default()
+        );
+        // Only a key and a user: the daemon's default seed with those inputs.
+        let a = args(&["--user", "ops"]);
+        let p = provisioning(&a, &["ssh-ed25519 AAAA k".into()], mac).unwrap();
+        assert!(p.cloud_init.is_none());
+        let seed = p.default_seed.unwrap();
+        assert_eq!(
+            (seed.user.as_str(), seed.ssh_authorized_keys.len()),
+            ("ops", 1)
+        );
+        // A static address: documents built here, user-data by DefaultUserData.
+        let a = args(&["--ip", "192.0.2.10/24", "--gateway", "192.0.2.1"]);
+        let ci = provisioning(&a, &[], mac).unwrap().cloud_init.unwrap();
+        assert!(
+            ci.user_data.starts_with("#cloud-config\n"),
+            "{}",
+            ci.user_data
+        );
+        assert!(
+            ci.network_config.contains("52:54:00:12:34:56"),
+            "{}",
+            ci.network_config
+        );
+        assert!(ci.meta_data.is_empty() && ci.vendor_data.is_empty());
+        // A user-data file is sent as is.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ud");
+        std::fs::write(&f, "#cloud-config\nruncmd: [touch, /x]\n").unwrap();
+        let a = args(&["--user-data", f.to_str().unwrap()]);
+        let ci = provisioning(&a, &[], mac).unwrap().cloud_init.unwrap();
+        assert_eq!(ci.user_data, "#cloud-config\nruncmd: [touch, /x]\n");
+        let a = args(&["--user-data", "/nonexistent/ud"]);
+        assert!(
+            provisioning(&a, &[], mac)
+                .unwrap_err()
+                .to_string()
+                .contains("--user-data")
+        );
     }
 
     #[test]

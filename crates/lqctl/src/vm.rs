@@ -150,8 +150,8 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
                 .await
                 .or_fail(&ctx.daemon)?;
             if a.wait {
-                let (vm, took) = wait::wait(ctx, &vm, WaitFor::Ready, a.timeout).await?;
-                wait::print_summary(ctx, &vm, Some(took));
+                let r = wait::wait(ctx, &vm, WaitFor::Ready, a.timeout).await?;
+                wait::print_summary(ctx, &r.vm, Some((&r.label, r.took)));
             } else {
                 done(ctx, &vm, "started");
             }
@@ -197,8 +197,8 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         }
         VmCommand::Wait(a) => {
             let vm = find(ctx, &a.vm).await?;
-            let (vm, took) = wait::wait(ctx, &vm, a.until, a.timeout).await?;
-            wait::print_summary(ctx, &vm, Some(took));
+            let r = wait::wait(ctx, &vm, a.until, a.timeout).await?;
+            wait::print_summary(ctx, &r.vm, Some((&r.label, r.took)));
             Ok(())
         }
     }
