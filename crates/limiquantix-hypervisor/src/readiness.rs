@@ -744,7 +744,7 @@ pub async fn follow_serial_log(
     loop {
         let lines = tail.next_lines().await?;
         let new_phases: Vec<BootPhase> = {
-            let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let mut t = lock(&tracker);
             lines.iter().filter_map(|l| t.feed_line(l)).collect()
         };
         for phase in new_phases {
@@ -754,6 +754,112 @@ pub async fn follow_serial_log(
         }
         if changes.is_closed() {
             return Ok(());
+        }
+    }
+}
+
+/// The tracker behind a mutex (a poisoned lock still holds a usable tracker).
+fn lock(tracker: &Mutex<ReadinessTracker>) -> std::sync::MutexGuard<'_, ReadinessTracker> {
+    tracker.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Settings of [`watch_boot`].
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// How long after the console says cloud-init finished the agent may stay silent before the
+    /// verdict comes from the console alone.
+    pub agent_grace: Duration,
+    /// The time limit of one `cloud-init status` call through the agent.
+    pub agent_call_limit: Duration,
+    /// The pause between two reads of the serial log when nothing new was written.
+    pub poll: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        Self {
+            agent_grace: Duration::from_secs(30),
+            agent_call_limit: Duration::from_secs(20),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Follows a VM's boots for as long as it runs: tails `tail`'s serial log into `tracker`, asks
+/// the guest agent for cloud-init's verdict once the console says cloud-init finished (and
+/// whenever `agent_opened` is notified, e.g. on QMP `VSERPORT_CHANGE` with `open: true`), falls
+/// back to the console's verdict after [`WatchOptions::agent_grace`], and calls `on_change`
+/// with every phase change. Never returns on its own except on a serial-log read error: abort
+/// its task when QEMU exits.
+pub async fn watch_boot(
+    mut tail: SerialLogTail,
+    tracker: Arc<Mutex<ReadinessTracker>>,
+    qga: Arc<QgaClient>,
+    agent_opened: Option<Arc<tokio::sync::Notify>>,
+    opts: WatchOptions,
+    mut on_change: impl FnMut(&BootPhase) + Send,
+) -> Result<(), ReadinessError> {
+    // When the console first said "finished" in the current boot, if it did.
+    let mut finished_since: Option<tokio::time::Instant> = None;
+    let mut ask_agent = false;
+    loop {
+        let lines = tail.read_available().await?;
+        let changes: Vec<BootPhase> = {
+            let mut t = lock(&tracker);
+            lines.iter().filter_map(|l| t.feed_line(l)).collect()
+        };
+        for phase in &changes {
+            on_change(phase);
+        }
+        let wants_verdict = lock(&tracker).wants_agent_verdict();
+        if !wants_verdict {
+            finished_since = None;
+        } else if finished_since.is_none() {
+            finished_since = Some(tokio::time::Instant::now());
+            ask_agent = true;
+        }
+        if ask_agent {
+            ask_agent = false;
+            let not_terminal = !lock(&tracker).phase().is_terminal();
+            if not_terminal {
+                let answer = query_cloud_init_status(&qga, opts.agent_call_limit).await;
+                let change = match answer {
+                    Ok(status) => lock(&tracker).apply_cloud_init_status(&status),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no cloud-init verdict from the guest agent yet");
+                        None
+                    }
+                };
+                if let Some(phase) = change {
+                    on_change(&phase);
+                }
+            }
+        }
+        // Still undecided after the console said "finished": ask again, or give up on the agent.
+        let undecided = finished_since.filter(|_| lock(&tracker).wants_agent_verdict());
+        if let Some(since) = undecided {
+            if since.elapsed() >= opts.agent_grace {
+                let change = lock(&tracker).conclude_from_serial();
+                if let Some(phase) = change {
+                    on_change(&phase);
+                }
+            } else {
+                ask_agent = true;
+            }
+        }
+        let pause = if ask_agent {
+            Duration::from_secs(2).max(opts.poll)
+        } else {
+            opts.poll
+        };
+        match &agent_opened {
+            Some(n) => {
+                tokio::select! {
+                    () = n.notified() => ask_agent = true,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+            None => tokio::time::sleep(pause).await,
         }
     }
 }

@@ -364,3 +364,41 @@ async fn follower_feeds_the_tracker_as_the_log_grows() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn watch_boot_concludes_from_the_console_when_no_agent_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serial.log");
+    std::fs::write(&path, BOOT_OK).unwrap();
+    let tracker = Arc::new(Mutex::new(ReadinessTracker::new()));
+    // Nothing listens on this socket: the agent is unavailable at once.
+    let qga = Arc::new(QgaClient::new(dir.path().join("qga.sock")));
+    let opts = WatchOptions {
+        agent_grace: Duration::from_millis(300),
+        agent_call_limit: Duration::from_secs(1),
+        poll: Duration::from_millis(10),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(watch_boot(
+        SerialLogTail::new(&path, 0),
+        tracker.clone(),
+        qga,
+        None,
+        opts,
+        move |p| {
+            let _ = tx.send(p.clone());
+        },
+    ));
+    let mut seen = Vec::new();
+    while !seen.last().is_some_and(BootPhase::is_terminal) {
+        let next = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a verdict within 20 s")
+            .unwrap();
+        seen.push(next);
+    }
+    task.abort();
+    assert_eq!(seen.first(), Some(&BootPhase::Firmware));
+    assert_eq!(seen.last(), Some(&BootPhase::Ready));
+    assert!(!tracker.lock().unwrap().agent_answered());
+}
