@@ -63,6 +63,18 @@ fn drop_in_for_cloud_localds() {
         blkid.contains("TYPE=iso9660") && blkid.contains("LABEL=cidata"),
         "{blkid}"
     );
+    // SOURCE_DATE_EPOCH is the volume date (blkid shows it as the UUID) ...
+    assert!(blkid.contains("UUID=2023-11-14-22-13-20-00"), "{blkid}");
+    // ... so the same inputs give the same bytes.
+    let twin = d.join("twin.iso");
+    lqctl()
+        .args(["seed", "-H", "web1", "-N", "nc", "-V", "vd"])
+        .arg(&twin)
+        .arg("ud")
+        .current_dir(d)
+        .assert()
+        .success();
+    assert!(std::fs::read(&twin).unwrap() == std::fs::read(&iso).unwrap());
     assert_eq!(
         extract(&iso, "user-data"),
         b"#cloud-config\nhostname: web1\n"
@@ -83,7 +95,7 @@ fn drop_in_for_cloud_localds() {
     let mode = std::fs::metadata(&iso).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    // Same inputs, same SOURCE_DATE_EPOCH: same bytes. META_DATA and stdin work too.
+    // META_DATA, standard input and vfat.
     std::fs::write(d.join("md"), "instance-id: x\n").unwrap();
     let again = d.join("again.iso");
     lqctl()
