@@ -179,6 +179,62 @@ pub fn multipart_boundary(file: &str, text: &str) -> Result<String, ValidationEr
     Ok(boundary)
 }
 
+/// One part of a MIME multipart message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MimePart<'a> {
+    /// 1-based position of the part.
+    pub index: usize,
+    /// Its `Content-Type` without parameters (`text/cloud-config`), empty when absent.
+    pub content_type: String,
+    /// Whether it is `Content-Transfer-Encoding: base64`.
+    pub base64: bool,
+    /// The body after the part's headers.
+    pub body: &'a str,
+}
+
+/// Splits a multipart message into its parts (headers parsed, body as text).
+pub fn multipart_parts<'a>(text: &'a str, boundary: &str) -> Vec<MimePart<'a>> {
+    let delimiter = format!("--{boundary}");
+    let mut parts = Vec::new();
+    // The preamble comes before the first delimiter; the closing delimiter ends with `--`.
+    for (i, chunk) in text.split(delimiter.as_str()).skip(1).enumerate() {
+        if chunk.starts_with("--") {
+            break;
+        }
+        let chunk = chunk
+            .strip_prefix("\r\n")
+            .or_else(|| chunk.strip_prefix('\n'))
+            .unwrap_or(chunk);
+        let (headers, body) = match chunk.find("\n\n") {
+            Some(at) => (&chunk[..at], &chunk[at + 2..]),
+            None => match chunk.find("\r\n\r\n") {
+                Some(at) => (&chunk[..at], &chunk[at + 4..]),
+                None => (chunk, ""),
+            },
+        };
+        let header = |name: &str| {
+            headers.lines().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+        };
+        let content_type = header("content-type")
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+            .unwrap_or_default();
+        let base64 =
+            header("content-transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("base64"));
+        parts.push(MimePart {
+            index: i + 1,
+            content_type,
+            base64,
+            body,
+        });
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +276,10 @@ mod tests {
         let ok = "Content-Type: multipart/mixed; boundary=\"XX\"\nMIME-Version: 1.0\n\n--XX\n\
                   Content-Type: text/cloud-config\n\n#cloud-config\n--XX--\n";
         assert_eq!(multipart_boundary("user-data", ok).unwrap(), "XX");
+        let parts = multipart_parts(ok, "XX");
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].content_type, "text/cloud-config");
+        assert_eq!(parts[0].body, "#cloud-config\n");
         assert!(multipart_boundary("user-data", "Content-Type: text/plain\n\nx").is_err());
         assert!(multipart_boundary("user-data", "Content-Type: multipart/mixed\n\nx").is_err());
     }

@@ -101,7 +101,23 @@ fn validate_parts(
         }
         UserDataKind::Include => validate_include(file, utf8(file, data)?)?,
         UserDataKind::Multipart => {
-            kind::multipart_boundary(file, &String::from_utf8_lossy(data))?;
+            let text = String::from_utf8_lossy(data);
+            let boundary = kind::multipart_boundary(file, &text)?;
+            for part in kind::multipart_parts(&text, &boundary) {
+                if part.content_type.eq_ignore_ascii_case("text/cloud-config") {
+                    let name = format!("{file} (MIME part {})", part.index);
+                    if part.base64 {
+                        warnings.push(ValidationWarning {
+                            file: name,
+                            line: None,
+                            path: None,
+                            message: "base64-encoded cloud-config part not validated".into(),
+                        });
+                        continue;
+                    }
+                    warnings.extend(validate_cloud_config(&name, part.body, options)?);
+                }
+            }
         }
         UserDataKind::Empty => warnings.push(warn("is empty: cloud-init will do nothing with it")),
         UserDataKind::UpstartJob => {
@@ -335,6 +351,23 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(validate_user_data(b"", &NO_SCHEMA).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn empty_cloud_config_and_multipart_parts() {
+        assert!(
+            validate_user_data(b"#cloud-config\n", &NO_SCHEMA)
+                .unwrap()
+                .is_empty()
+        );
+        let mime = b"Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n\
+                     --B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\n\
+                     --B\nContent-Type: text/cloud-config; charset=\"us-ascii\"\n\n\
+                     #cloud-config\na: [\n--B--\n";
+        let e = validate_user_data(mime, &NO_SCHEMA).unwrap_err();
+        assert_eq!(e.file, "user-data (MIME part 2)", "{e}");
+        let good = String::from_utf8_lossy(mime).replace("a: [", "a: 1");
+        assert!(validate_user_data(good.as_bytes(), &NO_SCHEMA).is_ok());
     }
 
     #[test]
