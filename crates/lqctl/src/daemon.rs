@@ -82,6 +82,19 @@ impl Daemon {
         } else {
             msg.replace('\n', " ")
         };
+        if msg == "transport error" || msg.starts_with("error trying to connect") {
+            // The call never reached the service: say what the transport said.
+            let cause = innermost(status).unwrap_or(msg);
+            let hint = if self.address.starts_with("https://") || self.address.starts_with("tcp:") {
+                " (check --tls-ca, and --tls-cert/--tls-key if the daemon requires client certificates)"
+            } else {
+                ""
+            };
+            return anyhow!(
+                "cannot talk to the daemon at {}: {cause}{hint}",
+                self.address
+            );
+        }
         match status.code() {
             Code::Unavailable if msg.contains("connect") || msg.contains("transport") => anyhow!(
                 "cannot reach the daemon at {}: is limiquantix-node running?",
@@ -144,6 +157,17 @@ fn tls_endpoint(target: &Target, host_port: &str) -> anyhow::Result<Endpoint> {
         .map_err(|_| anyhow!("invalid daemon address {address:?}"))?
         .tls_config(tls)
         .map_err(|e| anyhow!("invalid TLS settings for {address}: {e}"))
+}
+
+/// The message of the innermost error under a status, if any.
+fn innermost(status: &tonic::Status) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    let mut last = None;
+    while let Some(e) = cause {
+        last = Some(e.to_string());
+        cause = e.source();
+    }
+    last
 }
 
 /// Explains a failed connection from the innermost OS error.

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BOOT_MARKER, RangeServer, TestDaemon, boot_disk, eventually, sha256_of};
+use common::{
+    BOOT_MARKER, RangeServer, TestDaemon, boot_disk, eventually, free_port, make_certs, sha256_of,
+};
 
 #[test]
 fn image_import_checksums_and_resumed_download() {
@@ -139,6 +141,70 @@ fn vm_create_wait_list_console_stop_delete() {
 
     // With no VM left, the image can go.
     d.ok_s("image delete tiny");
+}
+
+/// `https://HOST:PORT` with `--tls-ca` and a client certificate reaches a daemon that requires
+/// mTLS; without the client certificate the failure is one line.
+#[test]
+fn tls_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, server_pem, server_key, client_pem, client_key] = make_certs(dir.path());
+    let port = free_port();
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let d = TestDaemon::start_with(
+        dir,
+        &[
+            "--listen".into(),
+            format!("tcp:127.0.0.1:{port}"),
+            "--tls-cert".into(),
+            p(&server_pem),
+            "--tls-key".into(),
+            p(&server_key),
+            "--tls-client-ca".into(),
+            p(&ca),
+        ],
+    );
+    let address = format!("https://127.0.0.1:{port}");
+    let tls = |with_client: bool| {
+        let mut args = vec![
+            "--socket".to_owned(),
+            address.clone(),
+            "--tls-ca".into(),
+            p(&ca),
+            "image".into(),
+            "list".into(),
+            "-o".into(),
+            "json".into(),
+        ];
+        if with_client {
+            args.extend([
+                "--tls-cert".into(),
+                p(&client_pem),
+                "--tls-key".into(),
+                p(&client_key),
+            ]);
+        }
+        std::process::Command::new(env!("CARGO_BIN_EXE_lqctl"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let reached = eventually(Duration::from_secs(20), || tls(true).status.success());
+    assert!(
+        reached,
+        "mTLS call never succeeded: {:?}\n{}",
+        tls(true),
+        d.log()
+    );
+    assert_eq!(String::from_utf8_lossy(&tls(true).stdout).trim(), "[]");
+    let out = tls(false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls-cert/--tls-key"), "{err}");
+    assert!(
+        err.starts_with("lqctl: ") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

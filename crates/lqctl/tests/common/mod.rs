@@ -123,7 +123,11 @@ pub struct TestDaemon {
 impl TestDaemon {
     /// Starts `limiquantix-node` under TCG and waits for its socket.
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_with(tempfile::tempdir().unwrap(), &[])
+    }
+
+    /// Starts `limiquantix-node` in `dir` with extra flags (e.g. a TLS listener).
+    pub fn start_with(dir: tempfile::TempDir, extra: &[String]) -> Self {
         let state = dir.path().join("state");
         let run = dir.path().join("run");
         let socket = run.join("node.sock");
@@ -137,6 +141,7 @@ impl TestDaemon {
             .arg("--listen")
             .arg(format!("unix:{}", socket.display()))
             .args(["--accel", &accel])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -356,4 +361,105 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with `openssl` in
+/// `dir`: (ca.pem, server.pem, server.key, client.pem, client.key).
+pub fn make_certs(dir: &Path) -> [PathBuf; 5] {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=lq-test-ca",
+        ],
+    ]
+    .concat());
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr, pem, extfile) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN=lq-{name}"),
+            ],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            &extfile,
+        ]);
+    }
+    [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ]
+    .map(|f| dir.join(f))
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
