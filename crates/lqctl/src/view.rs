@@ -327,6 +327,7 @@ mod tests {
         let views: Vec<VmView> = vms.iter().map(|v| VmView::new(v, now)).collect();
         assert_snapshot("vm_list.txt", &vm_table(&views, false));
         assert_snapshot("vm_show.txt", &vm_details(&views[0], false));
+        assert_snapshot("vm_list.yaml", &serde_saphyr::to_string(&views).unwrap());
         assert_snapshot(
             "vm_list.json",
             &(serde_json::to_string_pretty(&views).unwrap() + "\n"),
