@@ -521,6 +521,19 @@ async fn build(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateVmOnNodeReques
 
 /// Runs `vm create`.
 pub async fn run(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
+    // VMs are named on the command line by name: two with the same name would make it ambiguous.
+    if let Some(other) = crate::vm::list_vms(ctx)
+        .await?
+        .iter()
+        .find(|v| v.name == a.name)
+    {
+        bail!(
+            "a VM named {} already exists ({}): choose another name, or delete it first (lqctl vm delete {})",
+            a.name,
+            other.vm_id,
+            a.name
+        );
+    }
     let request = build(ctx, &a).await?;
     let mut node = ctx.daemon.node();
     let created = node.create_vm(request).await.or_fail(&ctx.daemon)?;

@@ -82,8 +82,9 @@ impl Daemon {
         } else {
             msg.replace('\n', " ")
         };
-        if msg == "transport error" || msg.starts_with("error trying to connect") {
-            // The call never reached the service: say what the transport said.
+        if std::error::Error::source(status).is_some() {
+            // A status with an underlying error was made by the client's transport: the call
+            // never reached the service. Say what the transport said.
             let cause = innermost(status).unwrap_or(msg);
             let hint = if self.address.starts_with("https://") || self.address.starts_with("tcp:") {
                 " (check --tls-ca, and --tls-cert/--tls-key if the daemon requires client certificates)"

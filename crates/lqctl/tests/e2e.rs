@@ -81,6 +81,12 @@ fn vm_create_wait_list_console_stop_delete() {
 
     let out = d.ok_s("vm create tiny1 --image tiny --disk-size 1G --memory 128M --firmware bios");
     assert!(out.starts_with("tiny1  created  "), "{out}");
+    let out = d.run_s("vm create tiny1 --image tiny");
+    assert!(
+        out.stderr.contains("a VM named tiny1 already exists"),
+        "{}",
+        out.stderr
+    );
     let events = d.spawn(&["events", "--vm", "tiny1", "-o", "json"]);
     assert_eq!(d.ok_s("vm start tiny1"), "tiny1  started\n");
     d.ok_s("vm wait tiny1 --for running --timeout 60s");

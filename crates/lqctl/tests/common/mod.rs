@@ -62,6 +62,7 @@ pub fn daemon_binary() -> PathBuf {
             "limiquantix-node",
             "limiquantix-hypervisor",
             "limiquantix-proto",
+            "limiquantix-cloudinit",
         ]
         .iter()
         .filter_map(|c| newest_mtime(&crates.join(c)))
