@@ -17,8 +17,7 @@ use limiquantix_hypervisor::model::VmId;
 use limiquantix_hypervisor::paths::RuntimePaths;
 use limiquantix_hypervisor::qga::QgaClient;
 use limiquantix_hypervisor::readiness::{
-    BootFailure, BootPhase, CloudInitStage, ReadinessTracker, SerialLogTail,
-    query_cloud_init_status,
+    BootFailure, BootPhase, ReadinessTracker, SerialLogTail, WatchOptions, watch_boot,
 };
 use limiquantix_proto::NodeClient;
 use limiquantix_proto::v1 as pb;
@@ -263,49 +262,59 @@ async fn follow_until(
     }
 }
 
-/// The guest agent of the VM, once it answers.
-async fn agent(daemon: &Daemon, vm_id: &str, deadline: Instant) -> QgaClient {
-    let qga =
-        QgaClient::new(daemon.paths(vm_id).qga_socket()).with_timeout(Duration::from_secs(20));
-    while qga.ping().await.is_err() {
-        assert!(Instant::now() < deadline, "the guest agent never answered");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    qga
-}
-
-/// Boots to cloud-init's verdict the way the daemon's readiness does: serial console until
-/// cloud-init says it finished, then `cloud-init status` through the guest agent.
+/// Boots to cloud-init's verdict the way the daemon's readiness does ([`watch_boot`]): the
+/// serial console until cloud-init says it finished, then `cloud-init status` through the guest
+/// agent. Asserts that the verdict came from the agent and that the seed was found.
 async fn boot_verdict(
     daemon: &Daemon,
     vm_id: &str,
-    tail: &mut SerialLogTail,
+    tail: SerialLogTail,
     tracker: &Arc<Mutex<ReadinessTracker>>,
     deadline: Instant,
-) -> (BootPhase, QgaClient) {
-    let phase = follow_until(tail, tracker, deadline, |p| {
-        *p == BootPhase::CloudInitRunning {
-            stage: CloudInitStage::Finished,
+) -> (BootPhase, Arc<QgaClient>) {
+    let qga = Arc::new(
+        QgaClient::new(daemon.paths(vm_id).qga_socket()).with_timeout(Duration::from_secs(20)),
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = WatchOptions {
+        agent_grace: Duration::from_secs(120),
+        ..WatchOptions::default()
+    };
+    let watcher = tokio::spawn(watch_boot(
+        tail,
+        tracker.clone(),
+        qga.clone(),
+        None,
+        opts,
+        move |p| {
+            let _ = tx.send(p.clone());
+        },
+    ));
+    let phase = loop {
+        match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+            Ok(Some(p)) if p.is_terminal() => break p,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the boot watcher ended: {:?}", watcher.await),
+            Err(_) => panic!(
+                "no verdict in time; the boot is at {:?}",
+                tracker.lock().unwrap().phase()
+            ),
         }
-    })
-    .await;
+    };
+    watcher.abort();
+    let t = tracker.lock().unwrap();
     assert!(
-        !matches!(phase, BootPhase::Failed { .. }),
-        "boot failed before cloud-init finished: {phase}\n{}",
+        !matches!(phase, BootPhase::Failed { ref reason } if !matches!(reason, BootFailure::CloudInit { .. })),
+        "boot failed before cloud-init: {phase}\n{}",
         std::fs::read_to_string(daemon.paths(vm_id).serial_log()).unwrap_or_default()
     );
-    let qga = agent(daemon, vm_id, deadline).await;
-    let status = query_cloud_init_status(&qga, Duration::from_secs(60))
-        .await
-        .expect("cloud-init status through the guest agent");
-    let mut t = tracker.lock().unwrap();
-    t.apply_cloud_init_status(&status);
-    let ds = t.datasource().unwrap_or_default().to_string();
+    assert!(t.agent_answered(), "the verdict came from the guest agent");
+    let ds = t.datasource().unwrap_or_default();
     assert!(
         ds.starts_with("DataSourceNoCloud"),
         "cloud-init did not find the seed (datasource {ds:?})"
     );
-    (t.phase().clone(), qga)
+    (phase, qga)
 }
 
 /// Runs `sh -c script` in the guest; returns its stdout (asserting exit code 0).
@@ -355,7 +364,7 @@ async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
     );
     drop(client);
 
-    let (phase, qga) = boot_verdict(&daemon, &id, &mut tail, &tracker, deadline).await;
+    let (phase, qga) = boot_verdict(&daemon, &id, tail, &tracker, deadline).await;
     assert_eq!(phase, BootPhase::Ready);
     let log = std::fs::read_to_string(daemon.paths(&id).serial_log()).unwrap();
     // SeaBIOS prints to the serial port only with `-machine graphics=off`; when it does, it
@@ -404,8 +413,8 @@ async fn custom_cloud_init_applies_all_four_documents() {
     .await;
     let deadline = Instant::now() + BOOT_LIMIT;
     let tracker = Arc::new(Mutex::new(ReadinessTracker::new()));
-    let mut tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
-    let (phase, qga) = boot_verdict(&daemon, &id, &mut tail, &tracker, deadline).await;
+    let tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
+    let (phase, qga) = boot_verdict(&daemon, &id, tail, &tracker, deadline).await;
     assert_eq!(phase, BootPhase::Ready);
 
     assert_eq!(
@@ -443,8 +452,8 @@ async fn failing_user_data_is_reported_failed_with_cloud_inits_message() {
     .await;
     let deadline = Instant::now() + BOOT_LIMIT;
     let tracker = Arc::new(Mutex::new(ReadinessTracker::new()));
-    let mut tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
-    let (phase, _qga) = boot_verdict(&daemon, &id, &mut tail, &tracker, deadline).await;
+    let tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
+    let (phase, _qga) = boot_verdict(&daemon, &id, tail, &tracker, deadline).await;
     let BootPhase::Failed {
         reason: BootFailure::CloudInit { errors },
     } = &phase
