@@ -536,7 +536,21 @@ pub async fn run(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
     }
     let request = build(ctx, &a).await?;
     let mut node = ctx.daemon.node();
-    let created = node.create_vm(request).await.or_fail(&ctx.daemon)?;
+    let created = node
+        .create_vm(request)
+        .await
+        .or_fail(&ctx.daemon)
+        .map_err(|e| {
+            // A path outside the daemon's image directories: importing it is the way in.
+            if a.image.contains('/') && e.to_string().contains("outside the allowed directories") {
+                anyhow!(
+                    "{e}; import it into the library first: lqctl image import {}",
+                    a.image
+                )
+            } else {
+                e
+            }
+        })?;
     let vm_id = created.vm_id.clone();
     if !(a.start || a.wait) {
         match ctx.format {

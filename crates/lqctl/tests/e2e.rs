@@ -81,6 +81,13 @@ fn vm_create_wait_list_console_stop_delete() {
 
     let out = d.ok_s("vm create tiny1 --image tiny --disk-size 1G --memory 128M --firmware bios");
     assert!(out.starts_with("tiny1  created  "), "{out}");
+    let out = d.lqctl(&["vm", "create", "tiny2", "--image", disk.to_str().unwrap()]);
+    assert!(
+        out.stderr
+            .contains("import it into the library first: lqctl image import"),
+        "{}",
+        out.stderr
+    );
     let out = d.run_s("vm create tiny1 --image tiny");
     assert!(
         out.stderr.contains("a VM named tiny1 already exists"),
