@@ -74,6 +74,7 @@ impl<B: VmBackend> NodeService<B> {
             return Ok(answer);
         }
 
+        let t0 = std::time::Instant::now();
         let inner = self.inner.clone();
         let seed_path = inner.backend.paths(&id).seed_iso();
         let name = req.name.clone();
@@ -104,6 +105,7 @@ impl<B: VmBackend> NodeService<B> {
         })
         .await??;
 
+        let prepared_in = t0.elapsed();
         let kind = seed.as_ref().map(|s| s.kind);
         let warnings = seed
             .as_ref()
@@ -129,6 +131,12 @@ impl<B: VmBackend> NodeService<B> {
             Err(e) => return Err(e.into()),
         }
         fault::point("createvm:after-define");
+        tracing::debug!(
+            vm_id = %id,
+            prepare_us = prepared_in.as_micros() as u64,
+            define_us = (t0.elapsed() - prepared_in).as_micros() as u64,
+            "CreateVM timings (validation and seed; backend define)"
+        );
 
         let seed_text = match kind {
             Some(SeedKind::Custom) => "the given cloud-init documents",

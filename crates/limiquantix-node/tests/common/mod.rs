@@ -30,6 +30,8 @@ pub struct Node {
     pub log: PathBuf,
     /// Extra `--qemu-img` to use.
     pub qemu_img: Option<PathBuf>,
+    /// Extra command-line arguments.
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -60,6 +62,7 @@ impl Node {
             images,
             pool,
             qemu_img: None,
+            args: Vec::new(),
             child: None,
         }
     }
@@ -106,6 +109,7 @@ impl Node {
         if let Some(q) = &self.qemu_img {
             cmd.arg("--qemu-img").arg(q);
         }
+        cmd.args(&self.args);
         for (k, v) in env {
             cmd.env(k, v);
         }
