@@ -177,9 +177,9 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
             done(ctx, &vm, "stopped");
             Ok(())
         }
-        VmCommand::Reboot(a) => simple(ctx, &a.vm, "rebooted").await,
-        VmCommand::Pause(a) => simple(ctx, &a.vm, "paused").await,
-        VmCommand::Resume(a) => simple(ctx, &a.vm, "resumed").await,
+        VmCommand::Reboot(a) => simple(ctx, &a.vm, Simple::Reboot).await,
+        VmCommand::Pause(a) => simple(ctx, &a.vm, Simple::Pause).await,
+        VmCommand::Resume(a) => simple(ctx, &a.vm, Simple::Resume).await,
         VmCommand::Delete(a) => delete(ctx, a).await,
         VmCommand::Console(a) => {
             let vm = find(ctx, &a.vm).await?;
@@ -251,14 +251,22 @@ fn done(ctx: &Ctx, vm: &VmStatusResponse, what: &str) {
     }
 }
 
-async fn simple(ctx: &Ctx, query: &str, what: &str) -> anyhow::Result<()> {
+/// Lifecycle calls that take only the VM.
+#[derive(Clone, Copy, Debug)]
+enum Simple {
+    Reboot,
+    Pause,
+    Resume,
+}
+
+async fn simple(ctx: &Ctx, query: &str, op: Simple) -> anyhow::Result<()> {
     let vm = find(ctx, query).await?;
     let mut node = ctx.daemon.node();
     let req = id(&vm);
-    let result = match what {
-        "rebooted" => node.reboot_vm(req).await,
-        "paused" => node.pause_vm(req).await,
-        _ => node.resume_vm(req).await,
+    let (result, what) = match op {
+        Simple::Reboot => (node.reboot_vm(req).await, "rebooted"),
+        Simple::Pause => (node.pause_vm(req).await, "paused"),
+        Simple::Resume => (node.resume_vm(req).await, "resumed"),
     };
     result.or_fail(&ctx.daemon)?;
     done(ctx, &vm, what);

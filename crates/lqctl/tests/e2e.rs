@@ -121,6 +121,14 @@ fn vm_create_wait_list_console_stop_delete() {
         d.ok_s("vm logs tiny1 --qemu")
     );
 
+    // Pause, resume, reboot.
+    assert_eq!(d.ok_s("vm pause tiny1"), "tiny1  paused\n");
+    let show: serde_json::Value = serde_json::from_str(&d.ok_s("vm show tiny1 -o json")).unwrap();
+    assert_eq!(show["state"], "paused");
+    assert_eq!(d.ok_s("vm resume tiny1"), "tiny1  resumed\n");
+    assert_eq!(d.ok_s("vm reboot tiny1"), "tiny1  rebooted\n");
+    d.ok_s("vm wait tiny1 --timeout 30s");
+
     // The image is in use: deleting it is refused.
     let out = d.run_s("image delete tiny");
     assert_eq!(out.code, Some(1));
