@@ -55,6 +55,31 @@ fn err<T>(line: usize, message: impl Into<String>) -> Result<T, YamlError> {
     })
 }
 
+/// Deepest nesting of collections accepted (PyYAML itself fails a little deeper, on Python's
+/// recursion limit).
+pub const MAX_DEPTH: usize = 256;
+
+/// Most values that aliases may copy in one document (guards against "billion laughs").
+pub const MAX_NODES: usize = 1_000_000;
+
+/// Number of values in `v`, counting stops a little past `limit`.
+fn count_nodes(v: &Value, limit: usize) -> usize {
+    let mut count = 0;
+    let mut todo = vec![v];
+    while let Some(v) = todo.pop() {
+        count += 1;
+        if count > limit {
+            break;
+        }
+        match v {
+            Value::Array(items) => todo.extend(items),
+            Value::Object(map) => todo.extend(map.values()),
+            _ => {}
+        }
+    }
+    count
+}
+
 enum Frame {
     Seq {
         items: Vec<Value>,
@@ -80,6 +105,7 @@ pub fn load(text: &str) -> Result<Loaded, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: BTreeMap<usize, Value> = BTreeMap::new();
+    let mut expanded = 0usize;
     let mut lines = BTreeMap::new();
     let mut root: Option<Value> = None;
     let mut documents = 0;
@@ -113,10 +139,25 @@ pub fn load(text: &str) -> Result<Loaded, YamlError> {
                 (scalar(&text, style, tag.as_deref(), line)?, anchor)
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(v) => (v.clone(), 0),
+                Some(v) => {
+                    expanded += count_nodes(v, MAX_NODES);
+                    if expanded > MAX_NODES {
+                        return err(
+                            line,
+                            format!("aliases expand to more than {MAX_NODES} values"),
+                        );
+                    }
+                    (v.clone(), 0)
+                }
                 None => return err(line, "found an undefined alias"),
             },
             Event::SequenceStart(anchor, tag) => {
+                if stack.len() >= MAX_DEPTH {
+                    return err(
+                        line,
+                        format!("collections nest deeper than {MAX_DEPTH} levels"),
+                    );
+                }
                 check_collection_tag(tag.as_deref(), "seq", line)?;
                 let path = child_path(&stack);
                 lines.entry(path.clone()).or_insert(line);
@@ -128,6 +169,12 @@ pub fn load(text: &str) -> Result<Loaded, YamlError> {
                 continue;
             }
             Event::MappingStart(anchor, tag) => {
+                if stack.len() >= MAX_DEPTH {
+                    return err(
+                        line,
+                        format!("collections nest deeper than {MAX_DEPTH} levels"),
+                    );
+                }
                 check_collection_tag(tag.as_deref(), "map", line)?;
                 let path = child_path(&stack);
                 lines.entry(path.clone()).or_insert(line);
@@ -487,6 +534,20 @@ mod tests {
             let e = load(doc).unwrap_err();
             assert_eq!(e.line, Some(line), "{doc:?}: {e:?}");
         }
+    }
+
+    #[test]
+    fn depth_and_alias_expansion_are_bounded() {
+        let deep = format!("a:\n  {}x\n", "- ".repeat(MAX_DEPTH + 1));
+        assert!(load(&deep).unwrap_err().message.contains("nest deeper"));
+        let ok = format!("a:\n  {}x\n", "- ".repeat(MAX_DEPTH - 2));
+        assert!(load(&ok).is_ok());
+        let mut bomb = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+            bomb.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        assert!(load(&bomb).unwrap_err().message.contains("aliases expand"));
     }
 
     #[test]
