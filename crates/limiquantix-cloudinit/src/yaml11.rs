@@ -8,6 +8,10 @@
 //! value, so errors can point at a line.
 //!
 //! Timestamps, `.inf`/`.nan` and `!!binary` become strings: JSON has no such types.
+//!
+//! Limits: collections nest at most [`MAX_DEPTH`] levels (PyYAML itself fails not much deeper)
+//! and aliases may copy at most [`MAX_NODES`] values, so a small "billion laughs" document
+//! cannot exhaust memory.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
