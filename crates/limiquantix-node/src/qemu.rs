@@ -198,16 +198,7 @@ impl VmBackend for Qemu {
     }
 
     async fn start(&self, id: &VmId) -> Result<(), BackendError> {
-        // `QemuBackend::start`'s future is not `Send` (it holds a lock guard across an await),
-        // so it runs to completion on a blocking-pool thread instead of a runtime worker.
-        let backend = self.backend.clone();
-        let id = id.clone();
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || handle.block_on(backend.start(&id)))
-            .await
-            .map_err(|e| BackendError::Internal(format!("start task failed: {e}")))?
-            .map(|_| ())
-            .map_err(sort)
+        self.backend.start(id).await.map(|_| ()).map_err(sort)
     }
 
     async fn stop(&self, id: &VmId, timeout: Duration) -> Result<(), BackendError> {
