@@ -102,7 +102,7 @@ pub struct CreateArgs {
     /// Start the VM once it is defined.
     #[arg(long)]
     pub start: bool,
-    /// Start the VM and wait until it is ready (cloud-init done).
+    /// Start the VM and wait until it is ready (cloud-init done; for an ISO, until it runs).
     #[arg(long)]
     pub wait: bool,
     /// How long --wait waits.
@@ -410,8 +410,9 @@ pub fn static_network_config(
     String::from_utf8(yaml).context("network-config is not UTF-8")
 }
 
-/// Builds the request from the flags (no daemon calls besides the image lookup).
-async fn build(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateVmOnNodeRequest> {
+/// Builds the request from the flags (no daemon calls besides the image lookup); also says
+/// whether the VM installs from an ISO (then no cloud-init runs and `--wait` waits for running).
+async fn build(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<(CreateVmOnNodeRequest, bool)> {
     let keys = ssh_keys(&a.ssh_keys)?;
     let vm_id = uuid::Uuid::new_v4().to_string();
     let mut nics = if a.nics.is_empty() {
@@ -465,7 +466,9 @@ async fn build(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateVmOnNodeReques
             .unwrap_or(limiquantix_cloudinit::userdata::DEFAULT_USER);
         labels.insert(SSH_LABEL.into(), format!("{user}@127.0.0.1:{port}"));
     }
-    let (disks, cdroms) = match choose_image(ctx, &a.image).await? {
+    let image = choose_image(ctx, &a.image).await?;
+    let from_iso = matches!(image, ImageChoice::Iso(_));
+    let (disks, cdroms) = match image {
         ImageChoice::Disk(backing_file) => (
             vec![DiskSpec {
                 id: "disk-0".into(),
@@ -511,12 +514,13 @@ async fn build(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateVmOnNodeReques
         default_seed: provisioning.default_seed,
         ..Default::default()
     };
-    Ok(CreateVmOnNodeRequest {
+    let request = CreateVmOnNodeRequest {
         vm_id,
         name: a.name.clone(),
         spec: Some(spec),
         labels: labels.into_iter().collect(),
-    })
+    };
+    Ok((request, from_iso))
 }
 
 /// Runs `vm create`.
@@ -534,7 +538,7 @@ pub async fn run(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
             a.name
         );
     }
-    let request = build(ctx, &a).await?;
+    let (request, from_iso) = build(ctx, &a).await?;
     let mut node = ctx.daemon.node();
     let created = node
         .create_vm(request)
@@ -576,7 +580,12 @@ pub async fn run(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let r = wait::wait(ctx, &vm, WaitFor::Ready, a.timeout).await?;
+    let until = if from_iso {
+        WaitFor::Running
+    } else {
+        WaitFor::Ready
+    };
+    let r = wait::wait(ctx, &vm, until, a.timeout).await?;
     wait::print_summary(ctx, &r.vm, Some((&r.label, r.took)));
     Ok(())
 }
