@@ -148,6 +148,29 @@ async fn main() {
     }
     report(&format!("CreateVM x{n} sequential"), &mut daemon, &mut hand);
 
+    // The floor both sides share: one `qemu-img create` of the overlay alone.
+    let mut floor = Vec::with_capacity(n);
+    for i in 0..n {
+        let file = hand_root.join(format!("floor{i}.qcow2"));
+        let t = Instant::now();
+        let ok = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+            .arg(&base)
+            .arg(&file)
+            .arg("1G")
+            .status()
+            .unwrap()
+            .success();
+        floor.push(t.elapsed());
+        assert!(ok);
+    }
+    floor.sort();
+    println!(
+        "qemu-img create alone x{n}: p50 {:.2} ms p99 {:.2} ms",
+        ms(percentile(&floor, 0.5)),
+        ms(percentile(&floor, 0.99))
+    );
+
     // 100 at once.
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
