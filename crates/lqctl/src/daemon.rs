@@ -195,3 +195,73 @@ fn unreachable_error(address: &str, error: &(dyn std::error::Error + 'static)) -
         _ => anyhow!("cannot reach the daemon at {address}: {last}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemon(address: &str) -> Daemon {
+        Daemon {
+            channel: Endpoint::from_static("http://[::1]:9").connect_lazy(),
+            address: address.to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn statuses_become_one_line_messages() {
+        let d = daemon("/run/x.sock");
+        let e = d.error(&tonic::Status::not_found("VM 1 does not exist"));
+        assert_eq!(e.to_string(), "VM 1 does not exist");
+        let e = d.error(&tonic::Status::invalid_argument(
+            "spec.memory_mib: 0 is too small\nuse 64+",
+        ));
+        assert_eq!(e.to_string(), "spec.memory_mib: 0 is too small use 64+");
+        let e = d.error(&tonic::Status::unimplemented("AttachNIC waits for issue 9"));
+        assert!(
+            e.to_string()
+                .starts_with("the daemon does not support this yet: ")
+        );
+        let e = d.error(&tonic::Status::unavailable(
+            "error trying to connect: No such file",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "cannot reach the daemon at /run/x.sock: is limiquantix-node running?"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_sockets_say_what_to_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.sock").display().to_string();
+        let err = Daemon::connect(&Target {
+            address: missing.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot reach the daemon at {missing}: is limiquantix-node running?")
+        );
+        let err = Daemon::connect(&Target {
+            address: "https://127.0.0.1:1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("pass --tls-ca"), "{err}");
+        let err = Daemon::connect(&Target {
+            address: "https://127.0.0.1:1".into(),
+            tls_ca: Some(dir.path().join("ca.pem")),
+            tls_cert: Some(dir.path().join("c.pem")),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read the CA certificate"),
+            "{err}"
+        );
+    }
+}
