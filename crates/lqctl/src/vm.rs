@@ -334,16 +334,25 @@ async fn delete(ctx: &Ctx, a: DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The lines of `new` that follow what `old` ended with (the longest suffix of `old` that is a
-/// prefix of `new`). When they share nothing, all of `new`.
+/// The lines of `new` after what `old` ended with: the last place in `new` where the last lines
+/// of `old` (up to 20) appear, trying shorter anchors when a longer one is not found. When `old`
+/// and `new` share nothing, all of `new` (the log moved on by more than a fetch).
 pub fn new_lines<'a>(old: &[&str], new: &'a [&'a str]) -> &'a [&'a str] {
-    let max = old.len().min(new.len());
-    for k in (1..=max).rev() {
-        if old[old.len() - k..] == new[..k] {
-            return &new[k..];
+    for k in (1..=old.len().min(20).min(new.len())).rev() {
+        let anchor = &old[old.len() - k..];
+        if let Some(at) = (0..=new.len() - k)
+            .rev()
+            .find(|&i| &new[i..i + k] == anchor)
+        {
+            return &new[at + k..];
         }
     }
     new
+}
+
+/// The text up to and including its last newline (a line still being written is left out).
+fn complete_lines(text: &str) -> &str {
+    text.rfind('\n').map_or("", |i| &text[..=i])
 }
 
 async fn logs(
@@ -364,7 +373,13 @@ async fn logs(
             Ok::<_, anyhow::Error>(if qemu { r.qemu_log } else { r.serial_log })
         }
     };
-    let mut previous = fetch(lines).await?;
+    let first = fetch(lines).await?;
+    // When following, a last line without its newline yet is printed once it is complete.
+    let mut previous = if follow {
+        complete_lines(&first).to_owned()
+    } else {
+        first
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(previous.as_bytes())
         .and_then(|()| out.flush())
@@ -375,7 +390,7 @@ async fn logs(
     }
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let current = fetch(1000).await?;
+        let current = complete_lines(&fetch(1000).await?).to_owned();
         if current == previous {
             continue;
         }
@@ -404,5 +419,19 @@ mod tests {
         assert_eq!(new_lines(&["a", "b"], &["a", "b"]), [] as [&str; 0]);
         assert_eq!(new_lines(&[], &["x"]), ["x"]);
         assert_eq!(new_lines(&["a"], &["x", "y"]), ["x", "y"]);
+        // A longer fetch than the first one: the old tail is found inside it.
+        assert_eq!(new_lines(&["c", "d"], &["a", "b", "c", "d", "e"]), ["e"]);
+        // Repeated lines: the latest occurrence of the anchor wins.
+        assert_eq!(
+            new_lines(&["ok", "ok"], &["ok", "ok", "ok", "new"]),
+            ["new"]
+        );
+    }
+
+    #[test]
+    fn partial_last_lines_wait_for_their_newline() {
+        assert_eq!(super::complete_lines("a\nb\npart"), "a\nb\n");
+        assert_eq!(super::complete_lines("a\n"), "a\n");
+        assert_eq!(super::complete_lines("part"), "");
     }
 }

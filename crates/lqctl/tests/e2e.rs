@@ -121,6 +121,12 @@ fn vm_create_wait_list_console_stop_delete() {
         d.ok_s("vm logs tiny1 --qemu")
     );
 
+    // Following the console prints what is there, then keeps going until killed.
+    let follow = d.spawn(&["vm", "console", "tiny1"]);
+    let lines = follow.lines_until(Duration::from_secs(20), |l| l.contains(BOOT_MARKER));
+    assert!(lines.iter().any(|l| l.contains(BOOT_MARKER)), "{lines:?}");
+    drop(follow);
+
     // Pause, resume, reboot.
     assert_eq!(d.ok_s("vm pause tiny1"), "tiny1  paused\n");
     let show: serde_json::Value = serde_json::from_str(&d.ok_s("vm show tiny1 -o json")).unwrap();
