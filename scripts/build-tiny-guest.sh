@@ -102,10 +102,11 @@ for m in /lib/modules/evdev.ko /lib/modules/button.ko; do
 done
 boot_id="$(cat /proc/sys/kernel/random/boot_id)"
 echo "LQ-TINY-GUEST BOOT $boot_id"
-# Find the power button's event device (give udev-less devtmpfs a moment to create it).
+# Find the power button's event device (give udev-less devtmpfs a moment to create it; a
+# loaded host running TCG can take many seconds).
 dev=""
 i=0
-while [ -z "$dev" ] && [ $i -lt 50 ]; do
+while [ -z "$dev" ] && [ $i -lt 600 ]; do
     for ev in /sys/class/input/event*; do
         [ -e "$ev/device/name" ] || continue
         if grep -q "Power Button" "$ev/device/name"; then
@@ -116,9 +117,12 @@ while [ -z "$dev" ] && [ $i -lt 50 ]; do
     i=$((i + 1))
 done
 if [ -n "$dev" ]; then
+    # Open the device before announcing readiness, so a press that follows READY is queued
+    # on this descriptor instead of lost.
+    exec 3<"$dev"
     echo "LQ-TINY-GUEST READY power-button=$dev"
     # The power button device only reports the power key: any event means "power off".
-    until dd if="$dev" of=/dev/null bs=24 count=1 2>/dev/null; do sleep 1; done
+    until dd of=/dev/null bs=24 count=1 <&3 2>/dev/null; do sleep 1; done
     echo "LQ-TINY-GUEST POWEROFF"
     poweroff -f
 else
