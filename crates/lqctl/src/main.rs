@@ -84,6 +84,12 @@ pub struct Ctx {
 }
 
 fn main() -> std::process::ExitCode {
+    // `lqctl vm list | head -1`: end quietly when the reader goes away, like other Unix tools,
+    // instead of failing a write to stdout.
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Seed(args) => seed::run(*args),
