@@ -29,6 +29,9 @@ pub struct VmView {
     pub started_at: Option<String>,
     /// Seconds since it started, while running.
     pub uptime_seconds: Option<u64>,
+    /// Boot phase read from the serial console (`vm show` only): firmware, kernel running,
+    /// cloud-init STAGE, ready, failed: REASON.
+    pub boot: Option<String>,
     /// Whether the guest agent answers.
     pub agent_connected: bool,
     /// The guest's host name, from its agent.
@@ -126,6 +129,7 @@ impl VmView {
                 .filter(|_| started.is_some())
                 .map(|t| t.to_string()),
             uptime_seconds: started.map(|s| now.duration_since(s).unwrap_or_default().as_secs()),
+            boot: None,
             agent_connected: agent.is_some_and(|a| a.connected),
             hostname: agent.and_then(|a| non_empty(&a.hostname)),
             os: agent.and_then(|a| non_empty(format!("{} {}", a.os_name, a.os_version).trim())),
@@ -211,6 +215,7 @@ pub fn vm_details(vm: &VmView, colour: bool) -> String {
                     .map(|s| human_duration(Duration::from_secs(s))),
             ),
         ),
+        ("boot", dash(vm.boot.clone())),
         (
             "agent",
             if vm.agent_connected {

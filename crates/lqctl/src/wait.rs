@@ -153,7 +153,7 @@ pub struct Reached {
 }
 
 /// The last lines of a VM's serial console.
-async fn serial_tail(ctx: &Ctx, vm_id: &str) -> anyhow::Result<String> {
+pub async fn serial_tail(ctx: &Ctx, vm_id: &str) -> anyhow::Result<String> {
     use crate::daemon::CallExt as _;
     let logs = ctx
         .daemon

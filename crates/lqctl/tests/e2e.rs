@@ -121,6 +121,11 @@ fn vm_create_wait_list_console_stop_delete() {
         d.ok_s("vm logs tiny1 --qemu")
     );
 
+    // `vm show` of a running VM carries the boot phase read from its console (this guest prints
+    // nothing the readiness tracker knows, so it stays at its first phase).
+    let show: serde_json::Value = serde_json::from_str(&d.ok_s("vm show tiny1 -o json")).unwrap();
+    assert_eq!(show["boot"], "qemu started", "{show}");
+
     // Following the console prints what is there, then keeps going until killed.
     let follow = d.spawn(&["vm", "console", "tiny1"]);
     let lines = follow.lines_until(Duration::from_secs(20), |l| l.contains(BOOT_MARKER));
