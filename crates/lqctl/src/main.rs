@@ -84,12 +84,7 @@ pub struct Ctx {
 }
 
 fn main() -> std::process::ExitCode {
-    // `lqctl vm list | head -1`: end quietly when the reader goes away, like other Unix tools,
-    // instead of failing a write to stdout.
-    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid disposition.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    quiet_panics();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Seed(args) => seed::run(*args),
@@ -119,6 +114,27 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Panics end as one line, never a backtrace; a closed stdout (`lqctl vm list | head -1`) ends
+/// the command quietly, like other Unix tools. (SIGPIPE stays ignored: sockets rely on it.)
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        eprintln!(
+            "lqctl: internal error: {} (please report it)",
+            msg.replace('\n', " ")
+        );
+        std::process::exit(101);
+    }));
 }
 
 async fn run(command: Command, target: Target, format: Format) -> anyhow::Result<()> {
