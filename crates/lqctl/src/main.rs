@@ -58,7 +58,7 @@ enum Command {
     Image(image::ImageCommand),
     /// Stream the node's events (VM started, stopped, ...) until Ctrl-C.
     Events(node::EventsArgs),
-    /// The node.
+    /// The node: host facts, hypervisor and daemon (node info).
     #[command(subcommand)]
     Node(node::NodeCommand),
     /// Write a NoCloud seed image (a drop-in for cloud-localds).
