@@ -108,6 +108,10 @@ fn event(e: hv::VmEvent) -> VmEvent {
             format!("the guest kernel panicked (QEMU action: {action})"),
         ),
         K::Crashed { reason } => (VmEventKind::Crashed, format!("VM crashed: {reason}")),
+        K::Boot { phase } => (
+            VmEventKind::Other("boot-phase".into()),
+            format!("guest boot: {phase}"),
+        ),
     };
     VmEvent {
         vm_id: e.vm_id,

@@ -278,6 +278,7 @@ impl QemuBackend {
             proc_,
             qmp,
             events,
+            0,
         );
         lock(&self.inner.monitors).push(m);
         tracing::info!(vm_id = %vm.id, state = %state, "re-adopted running QEMU");
@@ -420,6 +421,10 @@ impl QemuBackend {
     async fn launch(&self, vm: &Arc<Vm>) -> Result<()> {
         let paths = vm.paths.clone();
         let args = self.build_args(vm, true).await?;
+        // This boot is read from here on; earlier boots stay in the appended serial log.
+        let serial_offset = tokio::fs::metadata(paths.serial_log())
+            .await
+            .map_or(0, |m| m.len());
         let proc_ = process::spawn(&SpawnSpec {
             program: &self.inner.config.qemu_binary,
             args: &args,
@@ -500,6 +505,7 @@ impl QemuBackend {
             proc_.clone(),
             Some(qmp.clone()),
             Some(events),
+            serial_offset,
         );
         lock(&self.inner.monitors).push(m);
         let mut c = vm.cell();

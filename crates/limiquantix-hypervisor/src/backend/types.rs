@@ -81,6 +81,9 @@ pub struct VmStatus {
     pub run_state: Option<String>,
     /// How the last QEMU process ended (`guest shut down`, `signal 9`, ...), if known.
     pub last_exit: Option<String>,
+    /// The guest's boot phase while QEMU runs (serial console + cloud-init's verdict, see
+    /// [`crate::readiness`]); `None` when no QEMU runs.
+    pub boot: Option<crate::readiness::BootPhase>,
 }
 
 /// Outcome of a graceful stop.
@@ -141,6 +144,11 @@ pub enum VmEventKind {
     Crashed {
         /// How it ended.
         reason: String,
+    },
+    /// The guest reached a new boot phase (firmware, kernel, cloud-init stage, ready, failed).
+    Boot {
+        /// The new phase.
+        phase: crate::readiness::BootPhase,
     },
 }
 

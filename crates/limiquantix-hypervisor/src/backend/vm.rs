@@ -20,6 +20,7 @@ use crate::persist::{self, ExitKind};
 use crate::process::{ProcessExit, QemuProcess};
 use crate::qga::QgaClient;
 use crate::qmp::{QmpClient, QmpEvent};
+use crate::readiness::{BootPhase, ReadinessTracker, SerialLogTail, WatchOptions, watch_boot};
 use crate::state::VmState;
 
 /// How long the monitor waits, after QEMU exited, for the last QMP messages to be read.
@@ -51,6 +52,8 @@ pub(super) struct VmRuntime {
     /// The guest or QEMU announced `SHUTDOWN`.
     pub(super) shutdown_seen: bool,
     pub(super) last_exit: Option<String>,
+    /// The boot phase of the running QEMU's guest.
+    pub(super) boot: Option<BootPhase>,
 }
 
 impl Vm {
@@ -70,6 +73,7 @@ impl Vm {
                 stop_requested: false,
                 shutdown_seen: false,
                 last_exit: None,
+                boot: None,
             }),
             finished: watch::channel(0).0,
         }
@@ -92,6 +96,7 @@ impl Vm {
                 .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
             run_state: None,
             last_exit: c.last_exit.clone(),
+            boot: c.boot.clone(),
         }
     }
 
@@ -155,6 +160,7 @@ impl Vm {
                 };
                 c.process = None;
                 c.qmp = None;
+                c.boot = None;
                 c.last_exit = Some(how.clone());
                 let rec = persist::RuntimeRecord {
                     pid: 0,
@@ -203,7 +209,9 @@ pub(super) fn remove_runtime_leftovers(paths: &RuntimePaths) {
     }
 }
 
-/// Starts the monitor of generation `generation`: follows QMP events and the process exit.
+/// Starts the monitor of generation `generation`: follows QMP events and the process exit, and
+/// the guest's boot phases from `serial_offset` of the serial log on (0 for an adopted QEMU: the
+/// last boot in the log wins).
 pub(super) fn spawn_monitor(
     inner: Weak<Inner>,
     vm: Arc<Vm>,
@@ -211,10 +219,18 @@ pub(super) fn spawn_monitor(
     process: QemuProcess,
     qmp: Option<Arc<QmpClient>>,
     events: Option<broadcast::Receiver<QmpEvent>>,
+    serial_offset: u64,
 ) -> tokio::task::AbortHandle {
     let span = tracing::info_span!("vm_monitor", vm_id = %vm.id, generation);
     let task = tokio::spawn(
         async move {
+            // Ends with this task, also when the task is aborted.
+            let readiness = AbortOnDrop(spawn_readiness(
+                inner.clone(),
+                Arc::downgrade(&vm),
+                generation,
+                serial_offset,
+            ));
             let mut events = events;
             let exit = loop {
                 tokio::select! {
@@ -234,6 +250,7 @@ pub(super) fn spawn_monitor(
                     handle_event(&inner, &vm, generation, ev).await;
                 }
             }
+            drop(readiness);
             if let Some(inner) = inner.upgrade() {
                 vm.finish(&inner, generation, exit).await;
             }
@@ -241,6 +258,67 @@ pub(super) fn spawn_monitor(
         .instrument(span),
     );
     task.abort_handle()
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Follows generation `generation`'s boot ([`watch_boot`]): each phase goes into the VM's status
+/// and out as a [`VmEventKind::Boot`] event. Holds the VM weakly, so a dropped backend lets go of
+/// its QMP connection.
+fn spawn_readiness(
+    inner: Weak<Inner>,
+    weak_vm: Weak<Vm>,
+    generation: u64,
+    serial_offset: u64,
+) -> tokio::task::JoinHandle<()> {
+    let Some(vm) = weak_vm.upgrade() else {
+        return tokio::spawn(async {});
+    };
+    {
+        let mut c = vm.cell();
+        if c.generation == generation {
+            c.boot = Some(BootPhase::QemuStarted);
+        }
+    }
+    let tail = SerialLogTail::new(vm.paths.serial_log(), serial_offset);
+    let tracker = std::sync::Arc::new(Mutex::new(ReadinessTracker::new()));
+    let qga = vm.qga.clone();
+    let id = vm.id.clone();
+    drop(vm);
+    let on_change = move |phase: &BootPhase| {
+        let Some(vm) = weak_vm.upgrade() else {
+            return;
+        };
+        {
+            let mut c = vm.cell();
+            if c.generation != generation {
+                return;
+            }
+            c.boot = Some(phase.clone());
+        }
+        tracing::info!(vm_id = %vm.id, phase = %phase, "guest boot phase");
+        if let Some(inner) = inner.upgrade() {
+            inner.emit(
+                &vm.id,
+                VmEventKind::Boot {
+                    phase: phase.clone(),
+                },
+            );
+        }
+    };
+    tokio::spawn(async move {
+        let watched = watch_boot(tail, tracker, qga, None, WatchOptions::default(), on_change);
+        if let Err(e) = watched.await {
+            tracing::warn!(vm_id = %id, error = %e, "stopped following the guest's boot");
+        }
+    })
 }
 
 /// The next event; `None` once the channel is closed (lagging skips ahead).
