@@ -3,9 +3,9 @@
 //! (`LQ_TEST_GUEST_IMAGE`, built through the script when unset).
 //!
 //! Each booting scenario starts its own daemon on a temporary state directory, creates a VM
-//! through gRPC, starts it, follows the guest's serial console with the readiness tracker, asks
-//! the guest agent for cloud-init's verdict, and checks the guest from inside through the guest
-//! agent. Booting scenarios run one at a time (a lock), so a 2-core machine boots one guest at
+//! through gRPC, starts it, waits for the daemon's verdict on the boot (its `boot-phase` events:
+//! serial console, then cloud-init's own status through the guest agent), and checks the guest
+//! from inside through the guest agent. Booting scenarios run one at a time (a lock), so a 2-core machine boots one guest at
 //! once.
 
 use std::path::{Path, PathBuf};
@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use limiquantix_hypervisor::model::VmId;
 use limiquantix_hypervisor::paths::RuntimePaths;
 use limiquantix_hypervisor::qga::QgaClient;
-use limiquantix_hypervisor::readiness::{
-    BootFailure, BootPhase, ReadinessTracker, SerialLogTail, WatchOptions, watch_boot,
-};
+use limiquantix_hypervisor::readiness::{BootPhase, ReadinessTracker, SerialLogTail};
 use limiquantix_proto::NodeClient;
 use limiquantix_proto::v1 as pb;
 
@@ -137,8 +135,8 @@ impl Daemon {
         }
     }
 
-    /// Stops the daemon with SIGTERM (its QEMUs keep running) and starts it again.
-    async fn restart(&mut self) -> NodeClient {
+    /// Stops the daemon with SIGTERM (its QEMUs keep running).
+    fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SAFETY: kill(2) on the pid of a child we own and have not reaped yet.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -148,6 +146,11 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+
+    /// Stops the daemon and starts it again.
+    async fn restart(&mut self) -> NodeClient {
+        self.stop();
         self.spawn().await
     }
 
@@ -262,59 +265,60 @@ async fn follow_until(
     }
 }
 
-/// Boots to cloud-init's verdict the way the daemon's readiness does ([`watch_boot`]): the
-/// serial console until cloud-init says it finished, then `cloud-init status` through the guest
-/// agent. Asserts that the verdict came from the agent and that the seed was found.
-async fn boot_verdict(
+/// The daemon's boot events of one VM, from a subscription taken before the verdict.
+type Events = tonic::Streaming<pb::NodeEvent>;
+
+async fn subscribe(client: &mut NodeClient) -> Events {
+    client
+        .stream_events(())
+        .await
+        .expect("StreamEvents")
+        .into_inner()
+}
+
+/// Waits for the daemon's verdict on the VM's boot (its `boot-phase` events): returns the
+/// message of the `ready` or `failed` event.
+async fn daemon_verdict(
     daemon: &Daemon,
+    events: &mut Events,
     vm_id: &str,
-    tail: SerialLogTail,
-    tracker: &Arc<Mutex<ReadinessTracker>>,
     deadline: Instant,
-) -> (BootPhase, Arc<QgaClient>) {
-    let qga = Arc::new(
-        QgaClient::new(daemon.paths(vm_id).qga_socket()).with_timeout(Duration::from_secs(20)),
-    );
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let opts = WatchOptions {
-        agent_grace: Duration::from_secs(120),
-        ..WatchOptions::default()
-    };
-    let watcher = tokio::spawn(watch_boot(
-        tail,
-        tracker.clone(),
-        qga.clone(),
-        None,
-        opts,
-        move |p| {
-            let _ = tx.send(p.clone());
-        },
-    ));
-    let phase = loop {
-        match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
-            Ok(Some(p)) if p.is_terminal() => break p,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("the boot watcher ended: {:?}", watcher.await),
+) -> String {
+    let mut last = String::from("no boot event yet");
+    loop {
+        let next = tokio::time::timeout_at(deadline.into(), events.message()).await;
+        let event = match next {
+            Ok(Ok(Some(e))) => e,
+            Ok(other) => panic!("the event stream ended: {other:?}\n{}", daemon.log()),
             Err(_) => panic!(
-                "no verdict in time; the boot is at {:?}",
-                tracker.lock().unwrap().phase()
+                "no verdict from the daemon in time (last: {last})\n{}",
+                std::fs::read_to_string(daemon.paths(vm_id).serial_log()).unwrap_or_default()
             ),
+        };
+        if event.vm_id != vm_id
+            || event.metadata.get("kind").map(String::as_str) != Some("boot-phase")
+        {
+            continue;
         }
-    };
-    watcher.abort();
-    let t = tracker.lock().unwrap();
-    assert!(
-        !matches!(phase, BootPhase::Failed { ref reason } if !matches!(reason, BootFailure::CloudInit { .. })),
-        "boot failed before cloud-init: {phase}\n{}",
-        std::fs::read_to_string(daemon.paths(vm_id).serial_log()).unwrap_or_default()
-    );
-    assert!(t.agent_answered(), "the verdict came from the guest agent");
-    let ds = t.datasource().unwrap_or_default();
-    assert!(
-        ds.starts_with("DataSourceNoCloud"),
-        "cloud-init did not find the seed (datasource {ds:?})"
-    );
-    (phase, qga)
+        last = event.message.clone();
+        if last.starts_with("guest boot: ready") || last.starts_with("guest boot: failed") {
+            return last;
+        }
+    }
+}
+
+/// The guest agent, for checks from inside the guest. QEMU serves one agent connection at a
+/// time and the daemon keeps its own, so the daemon is stopped first (its QEMUs keep running).
+async fn inside(daemon: &mut Daemon, vm_id: &str) -> QgaClient {
+    daemon.stop();
+    let qga =
+        QgaClient::new(daemon.paths(vm_id).qga_socket()).with_timeout(Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while qga.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "the guest agent does not answer");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    qga
 }
 
 /// Runs `sh -c script` in the guest; returns its stdout (asserting exit code 0).
@@ -335,7 +339,8 @@ async fn guest_sh(qga: &QgaClient, script: &str) -> String {
 
 /// The seed's scenario, with a daemon restart in the middle of the boot: no cloud_init given →
 /// the default seed; the guest boots from its disk (no network boot), cloud-init finishes, the
-/// agent answers, and from inside: user `admin` with the key, hostname = VM name.
+/// restarted daemon reports ready, the agent answers, and from inside: user `admin` with the
+/// key, hostname = VM name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
     let _one = BOOTING.lock().await;
@@ -364,8 +369,11 @@ async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
     );
     drop(client);
 
-    let (phase, qga) = boot_verdict(&daemon, &id, tail, &tracker, deadline).await;
-    assert_eq!(phase, BootPhase::Ready);
+    // The restarted daemon follows the boot it re-adopted to its verdict.
+    let mut events = subscribe(&mut client2).await;
+    let verdict = daemon_verdict(&daemon, &mut events, &id, deadline).await;
+    assert_eq!(verdict, "guest boot: ready");
+    drop(tail);
     let log = std::fs::read_to_string(daemon.paths(&id).serial_log()).unwrap();
     // SeaBIOS prints to the serial port only with `-machine graphics=off`; when it does, it
     // booted the disk.
@@ -380,6 +388,7 @@ async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
         assert!(!log.contains(bad), "serial log mentions {bad:?}");
     }
 
+    let qga = inside(&mut daemon, &id).await;
     assert_eq!(guest_sh(&qga, "hostname").await.trim(), "e2e-web1");
     assert!(
         guest_sh(&qga, "getent passwd admin")
@@ -394,7 +403,8 @@ async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_cloud_init_applies_all_four_documents() {
     let _one = BOOTING.lock().await;
-    let (daemon, mut client) = Daemon::start().await;
+    let (mut daemon, mut client) = Daemon::start().await;
+    let mut events = subscribe(&mut client).await;
     let cloud_init = pb::CloudInitConfig {
         user_data: "#cloud-config\nruncmd:\n  - [sh, -c, \"echo lq-user-data > /var/lib/lq-user-marker\"]\n"
             .into(),
@@ -412,10 +422,10 @@ async fn custom_cloud_init_applies_all_four_documents() {
     )
     .await;
     let deadline = Instant::now() + BOOT_LIMIT;
-    let tracker = Arc::new(Mutex::new(ReadinessTracker::new()));
-    let tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
-    let (phase, qga) = boot_verdict(&daemon, &id, tail, &tracker, deadline).await;
-    assert_eq!(phase, BootPhase::Ready);
+    let verdict = daemon_verdict(&daemon, &mut events, &id, deadline).await;
+    assert_eq!(verdict, "guest boot: ready");
+
+    let qga = inside(&mut daemon, &id).await;
 
     assert_eq!(
         guest_sh(&qga, "cat /var/lib/lq-user-marker").await.trim(),
@@ -441,6 +451,7 @@ async fn custom_cloud_init_applies_all_four_documents() {
 async fn failing_user_data_is_reported_failed_with_cloud_inits_message() {
     let _one = BOOTING.lock().await;
     let (daemon, mut client) = Daemon::start().await;
+    let mut events = subscribe(&mut client).await;
     let cloud_init = pb::CloudInitConfig {
         user_data: "#cloud-config\nruncmd:\n  - [sh, -c, \"exit 3\"]\n".into(),
         ..Default::default()
@@ -451,18 +462,11 @@ async fn failing_user_data_is_reported_failed_with_cloud_inits_message() {
     )
     .await;
     let deadline = Instant::now() + BOOT_LIMIT;
-    let tracker = Arc::new(Mutex::new(ReadinessTracker::new()));
-    let tail = SerialLogTail::new(daemon.paths(&id).serial_log(), 0);
-    let (phase, _qga) = boot_verdict(&daemon, &id, tail, &tracker, deadline).await;
-    let BootPhase::Failed {
-        reason: BootFailure::CloudInit { errors },
-    } = &phase
-    else {
-        panic!("expected a cloud-init failure, got {phase:?}");
-    };
+    let verdict = daemon_verdict(&daemon, &mut events, &id, deadline).await;
     assert!(
-        errors.iter().any(|e| e.contains("scripts-user")),
-        "cloud-init's errors: {errors:?}"
+        verdict.starts_with("guest boot: failed: cloud-init reported errors")
+            && verdict.contains("scripts-user"),
+        "the daemon's verdict: {verdict}"
     );
 }
 
