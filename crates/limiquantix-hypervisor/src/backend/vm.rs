@@ -34,6 +34,9 @@ pub(super) struct Vm {
     pub(super) op: tokio::sync::Mutex<()>,
     /// The guest-agent client, shared by every caller.
     pub(super) qga: Arc<QgaClient>,
+    /// Notified when the guest opens the agent's port (QMP `VSERPORT_CHANGE`): the readiness
+    /// watcher then asks the agent for cloud-init's verdict.
+    pub(super) agent_opened: Arc<tokio::sync::Notify>,
     cell: Mutex<VmRuntime>,
     /// The last generation whose process end has been fully handled.
     finished: watch::Sender<u64>,
@@ -61,6 +64,7 @@ impl Vm {
         Self {
             id: def.id.clone(),
             qga: Arc::new(QgaClient::new(paths.qga_socket())),
+            agent_opened: Arc::new(tokio::sync::Notify::new()),
             paths,
             op: tokio::sync::Mutex::new(()),
             cell: Mutex::new(VmRuntime {
@@ -290,6 +294,7 @@ fn spawn_readiness(
     let tail = SerialLogTail::new(vm.paths.serial_log(), serial_offset);
     let tracker = std::sync::Arc::new(Mutex::new(ReadinessTracker::new()));
     let qga = vm.qga.clone();
+    let agent_opened = vm.agent_opened.clone();
     let id = vm.id.clone();
     drop(vm);
     let on_change = move |phase: &BootPhase| {
@@ -314,7 +319,14 @@ fn spawn_readiness(
         }
     };
     tokio::spawn(async move {
-        let watched = watch_boot(tail, tracker, qga, None, WatchOptions::default(), on_change);
+        let watched = watch_boot(
+            tail,
+            tracker,
+            qga,
+            Some(agent_opened),
+            WatchOptions::default(),
+            on_change,
+        );
         if let Err(e) = watched.await {
             tracing::warn!(vm_id = %id, error = %e, "stopped following the guest's boot");
         }
@@ -377,6 +389,12 @@ async fn handle_event(inner: &Weak<Inner>, vm: &Vm, generation: u64, ev: QmpEven
             "GUEST_PANICKED" => Some(VmEventKind::GuestPanicked {
                 action: text("action"),
             }),
+            "VSERPORT_CHANGE" => {
+                if flag("open") && text("id") == "qga-port" {
+                    vm.agent_opened.notify_one();
+                }
+                None
+            }
             _ => None,
         }
     };
