@@ -24,6 +24,9 @@ pkgs=(
     xorriso genisoimage cloud-image-utils python3-yaml cloud-init util-linux openssl
     # guest image build, without loop devices or mounts
     mmdebstrap uidmap syslinux syslinux-common mtools dosfstools e2fsprogs fdisk
+    debian-archive-keyring
+    # quickstart and the boot benchmark (throwaway SSH keys)
+    openssh-client
     # tiny test guests
     busybox-static cpio
     # the toolchain's C needs
