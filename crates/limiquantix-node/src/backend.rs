@@ -41,6 +41,17 @@ pub struct VncEndpoint {
     pub port: u16,
 }
 
+/// What a VM's guest agent answered to a ping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPing {
+    /// Whether the agent answered.
+    pub connected: bool,
+    /// The agent's version, when it answered.
+    pub version: String,
+    /// Why it did not answer, for people.
+    pub error: String,
+}
+
 /// What happened to a VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VmEventKind {
@@ -162,6 +173,10 @@ pub trait VmBackend: Send + Sync + 'static {
         &self,
         id: &VmId,
     ) -> impl Future<Output = Result<Option<VncEndpoint>, BackendError>> + Send;
+    /// Pings the VM's guest agent. An agent that does not answer (not installed yet, the VM
+    /// not running) is an answer with `connected: false`, not an error.
+    fn ping_agent(&self, id: &VmId)
+    -> impl Future<Output = Result<AgentPing, BackendError>> + Send;
     /// The VM's files (logs, sockets, seed).
     fn paths(&self, id: &VmId) -> RuntimePaths;
     /// A receiver of every VM event from now on.

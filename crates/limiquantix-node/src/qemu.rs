@@ -2,7 +2,7 @@
 //! and the sorting of backend errors into the categories [`crate::status`] maps to gRPC codes.
 
 use crate::backend::{
-    BackendError, VmBackend, VmEntry, VmEvent, VmEventKind, VmStatus, VncEndpoint,
+    AgentPing, BackendError, VmBackend, VmEntry, VmEvent, VmEventKind, VmStatus, VncEndpoint,
 };
 use crate::config::Config;
 use limiquantix_hypervisor::argv::BootError;
@@ -277,6 +277,37 @@ impl VmBackend for Qemu {
                 port,
             }),
             _ => None,
+        })
+    }
+
+    async fn ping_agent(&self, id: &VmId) -> Result<AgentPing, BackendError> {
+        let st = self.backend.status(id).await.map_err(sort)?;
+        if st.state != HvState::Running {
+            return Ok(AgentPing {
+                connected: false,
+                version: String::new(),
+                error: format!(
+                    "VM {id} is {:?}: only a running guest's agent can answer",
+                    st.state
+                ),
+            });
+        }
+        let qga = self.backend.qga(id).map_err(sort)?;
+        let answer = match qga.ping().await {
+            Ok(()) => qga.info().await.map(|info| info.version),
+            Err(e) => Err(e),
+        };
+        Ok(match answer {
+            Ok(version) => AgentPing {
+                connected: true,
+                version,
+                error: String::new(),
+            },
+            Err(e) => AgentPing {
+                connected: false,
+                version: String::new(),
+                error: e.to_string(),
+            },
         })
     }
 

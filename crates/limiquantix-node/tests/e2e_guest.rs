@@ -374,6 +374,28 @@ async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
     let verdict = daemon_verdict(&daemon, &mut events, &id, deadline).await;
     assert_eq!(verdict, "guest boot: ready");
     drop(tail);
+
+    // PingAgent answers through the daemon once the guest is ready.
+    let ping_deadline = Instant::now() + Duration::from_secs(90);
+    let ping = loop {
+        let ping = client2
+            .ping_agent(pb::VmIdRequest { vm_id: id.clone() })
+            .await
+            .expect("PingAgent")
+            .into_inner();
+        if ping.connected || Instant::now() > ping_deadline {
+            break ping;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    assert!(
+        ping.connected,
+        "the guest agent answers PingAgent: {ping:?}"
+    );
+    assert!(
+        !ping.version.is_empty(),
+        "PingAgent reports the agent's version: {ping:?}"
+    );
     let log = std::fs::read_to_string(daemon.paths(&id).serial_log()).unwrap();
     // SeaBIOS prints to the serial port only with `-machine graphics=off`; when it does, it
     // booted the disk.

@@ -297,9 +297,9 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn ping_agent(
         &self,
-        _: Request<pb::VmIdRequest>,
+        request: Request<pb::VmIdRequest>,
     ) -> Result<Response<pb::AgentPingResponse>, Status> {
-        pending::answer("PingAgent")
+        reply(self.agent_ping(&request.into_inner().vm_id).await)
     }
 
     async fn execute_in_guest(

@@ -44,7 +44,6 @@ pub const PENDING: &[(&str, &str)] = &[
         "StreamMetrics",
         "per-VM metrics from QMP in the QEMU backend (not scheduled yet)",
     ),
-    ("PingAgent", "the guest-agent readiness work (issue 6)"),
     (
         "ExecuteInGuest",
         "guest-agent exec in the daemon (after issue 6; not scheduled yet)",

@@ -2,7 +2,9 @@
 //! the real daemon binary with the real QEMU backend.)
 
 use super::*;
-use crate::backend::{BackendError, VmEntry, VmEvent, VmEventKind, VmState, VmStatus, VncEndpoint};
+use crate::backend::{
+    AgentPing, BackendError, VmEntry, VmEvent, VmEventKind, VmState, VmStatus, VncEndpoint,
+};
 use crate::config::Layer;
 use limiquantix_hypervisor::accel::AccelKind;
 use limiquantix_hypervisor::model::{CdromRole, DiskSource, VmDefinition, VmId};
@@ -161,6 +163,19 @@ impl VmBackend for Fake {
             port: 5900,
         }))
     }
+    async fn ping_agent(&self, id: &VmId) -> Result<AgentPing, BackendError> {
+        let e = self.get(id).await?;
+        let up = e.status.state == VmState::Running;
+        Ok(AgentPing {
+            connected: up,
+            version: if up { "7.2.0".into() } else { String::new() },
+            error: if up {
+                String::new()
+            } else {
+                "not running".into()
+            },
+        })
+    }
     fn paths(&self, id: &VmId) -> RuntimePaths {
         RuntimePaths::new(&self.state_dir, &self.state_dir.join("run"), id)
     }
@@ -270,6 +285,28 @@ async fn create_defines_an_overlay_with_the_default_seed_and_labels() {
     assert_eq!(status.labels["team"], "web");
     assert_eq!(status.state, pb::PowerState::Stopped as i32);
     assert_eq!(status.disks[0].size_gib, 1);
+}
+
+#[tokio::test]
+async fn ping_agent_reports_the_agent_or_why_it_cannot_answer() {
+    let s = setup();
+    create(&s, request(&s)).await.unwrap();
+    let stopped = s
+        .service
+        .ping_agent(Request::new(pb::VmIdRequest { vm_id: ID.into() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!stopped.connected);
+    assert!(!stopped.error.is_empty());
+    let bad = s
+        .service
+        .ping_agent(Request::new(pb::VmIdRequest {
+            vm_id: "../../etc".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
 }
 
 #[tokio::test]

@@ -117,6 +117,17 @@ impl<B: VmBackend> NodeService<B> {
         })
     }
 
+    pub(super) async fn agent_ping(&self, vm_id: &str) -> Result<pb::AgentPingResponse, ApiError> {
+        let id = parse_vm_id("vm_id", vm_id)?;
+        let ping = self.inner.backend.ping_agent(&id).await?;
+        Ok(pb::AgentPingResponse {
+            connected: ping.connected,
+            version: ping.version,
+            uptime_seconds: 0,
+            error: ping.error,
+        })
+    }
+
     pub(super) async fn logs(
         &self,
         req: pb::GetVmLogsRequest,
