@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the tiny test guest used by the QEMU lifecycle tests: a Debian cloud kernel plus a
 # busybox initramfs whose /init prints a boot banner (with the kernel's random boot id) to the
-# serial console and powers off when the ACPI power button is pressed.
+# serial console, answers each line typed on the console with `LQ-TINY-GUEST ECHO <line>`, and
+# powers off when the ACPI power button is pressed.
 #
 # No root, loop devices or mounts needed: the kernel comes from `apt-get download` + `dpkg-deb -x`,
 # the initramfs is a cpio (newc) archive of a staging directory.
@@ -102,6 +103,11 @@ for m in /lib/modules/evdev.ko /lib/modules/button.ko; do
 done
 boot_id="$(cat /proc/sys/kernel/random/boot_id)"
 echo "LQ-TINY-GUEST BOOT $boot_id"
+# Answer every line typed on the console (the interactive console tests type into it). A
+# background job's stdin is /dev/null unless redirected, hence the explicit redirections.
+while IFS= read -r line; do
+    echo "LQ-TINY-GUEST ECHO $line"
+done </dev/console >/dev/console 2>&1 &
 # Find the power button's event device (give udev-less devtmpfs a moment to create it; a
 # loaded host running TCG can take many seconds).
 dev=""

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <state>/vms/<vm_id>/vm.json, disk-<n>.qcow2|img, cloud-init.iso, OVMF_VARS.fd, serial.log, qemu.log
-//! <run>/vms/<vm_id>/qmp.sock, qga.sock, qemu.pid
+//! <run>/vms/<vm_id>/qmp.sock, qga.sock, serial.sock, qemu.pid
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -74,6 +74,12 @@ impl RuntimePaths {
     /// The guest agent socket.
     pub fn qga_socket(&self) -> PathBuf {
         self.run_dir.join("qga.sock")
+    }
+
+    /// The serial console socket: QEMU listens on it and serves one client at a time (the
+    /// interactive console); everything the guest prints also goes to [`Self::serial_log`].
+    pub fn serial_socket(&self) -> PathBuf {
+        self.run_dir.join("serial.sock")
     }
 
     /// QEMU's pidfile.

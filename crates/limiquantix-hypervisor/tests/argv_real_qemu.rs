@@ -183,6 +183,7 @@ fn bios_argv_is_accepted_by_qemu() {
     assert_eq!(rom, "");
     assert!(paths.serial_log().exists());
     assert!(paths.qga_socket().exists());
+    assert!(paths.serial_socket().exists());
     q.quit();
 }
 

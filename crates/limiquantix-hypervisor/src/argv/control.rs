@@ -1,4 +1,5 @@
-//! Control channels (QMP, guest agent), the serial log, the display and the pidfile.
+//! Control channels (QMP, guest agent), the serial console and its log, the display and the
+//! pidfile.
 
 use serde_json::json;
 
@@ -38,14 +39,21 @@ pub(super) fn control(
             "name": "org.qemu.guest_agent.0",
         }),
     );
-    a.opt(
-        "-chardev",
-        chardev::with_value(
-            "file,id=serial0,path=",
-            paths.serial_log().as_os_str(),
-            ",append=on",
-        ),
+    // The serial port: a socket an interactive console attaches to (one client at a time),
+    // logging everything the guest prints to serial.log whether or not a client is attached.
+    let serial_path = paths.serial_socket();
+    let serial = socket("paths.serial_socket", &serial_path)?;
+    let mut serial0 = chardev::with_value(
+        "socket,id=serial0,path=",
+        serial,
+        ",server=on,wait=off,logfile=",
     );
+    serial0.push(chardev::with_value(
+        "",
+        paths.serial_log().as_os_str(),
+        ",logappend=on",
+    ));
+    a.opt("-chardev", serial0);
     a.json(
         "-device",
         json!({ "driver": "isa-serial", "id": "serial0-port", "chardev": "serial0" }),

@@ -127,7 +127,7 @@ const SNAPSHOT: &[&str] = &[
     "-device",
     r#"{"bus":"vserial0.0","chardev":"qga","driver":"virtserialport","id":"qga-port","name":"org.qemu.guest_agent.0"}"#,
     "-chardev",
-    "file,id=serial0,path=/var/lib/limiquantix/vms/0b6f3a52-8d1e-4c55-9a7e-2f1c0e9d4b21/serial.log,append=on",
+    "socket,id=serial0,path=/run/limiquantix/vms/0b6f3a52-8d1e-4c55-9a7e-2f1c0e9d4b21/serial.sock,server=on,wait=off,logfile=/var/lib/limiquantix/vms/0b6f3a52-8d1e-4c55-9a7e-2f1c0e9d4b21/serial.log,logappend=on",
     "-device",
     r#"{"chardev":"serial0","driver":"isa-serial","id":"serial0-port"}"#,
     "-device",
@@ -422,22 +422,27 @@ fn hostile_runtime_paths_stay_one_chardev_value() {
         .map(|w| &w[1])
         .collect();
     assert_eq!(chardevs.len(), 3);
-    for (c, (backend, id, file)) in chardevs.iter().zip([
-        ("socket", "qmp", p.qmp_socket()),
-        ("socket", "qga", p.qga_socket()),
-        ("file", "serial0", p.serial_log()),
-    ]) {
+    let socket_keys: Vec<&[u8]> = vec![b"socket", b"id", b"path", b"server", b"wait"];
+    for (c, (id, sock)) in chardevs
+        .iter()
+        .zip([("qmp", p.qmp_socket()), ("qga", p.qga_socket())])
+    {
         let opts = qemu_opts(c.as_bytes());
         let keys: Vec<&[u8]> = opts.iter().map(|(k, _)| k.as_slice()).collect();
-        let want: Vec<&[u8]> = if backend == "socket" {
-            vec![b"socket", b"id", b"path", b"server", b"wait"]
-        } else {
-            vec![b"file", b"id", b"path", b"append"]
-        };
-        assert_eq!(keys, want);
+        assert_eq!(keys, socket_keys);
         assert_eq!(opts[1].1, id.as_bytes());
-        assert_eq!(opts[2].1, file.as_os_str().as_bytes());
+        assert_eq!(opts[2].1, sock.as_os_str().as_bytes());
     }
+    // The serial console: a socket with a log file, both hostile paths intact.
+    let opts = qemu_opts(chardevs[2].as_bytes());
+    let keys: Vec<&[u8]> = opts.iter().map(|(k, _)| k.as_slice()).collect();
+    let mut want = socket_keys.clone();
+    want.extend([&b"logfile"[..], b"logappend"]);
+    assert_eq!(keys, want);
+    assert_eq!(opts[1].1, b"serial0");
+    assert_eq!(opts[2].1, p.serial_socket().as_os_str().as_bytes());
+    assert_eq!(opts[5].1, p.serial_log().as_os_str().as_bytes());
+    assert_eq!(opts[6].1, b"on");
     // The pidfile is a whole argument of its own.
     let pid = a.iter().position(|x| x == "-pidfile").unwrap();
     assert_eq!(a[pid + 1], p.pidfile().into_os_string());
@@ -445,18 +450,21 @@ fn hostile_runtime_paths_stay_one_chardev_value() {
 
 #[test]
 fn overlong_socket_path_is_refused() {
-    let p = RuntimePaths {
-        vm_dir: "/var/lib/lq/vms/x".into(),
-        run_dir: PathBuf::from(format!("/run/{}", "d".repeat(100))),
-    };
-    let e = QemuCommand::build(
-        &cloud_vm(),
-        &p,
-        &HostConfig::new(AccelKind::Tcg),
-        &ResolvedFirmware::Bios,
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("paths.qmp_socket"), "{e}");
+    // Too long for qmp.sock (the first socket); then short enough for it but not for serial.sock.
+    for (dirname_len, field) in [(100, "paths.qmp_socket"), (91, "paths.serial_socket")] {
+        let p = RuntimePaths {
+            vm_dir: "/var/lib/lq/vms/x".into(),
+            run_dir: PathBuf::from(format!("/run/{}", "d".repeat(dirname_len))),
+        };
+        let e = QemuCommand::build(
+            &cloud_vm(),
+            &p,
+            &HostConfig::new(AccelKind::Tcg),
+            &ResolvedFirmware::Bios,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(field), "{e}");
+    }
 }
 
 #[test]
@@ -548,9 +556,9 @@ fn any_run_dir_stays_one_chardev_value() {
             &HostConfig::new(AccelKind::Tcg),
             &ResolvedFirmware::Bios,
         ) else {
-            // Only an over-long socket path may be refused.
+            // Only an over-long socket path may be refused (serial.sock is the longest name).
             assert!(
-                dir.len() + "/vms/x/qmp.sock".len() > MAX_SOCKET_PATH,
+                dir.len() + "/vms/x/serial.sock".len() > MAX_SOCKET_PATH,
                 "{name:?}"
             );
             continue;

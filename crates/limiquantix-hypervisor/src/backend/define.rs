@@ -194,6 +194,7 @@ pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
             runtime,
             paths.qmp_socket(),
             paths.qga_socket(),
+            paths.serial_socket(),
             paths.pidfile(),
         ]);
         for f in &owned {

@@ -208,7 +208,12 @@ impl Vm {
 
 /// Removes the sockets and pidfile a dead QEMU left behind.
 pub(super) fn remove_runtime_leftovers(paths: &RuntimePaths) {
-    for p in [paths.qmp_socket(), paths.qga_socket(), paths.pidfile()] {
+    for p in [
+        paths.qmp_socket(),
+        paths.qga_socket(),
+        paths.serial_socket(),
+        paths.pidfile(),
+    ] {
         let _ = std::fs::remove_file(p);
     }
 }
