@@ -6,6 +6,7 @@
 
 use limiquantix_hypervisor::model::{VmDefinition, VmId};
 use limiquantix_hypervisor::paths::RuntimePaths;
+pub use limiquantix_hypervisor::readiness::BootPhase;
 pub use limiquantix_hypervisor::state::VmState;
 use std::future::Future;
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub struct VmStatus {
     pub pid: Option<u32>,
     /// When it last started.
     pub started_at: Option<SystemTime>,
+    /// The guest's boot phase while QEMU runs (`None` when it does not run).
+    pub boot: Option<BootPhase>,
 }
 
 /// A VM: its definition and its status.
@@ -52,6 +55,38 @@ pub struct AgentPing {
     pub error: String,
 }
 
+/// What a VM's guest agent says about the guest (`guest-info`, `guest-get-host-name`,
+/// `guest-get-osinfo`, `guest-network-get-interfaces`). Anything the agent does not report is
+/// empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestFacts {
+    /// The agent's version.
+    pub agent_version: String,
+    /// Commands the agent has enabled.
+    pub capabilities: Vec<String>,
+    /// The guest's host name.
+    pub hostname: String,
+    /// OS name (`Debian GNU/Linux`).
+    pub os_name: String,
+    /// OS version (`12 (bookworm)`).
+    pub os_version: String,
+    /// Kernel release (`6.1.0-26-amd64`).
+    pub kernel_release: String,
+    /// Network interfaces, loopback included, in the agent's order.
+    pub interfaces: Vec<GuestNic>,
+}
+
+/// One network interface inside the guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestNic {
+    /// Interface name (`eth0`, `enp0s3`).
+    pub name: String,
+    /// MAC address, when it has one.
+    pub mac: String,
+    /// Addresses with their prefix lengths.
+    pub addresses: Vec<(std::net::IpAddr, u8)>,
+}
+
 /// What happened to a VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VmEventKind {
@@ -71,7 +106,13 @@ pub enum VmEventKind {
     Crashed,
     /// It was deleted.
     Deleted,
-    /// Something else the backend reports (e.g. a guest-agent or boot-phase change).
+    /// The guest reached a new boot phase.
+    Boot(BootPhase),
+    /// Its guest agent started answering.
+    AgentConnected,
+    /// Its guest agent stopped answering.
+    AgentDisconnected,
+    /// Something else the backend reports (a shutdown reason, a guest panic).
     Other(String),
 }
 
@@ -177,6 +218,12 @@ pub trait VmBackend: Send + Sync + 'static {
     /// not running) is an answer with `connected: false`, not an error.
     fn ping_agent(&self, id: &VmId)
     -> impl Future<Output = Result<AgentPing, BackendError>> + Send;
+    /// Asks the VM's guest agent about the guest. A VM that is not running, or whose agent
+    /// does not answer, is an error (`Precondition`).
+    fn guest_facts(
+        &self,
+        id: &VmId,
+    ) -> impl Future<Output = Result<GuestFacts, BackendError>> + Send;
     /// The VM's files (logs, sockets, seed).
     fn paths(&self, id: &VmId) -> RuntimePaths;
     /// A receiver of every VM event from now on.

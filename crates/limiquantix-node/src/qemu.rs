@@ -2,13 +2,15 @@
 //! and the sorting of backend errors into the categories [`crate::status`] maps to gRPC codes.
 
 use crate::backend::{
-    AgentPing, BackendError, VmBackend, VmEntry, VmEvent, VmEventKind, VmStatus, VncEndpoint,
+    AgentPing, BackendError, GuestFacts, GuestNic, VmBackend, VmEntry, VmEvent, VmEventKind,
+    VmStatus, VncEndpoint,
 };
 use crate::config::Config;
 use limiquantix_hypervisor::argv::BootError;
 use limiquantix_hypervisor::backend::{self as hv, BackendConfig, DefineExtras, QemuBackend};
 use limiquantix_hypervisor::model::{VmDefinition, VmId};
 use limiquantix_hypervisor::paths::RuntimePaths;
+use limiquantix_hypervisor::qga as hv_qga;
 use limiquantix_hypervisor::qmp::QmpError;
 use limiquantix_hypervisor::state::VmState as HvState;
 use limiquantix_hypervisor::storage::StorageError;
@@ -75,6 +77,44 @@ fn status(s: &hv::VmStatus) -> VmStatus {
         state: s.state,
         pid: s.pid,
         started_at: s.started_at,
+        boot: s.boot.clone(),
+    }
+}
+
+/// The backend-neutral facts of the agent's answers.
+fn guest_facts(
+    info: hv_qga::GuestInfo,
+    hostname: Option<String>,
+    os: Option<hv_qga::GuestOsInfo>,
+    nics: Option<Vec<hv_qga::GuestInterface>>,
+) -> GuestFacts {
+    let os = os.unwrap_or_default();
+    GuestFacts {
+        agent_version: info.version,
+        capabilities: info
+            .supported_commands
+            .into_iter()
+            .filter(|c| c.enabled)
+            .map(|c| c.name)
+            .collect(),
+        hostname: hostname.unwrap_or_default(),
+        os_name: os.name.or(os.id).unwrap_or_default(),
+        os_version: os.version.or(os.version_id).unwrap_or_default(),
+        kernel_release: os.kernel_release.unwrap_or_default(),
+        interfaces: nics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| GuestNic {
+                name: n.name,
+                mac: n.hardware_address.unwrap_or_default(),
+                // An address the agent reports in a form we cannot parse is left out.
+                addresses: n
+                    .ip_addresses
+                    .into_iter()
+                    .filter_map(|a| Some((a.ip_address.parse().ok()?, a.prefix)))
+                    .collect(),
+            })
+            .collect(),
     }
 }
 
@@ -108,10 +148,10 @@ fn event(e: hv::VmEvent) -> VmEvent {
             format!("the guest kernel panicked (QEMU action: {action})"),
         ),
         K::Crashed { reason } => (VmEventKind::Crashed, format!("VM crashed: {reason}")),
-        K::Boot { phase } => (
-            VmEventKind::Other("boot-phase".into()),
-            format!("guest boot: {phase}"),
-        ),
+        K::Boot { phase } => {
+            let message = format!("guest boot: {phase}");
+            (VmEventKind::Boot(phase), message)
+        }
     };
     VmEvent {
         vm_id: e.vm_id,
@@ -309,6 +349,27 @@ impl VmBackend for Qemu {
                 error: e.to_string(),
             },
         })
+    }
+
+    async fn guest_facts(&self, id: &VmId) -> Result<GuestFacts, BackendError> {
+        let st = self.backend.status(id).await.map_err(sort)?;
+        if st.state != HvState::Running {
+            return Err(BackendError::Precondition(format!(
+                "VM {id} is {:?}: only a running guest's agent can answer",
+                st.state
+            )));
+        }
+        let qga = self.backend.qga(id).map_err(sort)?;
+        let unreachable = |e: hv_qga::QgaError| {
+            BackendError::Precondition(format!("the guest agent of VM {id} does not answer: {e}"))
+        };
+        qga.ping().await.map_err(unreachable)?;
+        let info = qga.info().await.map_err(unreachable)?;
+        // An agent may have any of these commands disabled: what it refuses stays empty.
+        let hostname = qga.host_name().await.ok();
+        let os = qga.os_info().await.ok();
+        let nics = qga.network_interfaces().await.ok();
+        Ok(guest_facts(info, hostname, os, nics))
     }
 
     fn paths(&self, id: &VmId) -> RuntimePaths {

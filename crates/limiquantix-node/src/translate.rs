@@ -6,7 +6,7 @@
 //! It touches the filesystem: call from blocking context. The opposite direction
 //! ([`status_response`]) builds `VMStatusResponse` from a backend entry.
 
-use crate::backend::{VmEntry, VmState};
+use crate::backend::{BootPhase, VmEntry, VmState};
 use crate::confine::Confinement;
 use crate::status::ApiError;
 use limiquantix_hypervisor::model::{
@@ -643,6 +643,28 @@ fn wire_disk(d: &m::DiskSpec, created_path: Option<PathBuf>) -> pb::DiskSpec {
     }
 }
 
+/// The wire form of a boot phase.
+pub fn boot_progress(p: &BootPhase) -> pb::BootProgress {
+    let (phase, stage, failure) = match p {
+        BootPhase::QemuStarted => (pb::BootPhase::QemuStarted, String::new(), String::new()),
+        BootPhase::Firmware => (pb::BootPhase::Firmware, String::new(), String::new()),
+        BootPhase::KernelRunning => (pb::BootPhase::KernelRunning, String::new(), String::new()),
+        BootPhase::CloudInitRunning { stage } => (
+            pb::BootPhase::CloudInitRunning,
+            stage.to_string(),
+            String::new(),
+        ),
+        BootPhase::Ready => (pb::BootPhase::Ready, String::new(), String::new()),
+        BootPhase::Failed { reason } => (pb::BootPhase::Failed, String::new(), reason.to_string()),
+    };
+    pb::BootProgress {
+        phase: phase as i32,
+        cloud_init_stage: stage,
+        failure,
+        description: p.to_string(),
+    }
+}
+
 /// The wire status of a VM; `disk_path(i, disk)` gives the file of a disk the backend created.
 pub fn status_response(
     entry: &VmEntry,
@@ -659,6 +681,8 @@ pub fn status_response(
         }),
         started_at: entry.status.started_at.map(prost_types::Timestamp::from),
         guest_agent: None,
+        boot: entry.status.boot.as_ref().map(boot_progress),
+        vcpus: def.cpu.vcpus(),
         disks: def
             .disks
             .iter()

@@ -321,6 +321,29 @@ async fn inside(daemon: &mut Daemon, vm_id: &str) -> QgaClient {
     qga
 }
 
+/// GetVMStatus once its guest agent report is connected (the daemon asks the agent when its
+/// last answer is older than 10 s, so this waits at most a little longer than that).
+async fn agent_report(client: &mut NodeClient, vm_id: &str) -> pb::VmStatusResponse {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = client
+            .get_vm_status(pb::VmIdRequest {
+                vm_id: vm_id.to_string(),
+            })
+            .await
+            .expect("GetVMStatus")
+            .into_inner();
+        if status.guest_agent.as_ref().is_some_and(|a| a.connected) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GetVMStatus never reported a connected guest agent: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 /// Runs `sh -c script` in the guest; returns its stdout (asserting exit code 0).
 async fn guest_sh(qga: &QgaClient, script: &str) -> String {
     let out = qga
@@ -396,6 +419,36 @@ async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
         !ping.version.is_empty(),
         "PingAgent reports the agent's version: {ping:?}"
     );
+
+    // GetVMStatus reports the boot phase and what the agent says about the guest.
+    let status = agent_report(&mut client2, &id).await;
+    let boot = status.boot.clone().expect("a running VM has a boot phase");
+    assert_eq!(boot.phase(), pb::BootPhase::Ready, "{status:?}");
+    assert_eq!(status.vcpus, 2);
+    let agent = status.guest_agent.clone().expect("the agent's report");
+    assert!(agent.connected, "{agent:?}");
+    assert_eq!(agent.hostname, "e2e-web1");
+    assert!(agent.os_name.contains("Debian"), "{agent:?}");
+    assert!(!agent.kernel_version.is_empty(), "{agent:?}");
+    assert!(
+        agent.ip_addresses.iter().any(|a| a == "10.0.2.15"),
+        "the user-mode network's address from guest-network-get-interfaces: {agent:?}"
+    );
+    // ListVMs answers from the same report.
+    let listed = client2
+        .list_v_ms(())
+        .await
+        .expect("ListVMs")
+        .into_inner()
+        .vms
+        .into_iter()
+        .find(|v| v.vm_id == id)
+        .expect("the VM is listed");
+    assert_eq!(listed.boot.map(|b| b.phase()), Some(pb::BootPhase::Ready));
+    assert_eq!(
+        listed.guest_agent.map(|a| a.ip_addresses),
+        Some(agent.ip_addresses.clone())
+    );
     let log = std::fs::read_to_string(daemon.paths(&id).serial_log()).unwrap();
     // SeaBIOS prints to the serial port only with `-machine graphics=off`; when it does, it
     // booted the disk.
@@ -446,6 +499,12 @@ async fn custom_cloud_init_applies_all_four_documents() {
     let deadline = Instant::now() + BOOT_LIMIT;
     let verdict = daemon_verdict(&daemon, &mut events, &id, deadline).await;
     assert_eq!(verdict, "guest boot: ready");
+    let agent = agent_report(&mut client, &id).await.guest_agent.unwrap();
+    assert_eq!(agent.hostname, "custom-host");
+    assert!(
+        agent.ip_addresses.iter().any(|a| a == "10.0.2.50"),
+        "the static address of the network-config, as the agent reports it: {agent:?}"
+    );
 
     let qga = inside(&mut daemon, &id).await;
 

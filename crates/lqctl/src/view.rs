@@ -29,8 +29,8 @@ pub struct VmView {
     pub started_at: Option<String>,
     /// Seconds since it started, while running.
     pub uptime_seconds: Option<u64>,
-    /// Boot phase read from the serial console (`vm show` only): firmware, kernel running,
-    /// cloud-init STAGE, ready, failed: REASON.
+    /// Boot phase the daemon reports while the VM runs: qemu started, firmware, kernel
+    /// running, cloud-init STAGE, ready, failed: REASON.
     pub boot: Option<String>,
     /// Whether the guest agent answers.
     pub agent_connected: bool,
@@ -116,7 +116,7 @@ impl VmView {
             id: vm.vm_id.clone(),
             name: vm.name.clone(),
             state,
-            cpus: None,
+            cpus: (vm.vcpus > 0).then_some(vm.vcpus),
             memory_mib: vm
                 .resource_usage
                 .as_ref()
@@ -129,7 +129,12 @@ impl VmView {
                 .filter(|_| started.is_some())
                 .map(|t| t.to_string()),
             uptime_seconds: started.map(|s| now.duration_since(s).unwrap_or_default().as_secs()),
-            boot: None,
+            boot: vm
+                .boot
+                .as_ref()
+                .filter(|_| running)
+                .map(|b| b.description.clone())
+                .filter(|d| !d.is_empty()),
             agent_connected: agent.is_some_and(|a| a.connected),
             hostname: agent.and_then(|a| non_empty(&a.hostname)),
             os: agent.and_then(|a| non_empty(format!("{} {}", a.os_name, a.os_version).trim())),
@@ -267,7 +272,9 @@ pub fn image_table(images: &[ImageView]) -> String {
 mod tests {
     use super::*;
     use crate::output::snapshot::assert_snapshot;
-    use limiquantix_proto::v1::{DiskSpec, GuestAgentInfo, GuestNetworkInterface, ResourceUsage};
+    use limiquantix_proto::v1::{
+        BootPhase, BootProgress, DiskSpec, GuestAgentInfo, GuestNetworkInterface, ResourceUsage,
+    };
 
     // `..Default::default()` stays so the fixture survives new fields in the wire type.
     #[allow(clippy::needless_update)]
@@ -284,6 +291,12 @@ mod tests {
             started_at: Some(started),
             resource_usage: Some(ResourceUsage {
                 memory_total_bytes: 2 * 1024 * MIB,
+                ..Default::default()
+            }),
+            vcpus: 2,
+            boot: Some(BootProgress {
+                phase: BootPhase::Ready as i32,
+                description: "ready".into(),
                 ..Default::default()
             }),
             guest_agent: Some(GuestAgentInfo {

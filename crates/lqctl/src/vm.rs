@@ -294,11 +294,7 @@ async fn list(ctx: &Ctx) -> anyhow::Result<()> {
 async fn show(ctx: &Ctx, query: &str) -> anyhow::Result<()> {
     let vm = find(ctx, query).await?;
     let vm = status(ctx, &vm.vm_id).await?;
-    let mut view = VmView::new(&vm, SystemTime::now());
-    if view.state == "running" {
-        let serial = wait::serial_tail(ctx, &vm.vm_id).await?;
-        view.boot = Some(wait::phase(&vm, Some(&serial)).label);
-    }
+    let view = VmView::new(&vm, SystemTime::now());
     match ctx.format {
         Format::Table => print!("{}", vm_details(&view, ctx.colour)),
         f => print_structured(&view, f)?,

@@ -3,8 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use limiquantix_hypervisor::readiness::{BootPhase, ReadinessTracker};
-use limiquantix_proto::v1::{GetVmLogsRequest, VmStatusResponse};
+use limiquantix_proto::v1::{BootPhase, VmStatusResponse};
 
 use crate::Ctx;
 use crate::output::{Format, paint_state, print_structured};
@@ -15,7 +14,7 @@ use crate::view::{VmView, state_name};
 pub enum WaitFor {
     /// QEMU runs the VM.
     Running,
-    /// cloud-init finished in the guest without errors (read from the serial console).
+    /// cloud-init finished in the guest without errors (the daemon's boot phase `ready`).
     Ready,
 }
 
@@ -32,13 +31,13 @@ pub struct Phase {
     pub failed: Option<String>,
 }
 
-/// Reads the phase from a status and, for a running VM, the tail of its serial console: the
-/// hypervisor's `ReadinessTracker` classifies the console lines (firmware, kernel, cloud-init
-/// stages, `Cloud-init v. X finished`, fatal boot messages), the same reading the daemon does.
-pub fn phase(vm: &VmStatusResponse, serial: Option<&str>) -> Phase {
+/// Reads the phase from a status: the power state, and while running the boot phase the daemon
+/// reports (it reads the serial console and asks the guest agent for cloud-init's verdict).
+pub fn phase(vm: &VmStatusResponse) -> Phase {
     let state = state_name(vm.state);
     let running = state == "running";
-    if !running {
+    let boot = vm.boot.as_ref().filter(|_| running);
+    let Some(boot) = boot else {
         let failed = (state == "crashed").then(|| format!("VM {} crashed", vm.name));
         return Phase {
             label: state,
@@ -46,29 +45,18 @@ pub fn phase(vm: &VmStatusResponse, serial: Option<&str>) -> Phase {
             ready: false,
             failed,
         };
-    }
-    let Some(serial) = serial else {
-        return Phase {
-            label: state,
-            running,
-            ready: false,
-            failed: None,
-        };
     };
-    let mut tracker = ReadinessTracker::new();
-    for line in serial.lines() {
-        tracker.feed_line(line);
-    }
-    tracker.conclude_from_serial();
-    let boot = tracker.phase().clone();
+    let label = if boot.description.is_empty() {
+        state
+    } else {
+        boot.description.clone()
+    };
     Phase {
-        label: boot.to_string(),
+        label,
         running,
-        ready: boot == BootPhase::Ready,
-        failed: match &boot {
-            BootPhase::Failed { reason } => Some(format!("VM {} did not boot: {reason}", vm.name)),
-            _ => None,
-        },
+        ready: boot.phase() == BootPhase::Ready,
+        failed: (boot.phase() == BootPhase::Failed)
+            .then(|| format!("VM {} did not boot: {}", vm.name, boot.failure)),
     }
 }
 
@@ -91,12 +79,7 @@ pub async fn wait(
     spinner.enable_steady_tick(Duration::from_millis(120));
     let result = loop {
         let current = crate::vm::status(ctx, &vm.vm_id).await?;
-        let serial = if until == WaitFor::Ready && state_name(current.state) == "running" {
-            Some(serial_tail(ctx, &vm.vm_id).await?)
-        } else {
-            None
-        };
-        let p = phase(&current, serial.as_deref());
+        let p = phase(&current);
         spinner.set_message(format!("{}: {}", vm.name, p.label));
         let reached = match until {
             WaitFor::Running => p.running,
@@ -152,21 +135,6 @@ pub struct Reached {
     pub took: Duration,
 }
 
-/// The last lines of a VM's serial console.
-pub async fn serial_tail(ctx: &Ctx, vm_id: &str) -> anyhow::Result<String> {
-    use crate::daemon::CallExt as _;
-    let logs = ctx
-        .daemon
-        .node()
-        .get_vm_logs(GetVmLogsRequest {
-            vm_id: vm_id.to_owned(),
-            lines: 1000,
-        })
-        .await
-        .or_fail(&ctx.daemon)?;
-    Ok(logs.serial_log)
-}
-
 /// Prints the line a finished wait ends with:
 /// `web1  running  ready in 31.4s  ssh -p 40022 admin@127.0.0.1`; json/yaml print the VM view.
 pub fn print_summary(ctx: &Ctx, vm: &VmStatusResponse, reached: Option<(&str, Duration)>) {
@@ -207,7 +175,7 @@ fn ssh_hint(vm: &VmStatusResponse) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use limiquantix_proto::v1::PowerState;
+    use limiquantix_proto::v1::{BootProgress, PowerState};
 
     fn vm(state: PowerState) -> VmStatusResponse {
         VmStatusResponse {
@@ -217,33 +185,46 @@ mod tests {
         }
     }
 
-    const BOOT: &str = "SeaBIOS (version 1.16.2-debian-1.16.2-1)\n\
-        Booting from Hard Disk...\n\
-        [    0.000000] Linux version 6.1.0-27-amd64 (debian-kernel@lists.debian.org)\n\
-        [    4.100000] cloud-init[301]: Cloud-init v. 22.4.2 running 'init-local' at Thu, 26 Nov 2026 18:00:01 +0000. Up 4.00 seconds.\n";
+    fn booting(phase: BootPhase, description: &str, failure: &str) -> VmStatusResponse {
+        VmStatusResponse {
+            boot: Some(BootProgress {
+                phase: phase as i32,
+                description: description.into(),
+                failure: failure.into(),
+                ..Default::default()
+            }),
+            ..vm(PowerState::Running)
+        }
+    }
 
     #[test]
-    fn phases_from_state_and_console() {
-        assert_eq!(phase(&vm(PowerState::Stopped), None).label, "stopped");
-        assert!(phase(&vm(PowerState::Crashed), None).failed.is_some());
-        let running = vm(PowerState::Running);
-        assert_eq!(phase(&running, None).label, "running");
-        let p = phase(&running, Some(BOOT));
+    fn phases_from_state_and_boot_progress() {
+        assert_eq!(phase(&vm(PowerState::Stopped)).label, "stopped");
+        assert!(phase(&vm(PowerState::Crashed)).failed.is_some());
+        assert_eq!(phase(&vm(PowerState::Running)).label, "running");
+        let p = phase(&booting(
+            BootPhase::CloudInitRunning,
+            "cloud-init init-local",
+            "",
+        ));
         assert!(p.running && !p.ready, "{p:?}");
         assert_eq!(p.label, "cloud-init init-local");
-        let done = format!(
-            "{BOOT}[   30.000000] cloud-init[700]: Cloud-init v. 22.4.2 finished at Thu, 26 Nov 2026 18:00:30 +0000. Datasource DataSourceNoCloud [seed=/dev/sr0][dsmode=net].  Up 30.00 seconds\n"
+        let p = phase(&booting(BootPhase::Ready, "ready", ""));
+        assert!(p.ready && p.failed.is_none(), "{p:?}");
+        let p = phase(&booting(
+            BootPhase::Failed,
+            "failed: nothing bootable (No bootable device.)",
+            "nothing bootable (No bootable device.)",
+        ));
+        assert_eq!(
+            p.failed.as_deref(),
+            Some("VM web1 did not boot: nothing bootable (No bootable device.)")
         );
-        let p = phase(&running, Some(&done));
-        assert!(p.ready, "{p:?}");
-        let stuck = "SeaBIOS (version 1.16.2)\nNo bootable device.\n";
-        let p = phase(&running, Some(stuck));
-        assert!(
-            p.failed
-                .as_deref()
-                .unwrap_or_default()
-                .contains("did not boot"),
-            "{p:?}"
-        );
+        // A boot phase left over on a stopped VM is not reported.
+        let stale = VmStatusResponse {
+            state: PowerState::Stopped as i32,
+            ..booting(BootPhase::Ready, "ready", "")
+        };
+        assert_eq!(phase(&stale).label, "stopped");
     }
 }

@@ -102,6 +102,7 @@ fn vm_create_wait_list_console_stop_delete() {
     assert_eq!(list[0]["name"], "tiny1");
     assert_eq!(list[0]["state"], "running");
     assert_eq!(list[0]["memory_mib"], 128);
+    assert!(list[0]["cpus"].as_u64() >= Some(1), "the daemon reports vCPUs: {list}");
     let id = list[0]["id"].as_str().unwrap().to_owned();
     let table = d.ok_s("vm list");
     assert!(table.starts_with("NAME "), "{table}");
@@ -121,8 +122,8 @@ fn vm_create_wait_list_console_stop_delete() {
         d.ok_s("vm logs tiny1 --qemu")
     );
 
-    // `vm show` of a running VM carries the boot phase read from its console (this guest prints
-    // nothing the readiness tracker knows, so it stays at its first phase).
+    // `vm show` of a running VM carries the boot phase the daemon reports (this guest prints
+    // nothing the daemon's readiness tracker knows, so it stays at its first phase).
     let show: serde_json::Value = serde_json::from_str(&d.ok_s("vm show tiny1 -o json")).unwrap();
     assert_eq!(show["boot"], "qemu started", "{show}");
 

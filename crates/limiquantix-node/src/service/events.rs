@@ -13,6 +13,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 /// The wire event of a backend event.
 pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
+    let mut metadata = BTreeMap::new();
     let (kind, detail) = match &e.kind {
         VmEventKind::Created => (pb::EventType::VmCreated, None),
         VmEventKind::Started => (pb::EventType::VmStarted, None),
@@ -22,9 +23,17 @@ pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
         VmEventKind::Rebooted => (pb::EventType::VmRebooted, None),
         VmEventKind::Crashed => (pb::EventType::VmCrashed, None),
         VmEventKind::Deleted => (pb::EventType::VmDeleted, None),
+        VmEventKind::Boot(phase) => {
+            metadata.insert(
+                "phase".to_string(),
+                boot_phase_name(crate::translate::boot_progress(phase).phase()),
+            );
+            (pb::EventType::Unknown, Some("boot-phase".to_string()))
+        }
+        VmEventKind::AgentConnected => (pb::EventType::AgentConnected, None),
+        VmEventKind::AgentDisconnected => (pb::EventType::AgentDisconnected, None),
         VmEventKind::Other(what) => (pb::EventType::Unknown, Some(what.clone())),
     };
-    let mut metadata = BTreeMap::new();
     if let Some(what) = detail {
         metadata.insert("kind".to_string(), what);
     }
@@ -36,6 +45,13 @@ pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
         message: e.message.clone(),
         metadata,
     }
+}
+
+/// The phase's wire name without its prefix, lower case (`ready`, `cloud_init_running`).
+fn boot_phase_name(p: pb::BootPhase) -> String {
+    p.as_str_name()
+        .trim_start_matches("BOOT_PHASE_")
+        .to_ascii_lowercase()
 }
 
 /// The event a subscriber gets in place of `n` events it was too slow to take.

@@ -1,10 +1,12 @@
 //! `limiquantix.node.v1.NodeDaemonService` over a [`VmBackend`].
 //!
 //! One module per group of RPCs: [`node`] (HealthCheck, GetNodeInfo), [`create`] (CreateVM),
-//! [`vm`] (lifecycle, status, console, logs, media), [`events`] (StreamEvents). The RPCs this
+//! [`vm`] (lifecycle, status, console, logs, media), [`agent`] (the guest agents' answers in
+//! status), [`events`] (StreamEvents). The RPCs this
 //! daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
 //! Handlers return [`ApiError`]; [`crate::status`] turns it into the gRPC status.
 
+mod agent;
 mod create;
 mod events;
 mod node;
@@ -44,6 +46,7 @@ struct Inner<B> {
     started: Instant,
     events: broadcast::Sender<pb::NodeEvent>,
     shutdown: watch::Sender<bool>,
+    agents: agent::AgentCache,
 }
 
 /// The gRPC service. Cheap to clone.
@@ -68,17 +71,19 @@ impl<B: VmBackend> NodeService<B> {
         let confinement = Confinement::new(&config.images_dir, config.pools.values().cloned());
         let (events, _) = broadcast::channel(1024);
         events::forward(backend.subscribe(), events.clone());
-        Self {
-            inner: Arc::new(Inner {
-                backend,
-                config,
-                confinement,
-                hypervisor,
-                started: Instant::now(),
-                events,
-                shutdown: watch::Sender::new(false),
-            }),
-        }
+        let agent_events = backend.subscribe();
+        let inner = Arc::new(Inner {
+            backend,
+            config,
+            confinement,
+            hypervisor,
+            started: Instant::now(),
+            events,
+            shutdown: watch::Sender::new(false),
+            agents: agent::AgentCache::default(),
+        });
+        agent::follow(agent_events, Arc::downgrade(&inner));
+        Self { inner }
     }
 
     /// The switch that ends the service's streams (StreamEvents) for a graceful shutdown: send

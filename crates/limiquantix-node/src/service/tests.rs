@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::backend::{
-    AgentPing, BackendError, VmEntry, VmEvent, VmEventKind, VmState, VmStatus, VncEndpoint,
+    AgentPing, BackendError, BootPhase, GuestFacts, GuestNic, VmEntry, VmEvent, VmEventKind,
+    VmState, VmStatus, VncEndpoint,
 };
 use crate::config::Layer;
 use limiquantix_hypervisor::accel::AccelKind;
@@ -22,6 +23,8 @@ struct Fake {
     vms: Mutex<BTreeMap<VmId, VmEntry>>,
     seeds: Mutex<BTreeMap<VmId, Vec<u8>>>,
     events: broadcast::Sender<VmEvent>,
+    /// How many times the guest agent was asked about the guest.
+    agent_queries: std::sync::atomic::AtomicUsize,
 }
 
 impl Fake {
@@ -31,6 +34,7 @@ impl Fake {
             vms: Mutex::default(),
             seeds: Mutex::default(),
             events: broadcast::channel(16).0,
+            agent_queries: Default::default(),
         }
     }
 
@@ -53,6 +57,7 @@ impl Fake {
             });
         }
         e.status.state = to;
+        e.status.boot = (to == VmState::Running).then_some(BootPhase::Ready);
         Ok(())
     }
 }
@@ -80,6 +85,7 @@ impl VmBackend for Fake {
                     state: VmState::Stopped,
                     pid: None,
                     started_at: None,
+                    boot: None,
                 },
             },
         );
@@ -174,6 +180,37 @@ impl VmBackend for Fake {
             } else {
                 "not running".into()
             },
+        })
+    }
+    async fn guest_facts(&self, id: &VmId) -> Result<GuestFacts, BackendError> {
+        let e = self.get(id).await?;
+        self.agent_queries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if e.status.state != VmState::Running {
+            return Err(BackendError::Precondition("not running".into()));
+        }
+        Ok(GuestFacts {
+            agent_version: "7.2.0".into(),
+            capabilities: vec!["guest-ping".into()],
+            hostname: e.definition.name.clone(),
+            os_name: "Debian GNU/Linux".into(),
+            os_version: "12 (bookworm)".into(),
+            kernel_release: "6.1.0-26-amd64".into(),
+            interfaces: vec![
+                GuestNic {
+                    name: "lo".into(),
+                    mac: "00:00:00:00:00:00".into(),
+                    addresses: vec![("127.0.0.1".parse().unwrap(), 8)],
+                },
+                GuestNic {
+                    name: "eth0".into(),
+                    mac: "52:54:00:12:34:56".into(),
+                    addresses: vec![
+                        ("10.0.2.15".parse().unwrap(), 24),
+                        ("fe80::5054:ff:fe12:3456".parse().unwrap(), 64),
+                    ],
+                },
+            ],
         })
     }
     fn paths(&self, id: &VmId) -> RuntimePaths {
@@ -561,4 +598,84 @@ async fn logs_are_tailed_from_both_files() {
     assert_eq!(logs.qemu_log, "qemu says hi\n");
     assert_eq!(logs.vm_name, "web1");
     assert!(!logs.last_modified.is_empty());
+}
+
+#[tokio::test]
+async fn status_reports_boot_phase_vcpus_and_the_agent_cached() {
+    let s = setup();
+    let mut events = s
+        .service
+        .stream_events(Request::new(()))
+        .await
+        .unwrap()
+        .into_inner();
+    create(&s, request(&s)).await.unwrap();
+    let id = || Request::new(pb::VmIdRequest { vm_id: ID.into() });
+    let queries = || {
+        s.service
+            .backend()
+            .agent_queries
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+
+    // Stopped: no boot phase, no agent, but the vCPUs are known.
+    let stopped = s.service.get_vm_status(id()).await.unwrap().into_inner();
+    assert_eq!(stopped.vcpus, 2);
+    assert_eq!(stopped.boot, None);
+    assert_eq!(stopped.guest_agent, None);
+    assert_eq!(queries(), 0, "a stopped VM's agent is not asked");
+
+    s.service.start_vm(id()).await.unwrap();
+    let running = s.service.get_vm_status(id()).await.unwrap().into_inner();
+    let boot = running.boot.unwrap();
+    assert_eq!(boot.phase(), pb::BootPhase::Ready);
+    assert_eq!(boot.description, "ready");
+    let agent = running.guest_agent.unwrap();
+    assert!(agent.connected);
+    assert_eq!(agent.hostname, "web1");
+    assert_eq!(agent.os_name, "Debian GNU/Linux");
+    assert_eq!(agent.kernel_version, "6.1.0-26-amd64");
+    assert_eq!(agent.ip_addresses, ["10.0.2.15"]);
+    assert_eq!(agent.interfaces.len(), 2);
+    assert!(agent.last_seen.is_some());
+    assert_eq!(queries(), 1);
+
+    // Within the freshness window both calls answer from the cache.
+    let again = s.service.get_vm_status(id()).await.unwrap().into_inner();
+    assert_eq!(again.guest_agent.unwrap().hostname, "web1");
+    let list = s
+        .service
+        .list_v_ms(Request::new(()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        list.vms[0].guest_agent.as_ref().unwrap().ip_addresses,
+        ["10.0.2.15"]
+    );
+    assert_eq!(list.vms[0].vcpus, 2);
+    assert_eq!(queries(), 1);
+
+    // The first answer is announced.
+    let mut kinds = Vec::new();
+    while let Ok(Some(Ok(e))) =
+        tokio::time::timeout(Duration::from_millis(200), events.next()).await
+    {
+        kinds.push(e.r#type);
+    }
+    assert!(
+        kinds.contains(&(pb::EventType::AgentConnected as i32)),
+        "{kinds:?}"
+    );
+
+    // Stopped again: nothing from the agent.
+    s.service
+        .stop_vm(Request::new(pb::StopVmRequest {
+            vm_id: ID.into(),
+            timeout_seconds: 1,
+        }))
+        .await
+        .unwrap();
+    let stopped = s.service.get_vm_status(id()).await.unwrap().into_inner();
+    assert_eq!((stopped.boot, stopped.guest_agent), (None, None));
 }

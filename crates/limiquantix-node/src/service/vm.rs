@@ -76,22 +76,31 @@ impl<B: VmBackend> NodeService<B> {
         Ok(())
     }
 
-    fn wire_status(&self, entry: &crate::backend::VmEntry) -> pb::VmStatusResponse {
+    /// The wire status; `wait_for_agent`: see [`NodeService::guest_agent`].
+    async fn wire_status(
+        &self,
+        entry: &crate::backend::VmEntry,
+        wait_for_agent: bool,
+    ) -> pb::VmStatusResponse {
         let paths = self.inner.backend.paths(&entry.definition.id);
-        status_response(entry, |i, d| paths.created_disk(i, d))
+        let mut status = status_response(entry, |i, d| paths.created_disk(i, d));
+        status.guest_agent = self.guest_agent(entry, wait_for_agent).await;
+        status
     }
 
     pub(super) async fn status(&self, vm_id: &str) -> Result<pb::VmStatusResponse, ApiError> {
         let id = parse_vm_id("vm_id", vm_id)?;
         let entry = self.inner.backend.get(&id).await?;
-        Ok(self.wire_status(&entry))
+        Ok(self.wire_status(&entry, true).await)
     }
 
     pub(super) async fn list(&self) -> Result<pb::ListVMsOnNodeResponse, ApiError> {
         let entries = self.inner.backend.list().await?;
-        Ok(pb::ListVMsOnNodeResponse {
-            vms: entries.iter().map(|e| self.wire_status(e)).collect(),
-        })
+        let mut vms = Vec::with_capacity(entries.len());
+        for e in &entries {
+            vms.push(self.wire_status(e, false).await);
+        }
+        Ok(pb::ListVMsOnNodeResponse { vms })
     }
 
     pub(super) async fn console(&self, vm_id: &str) -> Result<pb::ConsoleInfoResponse, ApiError> {
