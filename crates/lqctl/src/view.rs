@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use limiquantix_proto::v1::{ImageInfo, PowerState, VmStatusResponse};
+use limiquantix_proto::v1::{GuestAgentInfo, ImageInfo, PowerState, VmStatusResponse};
 use serde::Serialize;
 
 use crate::output::{Table, paint_state};
@@ -74,6 +74,46 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// The guest's reachable addresses: the agent's `ip_addresses` (the daemon leaves out loopback
+/// and link-local), or else the interfaces' addresses without those.
+fn guest_ips(agent: &GuestAgentInfo) -> Vec<String> {
+    let from_interfaces = || {
+        agent
+            .interfaces
+            .iter()
+            .flat_map(|i| i.ipv4_addresses.iter().chain(&i.ipv6_addresses))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let all = if agent.ip_addresses.is_empty() {
+        from_interfaces()
+    } else {
+        agent.ip_addresses.clone()
+    };
+    all.iter()
+        .filter_map(|ip| ip.split('/').next()?.parse::<std::net::IpAddr>().ok())
+        .filter(|ip| {
+            !ip.is_loopback()
+                && !matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local())
+        })
+        .map(|ip| ip.to_string())
+        .collect()
+}
+
+/// The addresses a table shows: the IPv4 ones when there are any (IPv6 ones are in `-o json`).
+pub fn table_ips(ips: &[String]) -> String {
+    let v4: Vec<&str> = ips
+        .iter()
+        .map(String::as_str)
+        .filter(|ip| !ip.contains(':'))
+        .collect();
+    match (v4.is_empty(), ips.is_empty()) {
+        (_, true) => "-".to_owned(),
+        (false, _) => v4.join(","),
+        (true, false) => ips.join(","),
+    }
+}
+
 /// The lowercase name of a wire power state.
 pub fn state_name(state: i32) -> String {
     PowerState::try_from(state)
@@ -97,19 +137,7 @@ impl VmView {
             .and_then(|t| u64::try_from(t.seconds).ok())
             .map(|s| UNIX_EPOCH + Duration::from_secs(s));
         let agent = vm.guest_agent.as_ref();
-        let mut ips: Vec<String> = agent
-            .map(|a| {
-                let mut v = a.ip_addresses.clone();
-                for i in &a.interfaces {
-                    v.extend(i.ipv4_addresses.iter().chain(&i.ipv6_addresses).cloned());
-                }
-                v
-            })
-            .unwrap_or_default()
-            .into_iter()
-            .map(|ip| ip.split('/').next().unwrap_or_default().to_owned())
-            .filter(|ip| !ip.is_empty() && ip != "127.0.0.1" && ip != "::1")
-            .collect();
+        let mut ips = agent.map(guest_ips).unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
         ips.retain(|ip| seen.insert(ip.clone()));
         VmView {
@@ -182,11 +210,7 @@ pub fn vm_table(vms: &[VmView], colour: bool) -> String {
             paint_state(&vm.state, colour),
             dash(vm.cpus),
             dash(vm.memory_mib.map(|m| human_bytes(m * MIB))),
-            if vm.ips.is_empty() {
-                "-".to_owned()
-            } else {
-                vm.ips.join(",")
-            },
+            table_ips(&vm.ips),
             dash(
                 vm.uptime_seconds
                     .map(|s| human_duration(Duration::from_secs(s))),
@@ -273,7 +297,7 @@ mod tests {
     use super::*;
     use crate::output::snapshot::assert_snapshot;
     use limiquantix_proto::v1::{
-        BootPhase, BootProgress, DiskSpec, GuestAgentInfo, GuestNetworkInterface, ResourceUsage,
+        BootPhase, BootProgress, DiskSpec, GuestNetworkInterface, ResourceUsage,
     };
 
     // `..Default::default()` stays so the fixture survives new fields in the wire type.
@@ -313,6 +337,10 @@ mod tests {
                     GuestNetworkInterface {
                         name: "eth0".into(),
                         ipv4_addresses: vec!["10.0.2.15/24".into()],
+                        ipv6_addresses: vec![
+                            "fec0::5054:ff:fe12:3456/64".into(),
+                            "fe80::5054:ff:fe12:3456/64".into(),
+                        ],
                         ..Default::default()
                     },
                 ],
@@ -359,7 +387,10 @@ mod tests {
         assert_eq!((db.uptime_seconds, db.started_at), (None, None));
         let web = VmView::new(&vms[0], now);
         assert_eq!(web.uptime_seconds, Some(3725));
-        assert_eq!(web.ips, ["10.0.2.15"]);
+        assert_eq!(web.ips, ["10.0.2.15", "fec0::5054:ff:fe12:3456"]);
+        assert_eq!(table_ips(&web.ips), "10.0.2.15");
+        assert_eq!(table_ips(&web.ips[1..]), "fec0::5054:ff:fe12:3456");
+        assert_eq!(table_ips(&[]), "-");
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn print_summary(ctx: &Ctx, vm: &VmStatusResponse, reached: Option<(&str, Du
         None => {}
     }
     if !view.ips.is_empty() {
-        parts.push(view.ips.join(","));
+        parts.push(crate::view::table_ips(&view.ips));
     }
     if let Some(hint) = ssh_hint(vm) {
         parts.push(hint);
