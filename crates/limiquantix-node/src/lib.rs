@@ -4,6 +4,8 @@
 //! - [`config`] / [`cli`]: TOML file < `LQ_*` environment < flags.
 //! - [`server`]: listeners (Unix socket, TCP with TLS), health, reflection, graceful shutdown.
 //! - [`service`]: `NodeDaemonService` over a [`backend::VmBackend`].
+//! - [`console`]: `NodeConsoleService`, a VM's interactive serial console; [`images`]: the image
+//!   library and `NodeImageService`.
 //! - [`translate`]: wire types ↔ the hypervisor's model; [`provision`]: the seed decision.
 //! - [`confine`]: host paths must stay inside pools and the images directory.
 //! - [`status`]: the one mapping of errors to gRPC codes.
@@ -13,6 +15,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod confine;
+pub mod console;
 pub mod fault;
 pub mod hostinfo;
 pub mod images;

@@ -166,9 +166,12 @@ pub async fn serve<B: VmBackend>(
         }
     })?;
     let in_use = crate::images::service::in_use_from(service.backend().clone());
+    // The serial console (NodeConsoleService): sessions end with the other streams at shutdown.
+    let console = crate::console::server(service.backend().clone(), shutdown_tx.clone());
     let routes = routes(service, config.max_request_bytes)
         .await
-        .add_service(crate::images::service::server(images, in_use));
+        .add_service(crate::images::service::server(images, in_use))
+        .add_service(console);
     let mut servers = tokio::task::JoinSet::new();
     let mut sockets = Vec::new();
     for addr in &config.listen {

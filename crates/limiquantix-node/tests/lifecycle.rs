@@ -57,15 +57,7 @@ async fn state(client: &mut NodeClient) -> pb::PowerState {
 }
 
 async fn serial(client: &mut NodeClient) -> String {
-    client
-        .get_vm_logs(pb::GetVmLogsRequest {
-            vm_id: ID.into(),
-            lines: 1000,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .serial_log
+    common::serial_log(client, ID).await
 }
 
 fn pid(node: &Node) -> i32 {
@@ -126,7 +118,7 @@ async fn a_cloud_image_vm_lives_through_every_verb_and_a_daemon_restart() {
     assert!(args[disk].contains("\"bootindex\":1"), "{}", args[disk]);
     assert!(disk < seed, "the seed comes after the disk");
     assert!(!args[seed].contains("bootindex"), "{}", args[seed]);
-    assert!(args[seed].contains("ide-cd"), "{}", args[seed]);
+    assert!(args[seed].contains("scsi-cd"), "{}", args[seed]);
 
     assert!(
         eventually(Duration::from_secs(90), async || serial(&mut client)

@@ -2,7 +2,10 @@
 //!
 //! The protobuf definition lives in `proto/limiquantix/node/v1/node_daemon.proto`; it is compiled
 //! at build time with `protox` (no system `protoc`), and this crate re-exports the generated prost
-//! messages and the tonic client and server of `NodeDaemonService`.
+//! messages and the tonic client and server of `NodeDaemonService`. Beside it, in their own
+//! files and services so `NodeDaemonService` stays wire-identical to upstream, are the
+//! extensions of limiquantix-node: `NodeImageService` (`images.proto`, the image library) and
+//! `NodeConsoleService` (`console.proto`, a VM's interactive serial console), both in [`v1`].
 //!
 //! Connecting a client to a daemon over its Unix socket:
 //!
@@ -32,3 +35,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(
 
 /// The fully qualified service name, as health checks and reflection name it.
 pub const SERVICE_NAME: &str = "limiquantix.node.v1.NodeDaemonService";
+
+/// The fully qualified name of the serial console service (an extension of limiquantix-node).
+pub const CONSOLE_SERVICE_NAME: &str = "limiquantix.node.v1.NodeConsoleService";

@@ -722,3 +722,26 @@ fn fields_the_forks_gave_other_meanings_stay_reserved() {
         );
     }
 }
+
+/// The console extension is its own service in its own file: a bidirectional stream, so
+/// `NodeDaemonService` (checked above) keeps exactly the forks' methods.
+#[test]
+fn the_console_is_an_extension_service_of_its_own() {
+    let set = FileDescriptorSet::decode(limiquantix_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let file = set
+        .file
+        .iter()
+        .find(|f| f.name() == "limiquantix/node/v1/console.proto")
+        .expect("console.proto is compiled");
+    assert_eq!(file.package(), PACKAGE);
+    let service = &file.service[0];
+    assert_eq!(
+        format!("{PACKAGE}.{}", service.name()),
+        limiquantix_proto::CONSOLE_SERVICE_NAME
+    );
+    let attach = &service.method[0];
+    assert_eq!(attach.name(), "AttachConsole");
+    assert!(attach.client_streaming() && attach.server_streaming());
+    assert_eq!(attach.input_type(), qualified("ConsoleInput"));
+    assert_eq!(attach.output_type(), qualified("ConsoleOutput"));
+}

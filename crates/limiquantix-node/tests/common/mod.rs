@@ -317,3 +317,16 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bo
     }
     false
 }
+
+/// The serial log of VM `vm_id` (GetVMLogs, last 1000 lines).
+pub async fn serial_log(client: &mut NodeClient, vm_id: &str) -> String {
+    client
+        .get_vm_logs(pb::GetVmLogsRequest {
+            vm_id: vm_id.into(),
+            lines: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .serial_log
+}

@@ -1,0 +1,344 @@
+//! `limiquantix.node.v1.NodeConsoleService`: a VM's interactive serial console.
+//!
+//! QEMU serves each VM's first serial port on `<run>/vms/<vm_id>/serial.sock` (and logs it to
+//! `serial.log` whether or not anyone is attached). AttachConsole connects to that socket and
+//! bridges bytes both ways: the client's `data` messages to the guest, the guest's output back.
+//!
+//! One session per VM: QEMU's socket chardev serves one connection at a time and would leave a
+//! second one waiting silently, so the daemon keeps a set of attached VMs and refuses a second
+//! AttachConsole with FAILED_PRECONDITION (it does not take the session over: an operator typing
+//! into a console should not have it stolen). The session ends when the client cancels the call,
+//! when the VM stops (QEMU closes the socket: the stream ends with OK), or when the daemon shuts
+//! down (UNAVAILABLE). Console bytes are never logged: they may hold passwords.
+//!
+//! Mount with `routes.add_service(console::server(backend, shutdown_switch))`.
+
+use std::collections::HashSet;
+use std::io::SeekFrom;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use limiquantix_hypervisor::model::VmId;
+use limiquantix_proto::v1::node_console_service_server::{
+    NodeConsoleService, NodeConsoleServiceServer,
+};
+use limiquantix_proto::v1::{
+    ConsoleAttach, ConsoleAttached, ConsoleInput, ConsoleOutput, console_input, console_output,
+};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::backend::{BackendError, VmBackend, VmState};
+use crate::status::ApiError;
+use crate::translate::parse_vm_id;
+
+/// Most bytes of the serial log replayed at attach (`ConsoleAttach.replay_bytes` is reduced to it).
+pub const MAX_REPLAY_BYTES: u32 = 64 * 1024;
+
+/// Largest read from the console socket, and so the largest live `data` message.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Largest message the service accepts from a client (typed bytes; a paste of up to 1 MiB).
+const MAX_INPUT_MESSAGE: usize = 1 << 20;
+
+/// The `NodeConsoleService` implementation.
+pub struct ConsoleService<B> {
+    backend: Arc<B>,
+    /// The VMs with an open session.
+    attached: Arc<Mutex<HashSet<VmId>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Builds the tonic server of `NodeConsoleService` over `backend`, ready for `add_service`;
+/// sessions end when `shutdown` turns `true`.
+pub fn server<B: VmBackend>(
+    backend: Arc<B>,
+    shutdown: watch::Sender<bool>,
+) -> NodeConsoleServiceServer<ConsoleService<B>> {
+    NodeConsoleServiceServer::new(ConsoleService {
+        backend,
+        attached: Arc::default(),
+        shutdown,
+    })
+    .max_decoding_message_size(MAX_INPUT_MESSAGE)
+}
+
+/// Holds a VM's place in the attached set; leaving the session frees it.
+struct Session {
+    vm_id: VmId,
+    attached: Arc<Mutex<HashSet<VmId>>>,
+}
+
+impl Session {
+    /// Takes the console of `vm_id`, or says who has it.
+    fn take(attached: &Arc<Mutex<HashSet<VmId>>>, vm_id: &VmId) -> Result<Self, ApiError> {
+        let mut set = attached.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.insert(vm_id.clone()) {
+            return Err(BackendError::Precondition(format!(
+                "console of VM {vm_id} is already attached by another client (one session at a \
+                 time; detach it first)"
+            ))
+            .into());
+        }
+        Ok(Self {
+            vm_id: vm_id.clone(),
+            attached: attached.clone(),
+        })
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.vm_id);
+    }
+}
+
+type OutputStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<ConsoleOutput, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<B: VmBackend> NodeConsoleService for ConsoleService<B> {
+    type AttachConsoleStream = OutputStream;
+
+    async fn attach_console(
+        &self,
+        request: Request<Streaming<ConsoleInput>>,
+    ) -> Result<Response<Self::AttachConsoleStream>, Status> {
+        let mut input = request.into_inner();
+        let attach = first_message(&mut input).await?;
+        let (id, socket, session) = self.open(&attach).await.map_err(|e| {
+            tracing::info!(vm_id = %attach.vm_id, error = %e, "console attach refused");
+            Status::from(e)
+        })?;
+        let replay = match attach.replay_bytes.min(MAX_REPLAY_BYTES) {
+            0 => Vec::new(),
+            n => log_tail(&self.backend.paths(&id).serial_log(), n)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(vm_id = %id, error = %e, "serial log not replayed");
+                    Vec::new()
+                }),
+        };
+        tracing::info!(vm_id = %id, replay_bytes = replay.len(), "console attached");
+
+        let (tx, rx) = mpsc::channel(16);
+        let attached = ConsoleOutput {
+            output: Some(console_output::Output::Attached(ConsoleAttached {
+                vm_id: id.as_str().to_owned(),
+                replay_bytes: u32::try_from(replay.len()).unwrap_or(MAX_REPLAY_BYTES),
+            })),
+        };
+        // The channel is fresh: these two sends cannot wait.
+        let _ = tx.try_send(Ok(attached));
+        if !replay.is_empty() {
+            let _ = tx.try_send(Ok(data(replay)));
+        }
+        let shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            let end = bridge(socket, input, &tx, shutdown).await;
+            tracing::info!(vm_id = %session.vm_id, reason = end.reason(), "console detached");
+            if let End::Shutdown = end {
+                let _ = tx
+                    .send(Err(Status::unavailable(
+                        "the daemon is shutting down; attach again once it is back",
+                    )))
+                    .await;
+            } else if let End::BadInput(status) = end {
+                let _ = tx.send(Err(status)).await;
+            }
+            drop(session);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+impl<B: VmBackend> ConsoleService<B> {
+    /// Validates the attach request, takes the VM's session and connects to its console.
+    async fn open(&self, attach: &ConsoleAttach) -> Result<(VmId, UnixStream, Session), ApiError> {
+        let id = parse_vm_id("attach.vm_id", &attach.vm_id)?;
+        let entry = self.backend.get(&id).await?;
+        let state = entry.status.state;
+        if !matches!(
+            state,
+            VmState::Running | VmState::Paused | VmState::Stopping
+        ) {
+            return Err(BackendError::Precondition(format!(
+                "VM {id} is {state}: its serial console is available only while it runs (start \
+                 it first; its serial log stays readable with GetVMLogs)"
+            ))
+            .into());
+        }
+        let path = self.backend.paths(&id).serial_socket();
+        let session = Session::take(&self.attached, &id)?;
+        let socket = UnixStream::connect(&path).await.map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "VM {id} has no console socket: it was started by an older limiquantix-node, \
+                     which logged its serial port to a file only (restart the VM to get an \
+                     interactive console; its serial log stays readable with GetVMLogs)"
+                ),
+                std::io::ErrorKind::ConnectionRefused => format!(
+                    "VM {id}: QEMU does not answer on its console socket (the VM is stopping or \
+                     its process died)"
+                ),
+                _ => format!("cannot connect to the console of VM {id}: {e}"),
+            };
+            BackendError::Precondition(why)
+        })?;
+        Ok((id, socket, session))
+    }
+}
+
+/// Reads the first message, which must be `attach`.
+async fn first_message(input: &mut Streaming<ConsoleInput>) -> Result<ConsoleAttach, Status> {
+    let first = input.message().await?;
+    match first.and_then(|m| m.input) {
+        Some(console_input::Input::Attach(a)) => Ok(a),
+        Some(console_input::Input::Data(_)) => Err(ApiError::invalid(
+            "input",
+            "the first message must be `attach` naming the VM; `data` may only follow it",
+        )
+        .into()),
+        None => Err(ApiError::invalid(
+            "input",
+            "the first message must be `attach` naming the VM (the stream was empty or the \
+             message had no input)",
+        )
+        .into()),
+    }
+}
+
+/// How a session ended.
+enum End {
+    /// QEMU closed the console: the VM stopped.
+    VmStopped,
+    /// The client cancelled the call or went away.
+    ClientLeft,
+    /// The daemon is shutting down.
+    Shutdown,
+    /// The console socket failed.
+    SocketError,
+    /// The client sent something other than `data` after `attach`.
+    BadInput(Status),
+}
+
+impl End {
+    fn reason(&self) -> &'static str {
+        match self {
+            End::VmStopped => "the VM stopped",
+            End::ClientLeft => "the client detached",
+            End::Shutdown => "the daemon is shutting down",
+            End::SocketError => "the console socket failed",
+            End::BadInput(_) => "the client sent a second attach",
+        }
+    }
+}
+
+fn data(bytes: Vec<u8>) -> ConsoleOutput {
+    ConsoleOutput {
+        output: Some(console_output::Output::Data(bytes)),
+    }
+}
+
+/// Copies bytes both ways until one side ends. A client that closes its sending side keeps
+/// receiving output until it cancels the call.
+async fn bridge(
+    socket: UnixStream,
+    mut input: Streaming<ConsoleInput>,
+    tx: &mpsc::Sender<Result<ConsoleOutput, Status>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> End {
+    let (mut from_vm, mut to_vm) = socket.into_split();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut input_open = true;
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            read = from_vm.read(&mut buf) => match read {
+                Ok(0) => return End::VmStopped,
+                Ok(n) => {
+                    if tx.send(Ok(data(buf[..n].to_vec()))).await.is_err() {
+                        return End::ClientLeft;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the console socket failed");
+                    return End::SocketError;
+                }
+            },
+            message = input.message(), if input_open => match message {
+                Ok(Some(ConsoleInput { input: Some(console_input::Input::Data(bytes)) })) => {
+                    if let Err(e) = to_vm.write_all(&bytes).await {
+                        tracing::warn!(error = %e, "writing to the console socket failed");
+                        return End::SocketError;
+                    }
+                }
+                Ok(Some(ConsoleInput { input: Some(console_input::Input::Attach(_)) })) => {
+                    return End::BadInput(
+                        ApiError::invalid(
+                            "input.attach",
+                            "`attach` may only be the first message; later messages carry `data`",
+                        )
+                        .into(),
+                    );
+                }
+                Ok(Some(ConsoleInput { input: None })) => {}
+                Ok(None) => input_open = false,
+                Err(_) => return End::ClientLeft,
+            },
+            () = tx.closed() => return End::ClientLeft,
+            () = &mut stop => return End::Shutdown,
+        }
+    }
+}
+
+/// The last `n` bytes of the file at `path` (fewer when it is shorter; none when it is absent).
+async fn log_tail(path: &Path, n: u32) -> std::io::Result<Vec<u8>> {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata().await?.len();
+    let start = len.saturating_sub(n.into());
+    file.seek(SeekFrom::Start(start)).await?;
+    let mut out = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
+    file.take(n.into()).read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn log_tail_takes_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serial.log");
+        assert!(log_tail(&path, 10).await.unwrap().is_empty());
+        std::fs::write(&path, b"0123456789abcdef").unwrap();
+        assert_eq!(log_tail(&path, 4).await.unwrap(), b"cdef");
+        assert_eq!(log_tail(&path, 100).await.unwrap(), b"0123456789abcdef");
+    }
+
+    #[test]
+    fn one_session_per_vm() {
+        let attached = Arc::default();
+        let id = VmId::parse("0b6f3a52-8d1e-4c55-9a7e-2f1c0e9d4b21").unwrap();
+        let first = Session::take(&attached, &id).unwrap();
+        let e = Session::take(&attached, &id).err().unwrap();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.to_string().contains("already attached by another client"));
+        drop(first);
+        Session::take(&attached, &id).expect("free again once the first session ends");
+    }
+}
