@@ -559,3 +559,54 @@ async fn a_failed_define_leaves_nothing_and_stale_staging_is_cleared_at_open() {
     let _backend = QemuBackend::open(config(tmp.path())).await.unwrap();
     assert!(!vms.join(".staging-crashed").exists());
 }
+
+/// A disk SeaBIOS cannot boot (no boot sector): the backend's readiness reads SeaBIOS's own
+/// words from the serial console (the machine runs with `graphics=off`) and reports the boot
+/// failed, instead of waiting forever or falling to a network boot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbootable_disk_is_reported_failed_from_the_firmwares_console() {
+    use limiquantix_hypervisor::readiness::{BootFailure, BootPhase};
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = QemuBackend::open(config(tmp.path())).await.unwrap();
+    let zeros = tmp.path().join("zeros.img");
+    std::fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
+    let mut vm = VmDefinition::new(VmId::generate(), "unbootable", 128);
+    vm.console.vnc = false;
+    vm.disks.push(disk(
+        "disk0",
+        DiskSource::Path { path: zeros },
+        DiskFormat::Raw,
+    ));
+    backend
+        .define(vm.clone(), DefineExtras::default())
+        .await
+        .unwrap();
+    backend.start(&vm.id).await.unwrap();
+
+    let deadline = std::time::Instant::now() + BOOT;
+    let phase = loop {
+        let boot = backend.status(&vm.id).await.unwrap().boot;
+        if let Some(p) = boot.as_ref().filter(|p| p.is_terminal()) {
+            break p.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no verdict; last phase {boot:?}, serial:\n{}",
+            std::fs::read_to_string(backend.paths(&vm.id).unwrap().serial_log())
+                .unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    match &phase {
+        BootPhase::Failed {
+            reason: BootFailure::NothingBootable { message },
+        } => assert!(message.contains("No bootable device"), "{phase:?}"),
+        other => panic!("expected nothing bootable, got {other:?}"),
+    }
+    let serial = std::fs::read_to_string(backend.paths(&vm.id).unwrap().serial_log()).unwrap();
+    assert!(serial.contains("Booting from Hard Disk"), "{serial}");
+    assert!(!serial.contains("iPXE"), "{serial}");
+    backend.force_stop(&vm.id).await.unwrap();
+    backend.delete(&vm.id).await.unwrap();
+}

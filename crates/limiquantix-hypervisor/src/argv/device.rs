@@ -1,9 +1,12 @@
 //! Storage `-device` JSON: controllers, disks and CD-ROMs.
 //!
 //! Buses: virtio disks are `virtio-blk-pci`; SCSI disks are `scsi-hd` on one `virtio-scsi-pci`
-//! (`scsi0`); SATA disks and every CD-ROM sit on one explicit `ich9-ahci` controller (`sata0`,
+//! (`scsi0`); SATA disks and CD-ROMs sit on one explicit `ich9-ahci` controller (`sata0`,
 //! ports `sata0.0`–`sata0.5`, SATA disks first) on both q35 and pc, which SeaBIOS and OVMF both
-//! boot from; IDE disks (pc only) use the built-in PIIX buses `ide.0`/`ide.1`.
+//! boot from; IDE disks (pc only) use the built-in PIIX buses `ide.0`/`ide.1`. The NoCloud seed
+//! of a Linux guest is a `scsi-cd` on `scsi0` instead: every cloud kernel has virtio-scsi, while
+//! some (Debian's `cloud` flavour) have no AHCI driver and would never see a SATA seed. Other
+//! guests (Windows with cloudbase-init needs no extra driver for AHCI) keep the seed on SATA.
 
 use serde_json::{Value, json};
 
@@ -50,14 +53,27 @@ pub(super) fn disk(d: &DiskSpec, drive: &str, bootindex: Option<u16>, slots: &mu
     v
 }
 
+/// Where a CD-ROM is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CdBus {
+    /// The next port of the AHCI controller (`ide-cd`).
+    Ahci,
+    /// The virtio-scsi controller (`scsi-cd`).
+    Scsi,
+}
+
 /// A CD-ROM's `-device` value; `drive` is `None` for an empty drive.
 pub(super) fn cdrom(
     id: &str,
     drive: Option<&str>,
     bootindex: Option<u16>,
+    bus: CdBus,
     slots: &mut Slots,
 ) -> Value {
-    let mut v = json!({ "driver": "ide-cd", "id": id, "bus": slots.next_ahci() });
+    let mut v = match bus {
+        CdBus::Ahci => json!({ "driver": "ide-cd", "id": id, "bus": slots.next_ahci() }),
+        CdBus::Scsi => json!({ "driver": "scsi-cd", "id": id, "bus": format!("{SCSI}.0") }),
+    };
     if let Some(d) = drive {
         v["drive"] = d.into();
     }

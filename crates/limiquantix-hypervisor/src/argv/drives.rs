@@ -3,8 +3,9 @@
 use serde_json::json;
 
 use super::boot::{BootDevice, BootEntry, index_of};
+use super::device::CdBus;
 use super::{Argv, BootError, blockdev, device, utf8};
-use crate::model::{CdromRole, DiskBus, DiskFormat, DiskSource, VmDefinition};
+use crate::model::{CdromRole, DiskBus, DiskFormat, DiskSource, GuestOs, VmDefinition};
 use crate::paths::RuntimePaths;
 
 /// Emits the controllers, then every disk, then the CD-ROMs (the seed last).
@@ -15,13 +16,22 @@ pub(super) fn drives(
     order: &[BootEntry],
 ) -> Result<(), BootError> {
     let mut slots = device::Slots::default();
-    if def.disks.iter().any(|d| d.bus == DiskBus::Scsi) {
+    let bus_of = |role: CdromRole| {
+        if role == CdromRole::Seed && def.guest_os == GuestOs::Linux {
+            CdBus::Scsi
+        } else {
+            CdBus::Ahci
+        }
+    };
+    let on_scsi = def.cdroms.iter().any(|c| bus_of(c.role) == CdBus::Scsi);
+    let on_ahci = def.cdroms.iter().any(|c| bus_of(c.role) == CdBus::Ahci);
+    if on_scsi || def.disks.iter().any(|d| d.bus == DiskBus::Scsi) {
         a.json(
             "-device",
             json!({ "driver": "virtio-scsi-pci", "id": device::SCSI }),
         );
     }
-    if !def.cdroms.is_empty() || def.disks.iter().any(|d| d.bus == DiskBus::Sata) {
+    if on_ahci || def.disks.iter().any(|d| d.bus == DiskBus::Sata) {
         a.json(
             "-device",
             json!({ "driver": "ich9-ahci", "id": device::AHCI }),
@@ -48,7 +58,8 @@ pub(super) fn drives(
         let bi = index_of(order, BootDevice::Disk, &d.id);
         a.json("-device", device::disk(d, &nodes.top, bi, &mut slots));
     }
-    // SATA disks took the first AHCI ports; CD-ROMs follow, the seed last.
+    // SATA disks took the first AHCI ports; CD-ROMs follow, the seed last (on virtio-scsi for
+    // a Linux guest, see `device`).
     let mut cdroms: Vec<_> = def.cdroms.iter().enumerate().collect();
     cdroms.sort_by_key(|(_, c)| c.role == CdromRole::Seed);
     for (i, c) in cdroms {
@@ -66,7 +77,7 @@ pub(super) fn drives(
         let bi = index_of(order, BootDevice::Cdrom, &c.id);
         a.json(
             "-device",
-            device::cdrom(&c.id, drive.as_deref(), bi, &mut slots),
+            device::cdrom(&c.id, drive.as_deref(), bi, bus_of(c.role), &mut slots),
         );
     }
     Ok(())

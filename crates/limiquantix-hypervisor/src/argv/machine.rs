@@ -23,8 +23,12 @@ pub(super) fn machine(
     a.opt("-msg", "timestamp=on");
 
     let mut machine_opt = format!("type={}", def.effective_machine().qemu_name());
-    if matches!(firmware, ResolvedFirmware::Uefi { .. }) {
-        machine_opt.push_str(",pflash0=fw-code,pflash1=fw-vars");
+    match firmware {
+        ResolvedFirmware::Uefi { .. } => machine_opt.push_str(",pflash0=fw-code,pflash1=fw-vars"),
+        // SeaBIOS mirrors its console to the serial port only when told there are no graphics
+        // (the display still works): its banner, `Booting from Hard Disk` and `No bootable
+        // device` then reach serial.log, where readiness reads them.
+        ResolvedFirmware::Bios => machine_opt.push_str(",graphics=off"),
     }
     if def.memory.hugepages {
         machine_opt.push_str(",memory-backend=ram0");

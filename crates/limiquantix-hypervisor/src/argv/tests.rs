@@ -85,7 +85,7 @@ const SNAPSHOT: &[&str] = &[
     "-msg",
     "timestamp=on",
     "-machine",
-    "type=q35",
+    "type=q35,graphics=off",
     "-accel",
     "tcg",
     "-cpu",
@@ -99,7 +99,7 @@ const SNAPSHOT: &[&str] = &[
     "-boot",
     "strict=on",
     r#"-device"#,
-    r#"{"driver":"ich9-ahci","id":"sata0"}"#,
+    r#"{"driver":"virtio-scsi-pci","id":"scsi0"}"#,
     "-blockdev",
     r#"{"discard":"unmap","driver":"file","filename":"/var/lib/limiquantix/vms/0b6f3a52-8d1e-4c55-9a7e-2f1c0e9d4b21/disk-0.qcow2","node-name":"disk0-file","read-only":false}"#,
     "-blockdev",
@@ -111,7 +111,7 @@ const SNAPSHOT: &[&str] = &[
     "-blockdev",
     r#"{"discard":"ignore","driver":"raw","file":"seed-file","node-name":"seed-fmt","read-only":true}"#,
     "-device",
-    r#"{"bus":"sata0.0","drive":"seed-fmt","driver":"ide-cd","id":"seed"}"#,
+    r#"{"bus":"scsi0.0","drive":"seed-fmt","driver":"scsi-cd","id":"seed"}"#,
     "-netdev",
     r#"{"hostfwd":[{"str":"tcp:127.0.0.1:40022-:22"}],"id":"net0-net","type":"user"}"#,
     "-device",
@@ -178,23 +178,51 @@ fn disk_boots_first_and_seed_never() {
     assert_eq!(device(a, "install")["bootindex"], 2);
     let seed = device(a, "seed");
     assert!(seed.get("bootindex").is_none(), "{seed}");
-    assert_eq!(seed["driver"], "ide-cd");
-    assert!(seed["bus"].as_str().unwrap().starts_with("sata0."));
+    // A Linux guest's seed is a SCSI CD-ROM; install media sit on the explicit AHCI controller.
+    assert_eq!(seed["driver"], "scsi-cd");
+    assert_eq!(seed["bus"], "scsi0.0");
+    assert_eq!(device(a, "scsi0")["driver"], "virtio-scsi-pci");
     assert_eq!(device(a, "net0")["romfile"], "");
-    // The seed sits after every other CD-ROM, and the AHCI controller is explicit.
     let ahci = device(a, "sata0");
     assert_eq!(ahci["driver"], "ich9-ahci");
+    assert_eq!(device(a, "install")["driver"], "ide-cd");
     assert_eq!(device(a, "install")["bus"], "sata0.0");
-    assert_eq!(seed["bus"], "sata0.1");
+    // The seed comes after every other CD-ROM.
+    let at = |id: &str| {
+        a.iter()
+            .position(|x| x.to_str().unwrap().contains(&format!(r#""id":"{id}""#)))
+            .unwrap()
+    };
+    assert!(at("install") < at("seed"));
 }
 
 #[test]
-fn seed_on_pc_machine_also_uses_ahci() {
+fn seed_on_pc_machine_also_uses_virtio_scsi() {
     let mut def = cloud_vm();
     def.machine = Some(crate::model::MachineType::Pc);
     let cmd = build(&def).unwrap();
-    assert_eq!(device(cmd.args(), "seed")["bus"], "sata0.0");
-    assert!(strs(&cmd).contains(&"type=pc".to_owned()));
+    assert_eq!(device(cmd.args(), "seed")["bus"], "scsi0.0");
+    assert!(strs(&cmd).contains(&"type=pc,graphics=off".to_owned()));
+    assert!(
+        !strs(&cmd).iter().any(|a| a.contains("ich9-ahci")),
+        "no AHCI controller without a device on it"
+    );
+}
+
+#[test]
+fn a_windows_guests_seed_stays_on_sata() {
+    let mut def = cloud_vm();
+    def.guest_os = crate::model::GuestOs::Windows;
+    let cmd = build(&def).unwrap();
+    let seed = device(cmd.args(), "seed");
+    assert_eq!(
+        (&seed["driver"], &seed["bus"]),
+        (&"ide-cd".into(), &"sata0.0".into())
+    );
+    assert!(
+        !strs(&cmd).iter().any(|a| a.contains("virtio-scsi-pci")),
+        "no SCSI controller without a device on it"
+    );
 }
 
 #[test]
@@ -337,7 +365,7 @@ fn limits_hugepages_kvm_windows_and_vnc_options() {
     assert!(s.contains(&"base=localtime,driftfix=slew".to_owned()));
     assert!(s.contains(&"kvm-pit.lost_tick_policy=delay".to_owned()));
     assert!(s.iter().any(|x| x.starts_with("host,hv_relaxed")));
-    assert!(s.contains(&"type=q35,memory-backend=ram0".to_owned()));
+    assert!(s.contains(&"type=q35,graphics=off,memory-backend=ram0".to_owned()));
     assert_eq!(device(a, "video0")["driver"], "VGA");
     // The password is set over QMP, never on the command line.
     assert!(!s.iter().any(|x| x.contains("pw,") || x.ends_with("=pw")));
