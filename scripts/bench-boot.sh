@@ -122,8 +122,8 @@ finish_boot() { # dir label tail_pid qemu_pid_or_empty
 }
 
 # One boot by hand: overlay, seed, QEMU with the daemon's device layout (read from its command
-# line: q35, -cpu max, the disk first on virtio-blk, the seed as a CD-ROM on an explicit AHCI
-# controller, a user-mode virtio NIC without option ROM, the guest-agent channel, serial to a
+# line: q35 with graphics=off, -cpu max, the disk first on virtio-blk, the seed as a SCSI CD-ROM
+# on virtio-scsi, a user-mode virtio NIC without option ROM, the guest-agent channel, serial to a
 # file, virtio-vga with VNC on localhost); returns when cloud-init reports finished.
 boot_by_hand() {
     local dir="$work/hand-$1"
@@ -136,13 +136,13 @@ boot_by_hand() {
     python3 "$work/tail.py" "$dir/serial.log" "$t0" "$dir/serial.ts" "$finished_re" \
         "$boot_timeout" &
     local tail_pid=$!
-    qemu-system-x86_64 -nodefaults -no-user-config -name guest=bench -machine type=q35 \
+    qemu-system-x86_64 -nodefaults -no-user-config -name guest=bench -machine type=q35,graphics=off \
         -accel "$accel" -cpu max -smp "cpus=$cpus,sockets=1,cores=$cpus,threads=1" -m "${mem}M" \
-        -rtc base=utc -boot strict=on -device ich9-ahci,id=sata0 \
+        -rtc base=utc -boot strict=on -device virtio-scsi-pci,id=scsi0 \
         -drive "if=none,id=disk0,file=$dir/disk-0.qcow2,format=qcow2,discard=unmap" \
         -device virtio-blk-pci,drive=disk0,bootindex=1 \
         -drive "if=none,id=seed,file=$dir/cloud-init.iso,format=raw,readonly=on,media=cdrom" \
-        -device ide-cd,drive=seed,bus=sata0.0 \
+        -device scsi-cd,drive=seed,bus=scsi0.0 \
         -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile= \
         -chardev "socket,id=qga0,path=$dir/qga.sock,server=on,wait=off" \
         -device virtio-serial-pci,id=vserial0 \
