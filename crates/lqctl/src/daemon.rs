@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use limiquantix_proto::v1::node_console_service_client::NodeConsoleServiceClient;
 use limiquantix_proto::v1::node_daemon_service_client::NodeDaemonServiceClient;
 use limiquantix_proto::v1::node_image_service_client::NodeImageServiceClient;
 use tonic::Code;
@@ -72,6 +73,11 @@ impl Daemon {
     /// A client of `NodeImageService`.
     pub fn images(&self) -> NodeImageServiceClient<Channel> {
         NodeImageServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    /// A client of `NodeConsoleService` (the interactive serial console).
+    pub fn console(&self) -> NodeConsoleServiceClient<Channel> {
+        NodeConsoleServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
     }
 
     /// Turns a failed call into a one-line error.

@@ -3,11 +3,13 @@
 //! `main` only parses the command line and dispatches; each command group lives in its own
 //! module. Every failure ends as one line on stderr (`lqctl: ...`) and a non-zero exit.
 
+mod console;
 mod create;
 mod daemon;
 mod image;
 mod node;
 mod output;
+mod rawmode;
 mod resolve;
 mod seed;
 mod units;

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use limiquantix_proto::v1::{GetVmLogsRequest, StopVmRequest, VmIdRequest, VmStatusResponse};
 
 use crate::Ctx;
+use crate::console::{self, ConsoleArgs};
 use crate::create::{self, CreateArgs};
 use crate::daemon::CallExt as _;
 use crate::output::{Format, print_structured};
@@ -39,11 +40,14 @@ pub enum VmCommand {
     /// Delete a stopped VM and the disks the daemon created for it (never its base image).
     #[command(visible_alias = "rm")]
     Delete(DeleteArgs),
-    /// Print the VM's serial console, following it (read-only).
+    /// Attach to the VM's serial console: type into the guest, see its output.
     ///
-    /// The daemon exposes no interactive serial console: this prints the console log (the
-    /// daemon's GetVMLogs) and keeps following it until Ctrl-C. With --log it prints the log once
-    /// and exits. To type into a guest, use ssh.
+    /// On a terminal, the terminal goes raw (every key, Ctrl-C included, goes to the guest) and
+    /// Ctrl-] detaches; the VM keeps running. Without a terminal on stdin (a pipe, a script),
+    /// stdin's bytes are sent as they are and lqctl detaches --linger after stdin ends, or as
+    /// soon as the guest prints --until's text. The session also ends when the VM stops. One
+    /// client at a time: attaching while another session is open is refused. --log prints the
+    /// serial log and exits without attaching; `lqctl vm logs -f` follows it read-only.
     Console(ConsoleArgs),
     /// Print the last lines of a VM's serial console log (or QEMU's own log with --qemu).
     Logs(LogsArgs),
@@ -95,16 +99,6 @@ pub struct DeleteArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
-}
-
-/// `vm console`.
-#[derive(Debug, Args)]
-pub struct ConsoleArgs {
-    /// The VM: name, id, or unique id prefix.
-    pub vm: String,
-    /// Print the serial log once and exit instead of following it.
-    #[arg(long)]
-    pub log: bool,
 }
 
 /// `vm logs`.
@@ -183,13 +177,11 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Delete(a) => delete(ctx, a).await,
         VmCommand::Console(a) => {
             let vm = find(ctx, &a.vm).await?;
-            if !a.log && std::io::stderr().is_terminal() {
-                eprintln!(
-                    "(read-only serial console of {}: the daemon has no interactive console; Ctrl-C to quit)",
-                    vm.name
-                );
+            if a.log {
+                logs(ctx, &vm, 1000, false, false).await
+            } else {
+                console::attach(ctx, &vm, &a).await
             }
-            logs(ctx, &vm, 1000, !a.log, false).await
         }
         VmCommand::Logs(a) => {
             let vm = find(ctx, &a.vm).await?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{
     BOOT_MARKER, RangeServer, TestDaemon, boot_disk, eventually, free_port, make_certs, sha256_of,
+    tiny_guest_disk,
 };
 
 #[test]
@@ -102,7 +103,10 @@ fn vm_create_wait_list_console_stop_delete() {
     assert_eq!(list[0]["name"], "tiny1");
     assert_eq!(list[0]["state"], "running");
     assert_eq!(list[0]["memory_mib"], 128);
-    assert!(list[0]["cpus"].as_u64() >= Some(1), "the daemon reports vCPUs: {list}");
+    assert!(
+        list[0]["cpus"].as_u64() >= Some(1),
+        "the daemon reports vCPUs: {list}"
+    );
     let id = list[0]["id"].as_str().unwrap().to_owned();
     let table = d.ok_s("vm list");
     assert!(table.starts_with("NAME "), "{table}");
@@ -127,11 +131,17 @@ fn vm_create_wait_list_console_stop_delete() {
     let show: serde_json::Value = serde_json::from_str(&d.ok_s("vm show tiny1 -o json")).unwrap();
     assert_eq!(show["boot"], "qemu started", "{show}");
 
-    // Following the console prints what is there, then keeps going until killed.
-    let follow = d.spawn(&["vm", "console", "tiny1"]);
-    let lines = follow.lines_until(Duration::from_secs(20), |l| l.contains(BOOT_MARKER));
-    assert!(lines.iter().any(|l| l.contains(BOOT_MARKER)), "{lines:?}");
-    drop(follow);
+    // Attaching with a replay of the log's end shows what the guest printed before.
+    let out = d.ok(&[
+        "vm",
+        "console",
+        "tiny1",
+        "--replay",
+        "65536",
+        "--until",
+        BOOT_MARKER,
+    ]);
+    assert!(out.contains(BOOT_MARKER), "{out}");
 
     // Pause, resume, reboot.
     assert_eq!(d.ok_s("vm pause tiny1"), "tiny1  paused\n");
@@ -251,4 +261,96 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `lqctl vm console` with stdin piped: typed lines reach the tiny guest and its answers come
+/// back; a second session is refused while one is open; a stopped VM is refused with the reason.
+#[test]
+fn interactive_console_with_piped_stdin() {
+    let d = TestDaemon::start();
+    let disk = tiny_guest_disk();
+    d.ok(&[
+        "image",
+        "import",
+        disk.to_str().unwrap(),
+        "--name",
+        "tiny-guest.qcow2",
+    ]);
+    d.ok_s(
+        "vm create echo1 --image tiny-guest --disk-size 1G --memory 256M --firmware bios --start",
+    );
+    let ready = eventually(Duration::from_secs(90), || {
+        d.ok_s("vm console echo1 --log")
+            .contains("LQ-TINY-GUEST READY")
+    });
+    assert!(
+        ready,
+        "the guest booted:\n{}",
+        d.ok_s("vm console echo1 --log")
+    );
+
+    let console = |args: &[&str], stdin: &str| {
+        let out = assert_cmd::Command::cargo_bin("lqctl")
+            .unwrap()
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(["vm", "console", "echo1"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .write_stdin(stdin)
+            .timeout(Duration::from_secs(90))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = console(
+        &[
+            "--until",
+            "LQ-TINY-GUEST ECHO hello-console",
+            "--linger",
+            "60s",
+        ],
+        "hello-console\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("LQ-TINY-GUEST ECHO hello-console"),
+        "{stdout}"
+    );
+    assert!(
+        d.ok_s("vm console echo1 --log")
+            .contains("LQ-TINY-GUEST ECHO hello-console"),
+        "the serial log keeps the exchange"
+    );
+
+    // While a session is open (stdin held open), another one is refused.
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_lqctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["vm", "console", "echo1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let refused = eventually(Duration::from_secs(30), || {
+        let (code, _, stderr) = console(&["--linger", "0s"], "");
+        code == Some(1) && stderr.contains("is already attached by another client")
+    });
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(refused, "a second session is refused");
+
+    assert_eq!(d.ok_s("vm stop echo1 --force"), "echo1  stopped\n");
+    let (code, _, stderr) = console(&[], "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("lqctl: ") && stderr.contains("is stopped"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }

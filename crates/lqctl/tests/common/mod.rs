@@ -464,3 +464,33 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The tiny test guest (a kernel and a busybox /init that prints `LQ-TINY-GUEST READY` and
+/// answers each console line with `LQ-TINY-GUEST ECHO <line>`) as a BIOS-bootable qcow2: built
+/// by `scripts/build-tiny-guest.sh` (or taken from `LQ_TINY_GUEST_DIR`) and the daemon tests'
+/// `make-tiny-disk.sh`, both cached.
+pub fn tiny_guest_disk() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let print_path = |cmd: &mut Command| {
+        let out = cmd.output().expect("run a fixture script");
+        assert!(
+            out.status.success(),
+            "fixture script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let guest = match std::env::var_os("LQ_TINY_GUEST_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => print_path(
+            Command::new("bash")
+                .arg(root.join("scripts/build-tiny-guest.sh"))
+                .arg("--print-path"),
+        ),
+    };
+    print_path(
+        Command::new("bash")
+            .arg(root.join("crates/limiquantix-node/tests/fixtures/make-tiny-disk.sh"))
+            .arg(guest),
+    )
+}
