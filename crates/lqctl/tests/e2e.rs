@@ -263,8 +263,9 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// `lqctl vm console` with stdin piped: typed lines reach the tiny guest and its answers come
-/// back; a second session is refused while one is open; a stopped VM is refused with the reason.
+/// `lqctl vm console` with stdin piped, then on a terminal: typed lines reach the tiny guest and
+/// its answers come back; Ctrl-] detaches and restores the terminal; a second session is refused
+/// while one is open; a stopped VM is refused with the reason.
 #[test]
 fn interactive_console_with_piped_stdin() {
     let d = TestDaemon::start();
@@ -327,24 +328,76 @@ fn interactive_console_with_piped_stdin() {
         "the serial log keeps the exchange"
     );
 
-    // While a session is open (stdin held open), another one is refused.
+    // On a terminal (a pty made by script(1)): the banner, typed keys reach the guest, Ctrl-]
+    // detaches, and the terminal's settings are the same afterwards.
+    let inner = format!(
+        "stty -g; {} --socket {} vm console echo1; echo exit=$?; stty -g",
+        env!("CARGO_BIN_EXE_lqctl"),
+        d.socket.display()
+    );
+    let mut tty = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut keys = tty.stdin.take().unwrap();
+    let mut screen_out = tty.stdout.take().unwrap();
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut screen_out, &mut buf) {
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&screen.lock().unwrap()).replace('\r', "");
+    let shows = |needle: &str| eventually(Duration::from_secs(30), || text().contains(needle));
+    assert!(
+        shows("Connected to the serial console of echo1 (escape: Ctrl-] to detach)"),
+        "{}",
+        text()
+    );
+    std::io::Write::write_all(&mut keys, b"hello-tty\r").unwrap();
+    assert!(shows("LQ-TINY-GUEST ECHO hello-tty"), "{}", text());
+    std::io::Write::write_all(&mut keys, &[0x1d]).unwrap();
+    assert!(shows("exit=0"), "{}", text());
+    let _ = tty.wait();
+    let screen = text();
+    assert!(
+        screen.contains("Detached from the serial console of echo1."),
+        "{screen}"
+    );
+    let settings: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.split(':').count() > 30)
+        .collect();
+    assert_eq!(settings.len(), 2, "{screen}");
+    assert_eq!(settings[0], settings[1], "the terminal is restored");
+
+    // While a session is open (stdin held open), another one is refused. The first session's
+    // replayed byte says it is attached.
     let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_lqctl"))
         .arg("--socket")
         .arg(&d.socket)
-        .args(["vm", "console", "echo1"])
+        .args(["vm", "console", "echo1", "--replay", "1"])
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let refused = eventually(Duration::from_secs(30), || {
-        let (code, _, stderr) = console(&["--linger", "0s"], "");
-        code == Some(1) && stderr.contains("is already attached by another client")
-    });
+    let mut byte = [0u8; 1];
+    let n = std::io::Read::read(first.stdout.as_mut().unwrap(), &mut byte).unwrap();
+    assert_eq!(n, 1, "the first session is attached");
+    let (code, _, stderr) = console(&["--linger", "0s"], "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is already attached by another client"),
+        "{stderr}"
+    );
     let _ = first.kill();
     let _ = first.wait();
-    assert!(refused, "a second session is refused");
-
     assert_eq!(d.ok_s("vm stop echo1 --force"), "echo1  stopped\n");
     let (code, _, stderr) = console(&[], "");
     assert_eq!(code, Some(1), "{stderr}");
