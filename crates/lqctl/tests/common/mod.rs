@@ -112,7 +112,7 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
-/// A running daemon on a temp state dir; killed on drop (its VMs are force-stopped by the test).
+/// A running daemon on a temp state dir; killed on drop, with any VM it left running.
 pub struct TestDaemon {
     /// Temp dir holding state, run dir and inputs.
     pub dir: tempfile::TempDir,
@@ -238,6 +238,15 @@ impl Drop for TestDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // VMs a failed test left running: their QEMUs outlive the daemon; end them by their
+        // pidfiles (ours, in the temp run dir).
+        if let Ok(vms) = std::fs::read_dir(self.dir.path().join("run/vms")) {
+            for vm in vms.flatten() {
+                if let Ok(pid) = std::fs::read_to_string(vm.path().join("qemu.pid")) {
+                    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+                }
+            }
+        }
     }
 }
 
