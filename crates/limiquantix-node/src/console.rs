@@ -11,6 +11,10 @@
 //! when the VM stops (QEMU closes the socket: the stream ends with OK), or when the daemon shuts
 //! down (UNAVAILABLE). Console bytes are never logged: they may hold passwords.
 //!
+//! The socket is always read at once, so a client that stops reading (a suspended terminal)
+//! never stalls the guest's serial port: output waits for it in one growing message, and past
+//! [`MAX_PENDING`] bytes the oldest is dropped for that client (serial.log keeps everything).
+//!
 //! Mount with `routes.add_service(console::server(backend, shutdown_switch))`.
 
 use std::collections::HashSet;
@@ -39,8 +43,21 @@ use crate::translate::parse_vm_id;
 /// Most bytes of the serial log replayed at attach (`ConsoleAttach.replay_bytes` is reduced to it).
 pub const MAX_REPLAY_BYTES: u32 = 64 * 1024;
 
-/// Largest read from the console socket, and so the largest live `data` message.
+/// Largest read from the console socket.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Output messages queued for a client; output that arrives meanwhile is gathered into the next
+/// message.
+const OUTPUT_QUEUE: usize = 16;
+
+/// How long output is gathered before it is sent: an imperceptible delay that turns a guest's
+/// byte-by-byte serial output into few messages (HTTP/2 peers disconnect a stream that sends many
+/// tiny frames they have not read yet).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Most output gathered for a client that does not take it; beyond that the oldest bytes are
+/// dropped for this client rather than slowing the guest's serial port down.
+const MAX_PENDING: usize = 1 << 20;
 
 /// Largest message the service accepts from a client (typed bytes; a paste of up to 1 MiB).
 const MAX_INPUT_MESSAGE: usize = 1 << 20;
@@ -127,7 +144,7 @@ impl<B: VmBackend> NodeConsoleService for ConsoleService<B> {
         };
         tracing::info!(vm_id = %id, replay_bytes = replay.len(), "console attached");
 
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
         let attached = ConsoleOutput {
             output: Some(console_output::Output::Attached(ConsoleAttached {
                 vm_id: id.as_str().to_owned(),
@@ -141,7 +158,7 @@ impl<B: VmBackend> NodeConsoleService for ConsoleService<B> {
         }
         let shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {
-            let end = bridge(socket, input, &tx, shutdown).await;
+            let end = bridge(&session.vm_id, socket, input, &tx, shutdown).await;
             tracing::info!(vm_id = %session.vm_id, reason = end.reason(), "console detached");
             if let End::Shutdown = end {
                 let _ = tx
@@ -246,43 +263,76 @@ fn data(bytes: Vec<u8>) -> ConsoleOutput {
     }
 }
 
-/// Copies bytes both ways until one side ends. A client that closes its sending side keeps
-/// receiving output until it cancels the call.
+/// Copies bytes both ways until one side ends. The two directions run side by side: a guest that
+/// does not read its input never stops its output from reaching the client. A client that closes
+/// its sending side keeps receiving output until it cancels the call.
 async fn bridge(
+    vm_id: &VmId,
     socket: UnixStream,
     mut input: Streaming<ConsoleInput>,
     tx: &mpsc::Sender<Result<ConsoleOutput, Status>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> End {
     let (mut from_vm, mut to_vm) = socket.into_split();
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut input_open = true;
-    let stop = async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-    };
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            read = from_vm.read(&mut buf) => match read {
-                Ok(0) => return End::VmStopped,
-                Ok(n) => {
-                    if tx.send(Ok(data(buf[..n].to_vec()))).await.is_err() {
-                        return End::ClientLeft;
+    // Bytes a client too slow to take them lost (the guest is never held up by a client).
+    let mut dropped: u64 = 0;
+    let output = async {
+        let mut buf = vec![0u8; READ_CHUNK];
+        // What the client has not taken yet, and when it is due: bytes are gathered for
+        // `GATHER` (or until `READ_CHUNK` of them), so a guest printing byte by byte makes few
+        // messages; a client that cannot take more meanwhile gets them all in the next one.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut due = tokio::time::Instant::now();
+        loop {
+            let ready = !pending.is_empty()
+                && (pending.len() >= READ_CHUNK || tokio::time::Instant::now() >= due);
+            tokio::select! {
+                read = from_vm.read(&mut buf) => match read {
+                    Ok(0) => {
+                        if !pending.is_empty() {
+                            let _ = tx.send(Ok(data(pending))).await;
+                        }
+                        return End::VmStopped;
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the console socket failed");
-                    return End::SocketError;
-                }
-            },
-            message = input.message(), if input_open => match message {
-                Ok(Some(ConsoleInput { input: Some(console_input::Input::Data(bytes)) })) => {
-                    if let Err(e) = to_vm.write_all(&bytes).await {
-                        tracing::warn!(error = %e, "writing to the console socket failed");
+                    Ok(n) => {
+                        if pending.is_empty() {
+                            due = tokio::time::Instant::now() + GATHER;
+                        }
+                        pending.extend_from_slice(&buf[..n]);
+                        if pending.len() > MAX_PENDING {
+                            let excess = pending.len() - MAX_PENDING;
+                            if dropped == 0 {
+                                tracing::info!(
+                                    vm_id = %vm_id,
+                                    "console client is not keeping up: dropping output (serial.log keeps it)"
+                                );
+                            }
+                            pending.drain(..excess);
+                            dropped += excess as u64;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(vm_id = %vm_id, error = %e, "reading the console socket failed");
                         return End::SocketError;
                     }
-                }
-                Ok(Some(ConsoleInput { input: Some(console_input::Input::Attach(_)) })) => {
+                },
+                () = tokio::time::sleep_until(due), if !pending.is_empty() && !ready => {}
+                permit = tx.reserve(), if ready => match permit {
+                    Ok(permit) => permit.send(Ok(data(std::mem::take(&mut pending)))),
+                    Err(_) => return End::ClientLeft,
+                },
+            }
+        }
+    };
+    let keys = async {
+        loop {
+            let bytes = match input.message().await {
+                Ok(Some(ConsoleInput {
+                    input: Some(console_input::Input::Data(bytes)),
+                })) => bytes,
+                Ok(Some(ConsoleInput {
+                    input: Some(console_input::Input::Attach(_)),
+                })) => {
                     return End::BadInput(
                         ApiError::invalid(
                             "input.attach",
@@ -291,14 +341,27 @@ async fn bridge(
                         .into(),
                     );
                 }
-                Ok(Some(ConsoleInput { input: None })) => {}
-                Ok(None) => input_open = false,
+                Ok(Some(ConsoleInput { input: None })) => continue,
+                // The client closed its side: output goes on until it cancels.
+                Ok(None) => std::future::pending().await,
                 Err(_) => return End::ClientLeft,
-            },
-            () = tx.closed() => return End::ClientLeft,
-            () = &mut stop => return End::Shutdown,
+            };
+            if let Err(e) = to_vm.write_all(&bytes).await {
+                tracing::warn!(vm_id = %vm_id, error = %e, "writing to the console socket failed");
+                return End::SocketError;
+            }
         }
+    };
+    let end = tokio::select! {
+        end = output => end,
+        end = keys => end,
+        () = tx.closed() => End::ClientLeft,
+        _ = shutdown.wait_for(|s| *s) => End::Shutdown,
+    };
+    if dropped > 0 {
+        tracing::info!(vm_id = %vm_id, dropped_bytes = dropped, "console output the client missed");
     }
+    end
 }
 
 /// The last `n` bytes of the file at `path` (fewer when it is shorter; none when it is absent).
