@@ -59,6 +59,9 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 /// dropped for this client rather than slowing the guest's serial port down.
 const MAX_PENDING: usize = 1 << 20;
 
+/// How long a call may take to send its `attach` message.
+const ATTACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Largest message the service accepts from a client (typed bytes; a paste of up to 1 MiB).
 const MAX_INPUT_MESSAGE: usize = 1 << 20;
 
@@ -130,7 +133,7 @@ impl<B: VmBackend> NodeConsoleService for ConsoleService<B> {
         let mut input = request.into_inner();
         let attach = first_message(&mut input).await?;
         let (id, socket, session) = self.open(&attach).await.map_err(|e| {
-            tracing::info!(vm_id = %attach.vm_id, error = %e, "console attach refused");
+            tracing::info!(vm_id = ?attach.vm_id, error = %e, "console attach refused");
             Status::from(e)
         })?;
         let replay = match attach.replay_bytes.min(MAX_REPLAY_BYTES) {
@@ -212,9 +215,16 @@ impl<B: VmBackend> ConsoleService<B> {
     }
 }
 
-/// Reads the first message, which must be `attach`.
+/// Reads the first message, which must be `attach` and come within [`ATTACH_TIMEOUT`].
 async fn first_message(input: &mut Streaming<ConsoleInput>) -> Result<ConsoleAttach, Status> {
-    let first = input.message().await?;
+    let first = tokio::time::timeout(ATTACH_TIMEOUT, input.message())
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "no `attach` message within {} s of the call",
+                ATTACH_TIMEOUT.as_secs()
+            ))
+        })??;
     match first.and_then(|m| m.input) {
         Some(console_input::Input::Attach(a)) => Ok(a),
         Some(console_input::Input::Data(_)) => Err(ApiError::invalid(
