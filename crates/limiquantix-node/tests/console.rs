@@ -2,8 +2,9 @@
 //! with the tiny test guest under TCG: its /init answers each console line with
 //! `LQ-TINY-GUEST ECHO <line>`. One VM: typed bytes reach the guest and its answer comes back,
 //! a second session is refused, the serial log still records everything, a VM without a console
-//! socket and a stopped VM are refused with a reason, stopping the VM ends the session, and the
-//! daemon's log never holds what was typed.
+//! socket and a stopped VM are refused with a reason, a client that reads nothing does not hold
+//! the guest up, a daemon restart ends the session and the new daemon serves the console again,
+//! stopping the VM ends the session, and the daemon's log never holds what was typed.
 
 mod common;
 
@@ -64,6 +65,16 @@ async fn attach(
     replay_bytes: u32,
 ) -> Result<Session, Status> {
     attach_with(client, attach_msg(vm_id, replay_bytes)).await
+}
+
+/// A session on the VM's console, past its `attached` message.
+async fn open_session(console: &mut NodeConsoleServiceClient<Channel>) -> Session {
+    let mut s = attach(console, ID, 0).await.unwrap();
+    assert!(matches!(
+        s.next().await.and_then(|m| m.output),
+        Some(console_output::Output::Attached(_))
+    ));
+    s
 }
 
 impl Session {
@@ -226,12 +237,8 @@ async fn typing_into_the_serial_console_reaches_the_guest() {
     );
     std::fs::rename(&moved, &sock).unwrap();
 
-    // A second session works, and stopping the VM ends it cleanly.
-    let mut s = attach(&mut console, ID, 0).await.unwrap();
-    assert!(matches!(
-        s.next().await.and_then(|m| m.output),
-        Some(console_output::Output::Attached(_))
-    ));
+    // A second session works.
+    let mut s = open_session(&mut console).await;
     s.type_text("again\n").await;
     s.read_until("LQ-TINY-GUEST ECHO again").await;
 
@@ -261,6 +268,43 @@ async fn typing_into_the_serial_console_reaches_the_guest() {
         );
     }
     eprintln!("{lines} lines echoed in {flood:?} with the client not reading");
+
+    // A daemon shutdown ends the session at once (UNAVAILABLE) instead of holding the drain; the
+    // restarted daemon serves the console of the VM it re-adopted.
+    // (The stop runs off the runtime, so this client answers the daemon's HTTP/2 goodbye.)
+    let t0 = std::time::Instant::now();
+    let (mut node, stopped) = tokio::task::spawn_blocking(move || {
+        let status = node.terminate();
+        (node, status)
+    })
+    .await
+    .unwrap();
+    assert!(stopped.success());
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}; daemon log:\n{}",
+        t0.elapsed(),
+        node.log_text()
+    );
+    let end = loop {
+        match s.out.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&end, Err(e) if e.code() == Code::Unavailable),
+        "{end:?}"
+    );
+    drop(s);
+    node.start();
+    let mut client = node.client().await;
+    let mut console = console_client(&node).await;
+    let mut s = open_session(&mut console).await;
+    s.type_text("after-restart\n").await;
+    s.read_until("LQ-TINY-GUEST ECHO after-restart").await;
+
+    // Stopping the VM ends the session cleanly.
     client
         .stop_vm(pb::StopVmRequest {
             vm_id: ID.into(),
