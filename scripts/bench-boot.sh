@@ -93,12 +93,20 @@ marks = [
     ("modules:final", re.compile(r"Cloud-init v\. \S+ finished")),
 ]
 found, prev, pending = [], 0.0, []
-lines = [l.split(" ", 1) for l in open(sys.argv[1]) if " " in l]
+def stamped(line):
+    ts, _, text = line.partition(" ")
+    try:
+        return float(ts), text
+    except ValueError:
+        return None
+# Lines end at "\n" only: SeaBIOS's console (graphics=off) writes bare carriage returns.
+with open(sys.argv[1], encoding="utf-8", errors="replace", newline="\n") as f:
+    lines = [p for p in map(stamped, f) if p]
 for name, rx in marks:
     pending.append(name)
-    t = next((float(ts) for ts, text in lines if rx.search(text)), None)
+    t = next((ts for ts, text in lines if rx.search(text)), None)
     if t is None:
-        continue  # not on this console (e.g. SeaBIOS prints to VGA): merged into the next phase
+        continue  # not on this console: merged into the next phase
     found.append("%s=%.1f" % ("+".join(pending), t - prev))
     prev, pending = t, []
 print("  ".join(found) + "  total=%.1f" % prev)
