@@ -85,7 +85,7 @@ pub(super) async fn define(
     let paths = inner.paths(&def.id);
     normalize(&mut def, &paths, extras.seed_iso.is_some());
     def.validate()?;
-    let _catalog = inner.catalog.lock().await;
+    let _catalog = inner.catalog_lock(&def.id).await;
     if let Ok(existing) = backend.vm(&def.id) {
         let same = existing.cell().def == def;
         return if same {
@@ -169,7 +169,7 @@ pub(super) async fn define(
 
 pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
     let inner = &backend.inner;
-    let _catalog = inner.catalog.lock().await;
+    let _catalog = inner.catalog_lock(id).await;
     let vm = backend.vm(id)?;
     let _op = vm.op.lock().await;
     QemuBackend::check(&vm, VmOp::Delete)?;

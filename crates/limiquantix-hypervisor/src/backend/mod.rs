@@ -73,8 +73,9 @@ pub(crate) struct Inner {
     host: HostConfig,
     vms: Mutex<BTreeMap<VmId, Arc<Vm>>>,
     events: broadcast::Sender<VmEvent>,
-    /// Serialises `define` and `delete` (directory creation and removal).
-    catalog: tokio::sync::Mutex<()>,
+    /// One lock per VM id being defined or deleted (directory creation and removal): the same
+    /// id is serialised, different ids proceed side by side. An entry lives while held.
+    catalog: Mutex<BTreeMap<VmId, Arc<tokio::sync::Mutex<()>>>>,
     /// Monitor tasks, stopped when the backend goes away (the QEMUs keep running).
     monitors: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -102,6 +103,36 @@ impl Inner {
 
     fn vms_dir(&self) -> PathBuf {
         self.config.state_dir.join("vms")
+    }
+}
+
+/// Holds the catalog lock of one VM id; the map entry goes when nobody else waits for it.
+pub(crate) struct CatalogGuard<'a> {
+    inner: &'a Inner,
+    id: VmId,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Inner {
+    /// Waits for, and takes, the catalog lock of `id`.
+    pub(crate) async fn catalog_lock(&self, id: &VmId) -> CatalogGuard<'_> {
+        let m = lock(&self.catalog).entry(id.clone()).or_default().clone();
+        CatalogGuard {
+            inner: self,
+            id: id.clone(),
+            guard: Some(m.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for CatalogGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = lock(&self.inner.catalog);
+        self.guard.take();
+        // Only the map holds it: nobody waits, and nobody can start to while the map is locked.
+        if map.get(&self.id).is_some_and(|m| Arc::strong_count(m) == 1) {
+            map.remove(&self.id);
+        }
     }
 }
 
@@ -153,7 +184,7 @@ impl QemuBackend {
             config,
             vms: Mutex::new(BTreeMap::new()),
             events,
-            catalog: tokio::sync::Mutex::new(()),
+            catalog: Mutex::default(),
             monitors: Mutex::new(Vec::new()),
         });
         let backend = Self { inner };
@@ -792,6 +823,32 @@ fn log_tail(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn catalog_locks_serialise_one_id_and_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BackendConfig::new(dir.path().join("state"), dir.path().join("run"));
+        config.accel = crate::accel::Accel::Tcg;
+        let backend = QemuBackend::open(config).await.unwrap();
+        let inner = &backend.inner;
+        let (a, b) = (VmId::generate(), VmId::generate());
+        let held = inner.catalog_lock(&a).await;
+        // Another id is not held up.
+        let other = tokio::time::timeout(Duration::from_secs(1), inner.catalog_lock(&b)).await;
+        assert!(other.is_ok(), "a different id waited");
+        drop(other);
+        // The same id waits until the holder is done.
+        let same = tokio::time::timeout(Duration::from_millis(100), inner.catalog_lock(&a)).await;
+        assert!(same.is_err(), "the same id was not serialised");
+        assert_eq!(lock(&inner.catalog).len(), 1);
+        drop(held);
+        assert!(
+            lock(&inner.catalog).is_empty(),
+            "released locks stay in the map"
+        );
+        drop(inner.catalog_lock(&a).await);
+        assert!(lock(&inner.catalog).is_empty());
+    }
 
     #[test]
     fn log_tail_is_the_last_start() {
