@@ -533,4 +533,4 @@ fn parse_exec_status(v: &Value) -> Result<ExecStatus, QgaError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -773,6 +773,11 @@ pub struct WatchOptions {
     pub agent_call_limit: Duration,
     /// The pause between two reads of the serial log when nothing new was written.
     pub poll: Duration,
+    /// How long after its agent opened a guest may show no cloud-init on its console before
+    /// the agent is asked for cloud-init's status instead (every [`WatchOptions::agent_poll`]).
+    pub silent_console: Duration,
+    /// The pause between two status questions to the agent of a guest whose console is silent.
+    pub agent_poll: Duration,
 }
 
 impl Default for WatchOptions {
@@ -781,16 +786,21 @@ impl Default for WatchOptions {
             agent_grace: Duration::from_secs(30),
             agent_call_limit: Duration::from_secs(20),
             poll: Duration::from_millis(100),
+            silent_console: Duration::from_secs(30),
+            agent_poll: Duration::from_secs(10),
         }
     }
 }
 
 /// Follows a VM's boots for as long as it runs: tails `tail`'s serial log into `tracker`, asks
-/// the guest agent for cloud-init's verdict once the console says cloud-init finished (and
-/// whenever `agent_opened` is notified, e.g. on QMP `VSERPORT_CHANGE` with `open: true`), falls
+/// the guest agent for cloud-init's verdict once the console says cloud-init finished, falls
 /// back to the console's verdict after [`WatchOptions::agent_grace`], and calls `on_change`
-/// with every phase change. Never returns on its own except on a serial-log read error: abort
-/// its task when QEMU exits.
+/// with every phase change. When `agent_opened` is notified (QMP `VSERPORT_CHANGE` with `open:
+/// true`) the agent is only pinged: `cloud-init status` is a Python process in the guest, so it
+/// is not run while cloud-init works, unless the console stays silent about cloud-init for
+/// [`WatchOptions::silent_console`] after the agent opened (then it is asked every
+/// [`WatchOptions::agent_poll`]). Never returns on its own except on a serial-log read error:
+/// abort its task when QEMU exits.
 pub async fn watch_boot(
     mut tail: SerialLogTail,
     tracker: Arc<Mutex<ReadinessTracker>>,
@@ -802,7 +812,22 @@ pub async fn watch_boot(
     // When the console first said "finished" in the current boot, if it did.
     let mut finished_since: Option<tokio::time::Instant> = None;
     let mut ask_agent = false;
+    // When the agent channel opened, and when the agent was last asked for cloud-init's status.
+    let mut agent_open_since: Option<tokio::time::Instant> = None;
+    let mut agent_opened_now = false;
+    let mut last_asked: Option<tokio::time::Instant> = None;
     loop {
+        if std::mem::take(&mut agent_opened_now) {
+            agent_open_since.get_or_insert_with(tokio::time::Instant::now);
+            let ping = tokio::time::timeout(opts.agent_call_limit, qga.ping()).await;
+            let change = match ping {
+                Ok(Ok(())) => lock(&tracker).agent_responded(),
+                _ => None,
+            };
+            if let Some(phase) = change {
+                on_change(&phase);
+            }
+        }
         let lines = tail.read_available().await?;
         let changes: Vec<BootPhase> = {
             let mut t = lock(&tracker);
@@ -818,8 +843,20 @@ pub async fn watch_boot(
             finished_since = Some(tokio::time::Instant::now());
             ask_agent = true;
         }
+        // A guest whose console says nothing of cloud-init: ask its agent, now and then.
+        let silent = {
+            let t = lock(&tracker);
+            !t.phase().is_terminal() && t.cloud_init_version().is_none()
+        };
+        if silent
+            && agent_open_since.is_some_and(|t| t.elapsed() >= opts.silent_console)
+            && last_asked.is_none_or(|t| t.elapsed() >= opts.agent_poll)
+        {
+            ask_agent = true;
+        }
         if ask_agent {
             ask_agent = false;
+            last_asked = Some(tokio::time::Instant::now());
             let not_terminal = !lock(&tracker).phase().is_terminal();
             if not_terminal {
                 let answer = query_cloud_init_status(&qga, opts.agent_call_limit).await;
@@ -855,7 +892,7 @@ pub async fn watch_boot(
         match &agent_opened {
             Some(n) => {
                 tokio::select! {
-                    () = n.notified() => ask_agent = true,
+                    () = n.notified() => agent_opened_now = true,
                     () = tokio::time::sleep(pause) => {}
                 }
             }

@@ -8,17 +8,19 @@ use tokio::net::UnixListener;
 
 use super::*;
 
-type Handler = Arc<dyn Fn(&str, &Value) -> Option<Value> + Send + Sync>;
+/// Answers one command (name, arguments); `None` leaves it unanswered.
+pub(crate) type Handler = Arc<dyn Fn(&str, &Value) -> Option<Value> + Send + Sync>;
 
 /// A scripted agent on a real Unix socket. Before its sync answer it writes stale output from
 /// an "earlier client" when `noisy`; it answers commands through `handler` (`None` = silence).
-struct FakeAgent {
+pub(crate) struct FakeAgent {
     _dir: tempfile::TempDir,
-    path: PathBuf,
+    /// Its socket.
+    pub(crate) path: PathBuf,
     connections: Arc<AtomicUsize>,
 }
 
-fn fake_agent(noisy: bool, answer_sync: bool, handler: Handler) -> FakeAgent {
+pub(crate) fn fake_agent(noisy: bool, answer_sync: bool, handler: Handler) -> FakeAgent {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("qga.sock");
     let listener = UnixListener::bind(&path).unwrap();

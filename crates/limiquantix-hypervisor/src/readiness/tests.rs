@@ -1,4 +1,5 @@
 use super::*;
+use base64::Engine as _;
 
 /// A real first boot of the test image (SeaBIOS with serial console, syslinux, Debian cloud
 /// kernel, cloud-init 22.4 from a NoCloud seed on SATA), trimmed.
@@ -377,6 +378,7 @@ async fn watch_boot_concludes_from_the_console_when_no_agent_answers() {
         agent_grace: Duration::from_millis(300),
         agent_call_limit: Duration::from_secs(1),
         poll: Duration::from_millis(10),
+        ..WatchOptions::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(watch_boot(
@@ -401,4 +403,126 @@ async fn watch_boot_concludes_from_the_console_when_no_agent_answers() {
     assert_eq!(seen.first(), Some(&BootPhase::Firmware));
     assert_eq!(seen.last(), Some(&BootPhase::Ready));
     assert!(!tracker.lock().unwrap().agent_answered());
+}
+
+/// A scripted agent whose `cloud-init status` says `done`; counts the status questions.
+fn agent_counting_status_calls() -> (
+    crate::qga::tests::FakeAgent,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let execs = Arc::new(AtomicUsize::new(0));
+    let count = execs.clone();
+    let status =
+        base64::engine::general_purpose::STANDARD.encode(br#"{"status": "done", "errors": []}"#);
+    let agent = crate::qga::tests::fake_agent(
+        false,
+        true,
+        Arc::new(move |cmd, _| {
+            Some(match cmd {
+                "guest-ping" => serde_json::json!({ "return": {} }),
+                "guest-exec" => {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    serde_json::json!({ "return": { "pid": 7 } })
+                }
+                "guest-exec-status" => serde_json::json!({ "return": {
+                    "exited": true, "exitcode": 0, "out-data": status.clone(), "err-data": ""
+                }}),
+                _ => serde_json::json!({ "error": { "class": "CommandNotFound", "desc": cmd } }),
+            })
+        }),
+    );
+    (agent, execs)
+}
+
+/// Runs `watch_boot` over `log` with an agent that opens at once; returns the phases seen until
+/// `until` holds (or 10 s pass).
+async fn watch_with_open_agent(
+    log: &str,
+    agent: &crate::qga::tests::FakeAgent,
+    opts: WatchOptions,
+    until: impl Fn(&BootPhase) -> bool,
+) -> (Vec<BootPhase>, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serial.log");
+    std::fs::write(&path, log).unwrap();
+    let qga = Arc::new(QgaClient::new(&agent.path).with_timeout(Duration::from_secs(2)));
+    let opened = Arc::new(tokio::sync::Notify::new());
+    opened.notify_one();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(watch_boot(
+        SerialLogTail::new(&path, 0),
+        Arc::new(Mutex::new(ReadinessTracker::new())),
+        qga,
+        Some(opened),
+        opts,
+        move |p| {
+            let _ = tx.send(p.clone());
+        },
+    ));
+    let mut seen = Vec::new();
+    while !seen.last().is_some_and(&until) {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(p)) => seen.push(p),
+            _ => break,
+        }
+    }
+    task.abort();
+    (seen, path, dir)
+}
+
+#[tokio::test]
+async fn an_opening_agent_is_pinged_not_asked_while_the_console_shows_cloud_init() {
+    use std::sync::atomic::Ordering;
+    let (agent, execs) = agent_counting_status_calls();
+    // The console shows cloud-init at work, not finished.
+    let running: String = BOOT_OK
+        .lines()
+        .take_while(|l| !l.contains("finished at"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let opts = WatchOptions {
+        poll: Duration::from_millis(10),
+        silent_console: Duration::from_millis(50),
+        agent_poll: Duration::from_millis(50),
+        ..WatchOptions::default()
+    };
+    let (seen, _, _dir) = watch_with_open_agent(&running, &agent, opts, |p| {
+        matches!(p, BootPhase::CloudInitRunning { .. })
+    })
+    .await;
+    assert!(
+        seen.iter()
+            .any(|p| matches!(p, BootPhase::CloudInitRunning { .. })),
+        "{seen:?}"
+    );
+    // Well past the silent-console delay: still no `cloud-init status` in the guest.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        execs.load(Ordering::SeqCst),
+        0,
+        "cloud-init status ran during the boot"
+    );
+}
+
+#[tokio::test]
+async fn a_console_silent_about_cloud_init_is_replaced_by_the_agent() {
+    use std::sync::atomic::Ordering;
+    let (agent, execs) = agent_counting_status_calls();
+    let opts = WatchOptions {
+        poll: Duration::from_millis(10),
+        silent_console: Duration::from_millis(100),
+        agent_poll: Duration::from_millis(50),
+        ..WatchOptions::default()
+    };
+    // Only the kernel on the console (cloud-init writes elsewhere).
+    let (seen, _, _dir) = watch_with_open_agent(
+        "Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org)\n",
+        &agent,
+        opts,
+        BootPhase::is_terminal,
+    )
+    .await;
+    assert_eq!(seen.last(), Some(&BootPhase::Ready), "{seen:?}");
+    assert!(execs.load(Ordering::SeqCst) >= 1);
 }
