@@ -41,7 +41,7 @@ use crate::status::ApiError;
 use crate::translate::parse_vm_id;
 
 /// Most bytes of the serial log replayed at attach (`ConsoleAttach.replay_bytes` is reduced to it).
-pub const MAX_REPLAY_BYTES: u32 = 64 * 1024;
+pub use limiquantix_proto::MAX_CONSOLE_REPLAY_BYTES as MAX_REPLAY_BYTES;
 
 /// Largest read from the console socket.
 const READ_CHUNK: usize = 16 * 1024;

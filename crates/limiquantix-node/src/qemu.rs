@@ -15,6 +15,7 @@ use limiquantix_hypervisor::qmp::QmpError;
 use limiquantix_hypervisor::state::VmState as HvState;
 use limiquantix_hypervisor::storage::StorageError;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -69,6 +70,21 @@ impl Qemu {
     /// The wrapped backend.
     pub fn inner(&self) -> &QemuBackend {
         &self.backend
+    }
+
+    /// The guest-agent client of a running VM, or (inner `Err`) why its agent cannot answer.
+    async fn running_agent(
+        &self,
+        id: &VmId,
+    ) -> Result<Result<Arc<hv_qga::QgaClient>, String>, BackendError> {
+        let st = self.backend.status(id).await.map_err(sort)?;
+        if st.state != HvState::Running {
+            return Ok(Err(format!(
+                "VM {id} is {:?}: only a running guest's agent can answer",
+                st.state
+            )));
+        }
+        Ok(Ok(self.backend.qga(id).map_err(sort)?))
     }
 }
 
@@ -321,18 +337,16 @@ impl VmBackend for Qemu {
     }
 
     async fn ping_agent(&self, id: &VmId) -> Result<AgentPing, BackendError> {
-        let st = self.backend.status(id).await.map_err(sort)?;
-        if st.state != HvState::Running {
-            return Ok(AgentPing {
-                connected: false,
-                version: String::new(),
-                error: format!(
-                    "VM {id} is {:?}: only a running guest's agent can answer",
-                    st.state
-                ),
-            });
-        }
-        let qga = self.backend.qga(id).map_err(sort)?;
+        let qga = match self.running_agent(id).await? {
+            Ok(qga) => qga,
+            Err(error) => {
+                return Ok(AgentPing {
+                    connected: false,
+                    version: String::new(),
+                    error,
+                });
+            }
+        };
         let answer = match qga.ping().await {
             Ok(()) => qga.info().await.map(|info| info.version),
             Err(e) => Err(e),
@@ -352,14 +366,10 @@ impl VmBackend for Qemu {
     }
 
     async fn guest_facts(&self, id: &VmId) -> Result<GuestFacts, BackendError> {
-        let st = self.backend.status(id).await.map_err(sort)?;
-        if st.state != HvState::Running {
-            return Err(BackendError::Precondition(format!(
-                "VM {id} is {:?}: only a running guest's agent can answer",
-                st.state
-            )));
-        }
-        let qga = self.backend.qga(id).map_err(sort)?;
+        let qga = self
+            .running_agent(id)
+            .await?
+            .map_err(BackendError::Precondition)?;
         let unreachable = |e: hv_qga::QgaError| {
             BackendError::Precondition(format!("the guest agent of VM {id} does not answer: {e}"))
         };

@@ -643,24 +643,30 @@ fn wire_disk(d: &m::DiskSpec, created_path: Option<PathBuf>) -> pb::DiskSpec {
     }
 }
 
+/// The wire enum of a boot phase.
+pub fn wire_boot_phase(p: &BootPhase) -> pb::BootPhase {
+    match p {
+        BootPhase::QemuStarted => pb::BootPhase::QemuStarted,
+        BootPhase::Firmware => pb::BootPhase::Firmware,
+        BootPhase::KernelRunning => pb::BootPhase::KernelRunning,
+        BootPhase::CloudInitRunning { .. } => pb::BootPhase::CloudInitRunning,
+        BootPhase::Ready => pb::BootPhase::Ready,
+        BootPhase::Failed { .. } => pb::BootPhase::Failed,
+    }
+}
+
 /// The wire form of a boot phase.
 pub fn boot_progress(p: &BootPhase) -> pb::BootProgress {
-    let (phase, stage, failure) = match p {
-        BootPhase::QemuStarted => (pb::BootPhase::QemuStarted, String::new(), String::new()),
-        BootPhase::Firmware => (pb::BootPhase::Firmware, String::new(), String::new()),
-        BootPhase::KernelRunning => (pb::BootPhase::KernelRunning, String::new(), String::new()),
-        BootPhase::CloudInitRunning { stage } => (
-            pb::BootPhase::CloudInitRunning,
-            stage.to_string(),
-            String::new(),
-        ),
-        BootPhase::Ready => (pb::BootPhase::Ready, String::new(), String::new()),
-        BootPhase::Failed { reason } => (pb::BootPhase::Failed, String::new(), reason.to_string()),
-    };
     pb::BootProgress {
-        phase: phase as i32,
-        cloud_init_stage: stage,
-        failure,
+        phase: wire_boot_phase(p) as i32,
+        cloud_init_stage: match p {
+            BootPhase::CloudInitRunning { stage } => stage.to_string(),
+            _ => String::new(),
+        },
+        failure: match p {
+            BootPhase::Failed { reason } => reason.to_string(),
+            _ => String::new(),
+        },
         description: p.to_string(),
     }
 }

@@ -38,3 +38,7 @@ pub const SERVICE_NAME: &str = "limiquantix.node.v1.NodeDaemonService";
 
 /// The fully qualified name of the serial console service (an extension of limiquantix-node).
 pub const CONSOLE_SERVICE_NAME: &str = "limiquantix.node.v1.NodeConsoleService";
+
+/// Most bytes of the serial log AttachConsole replays (`ConsoleAttach.replay_bytes` is reduced
+/// to it; see `console.proto`).
+pub const MAX_CONSOLE_REPLAY_BYTES: u32 = 64 * 1024;

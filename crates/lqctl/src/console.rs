@@ -28,7 +28,7 @@ use crate::units::parse_duration;
 pub const ESCAPE: u8 = 0x1d;
 
 /// Most bytes the daemon replays (`--replay`).
-const MAX_REPLAY: u32 = 64 * 1024;
+const MAX_REPLAY: u32 = limiquantix_proto::MAX_CONSOLE_REPLAY_BYTES;
 
 /// `vm console`.
 #[derive(Debug, Args)]

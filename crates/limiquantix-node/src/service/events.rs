@@ -26,7 +26,7 @@ pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
         VmEventKind::Boot(phase) => {
             metadata.insert(
                 "phase".to_string(),
-                boot_phase_name(crate::translate::boot_progress(phase).phase()),
+                boot_phase_name(crate::translate::wire_boot_phase(phase)),
             );
             (pb::EventType::Unknown, Some("boot-phase".to_string()))
         }
