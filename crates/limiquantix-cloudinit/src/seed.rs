@@ -1,6 +1,5 @@
 //! The seed model: the four NoCloud files, generated defaults, images, atomic writes.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
@@ -249,32 +248,10 @@ fn validate_instance_id(id: &str) -> Result<(), ValidationError> {
 /// flushed to disk, renamed over `path`, then the directory flushed. On error nothing is left
 /// at `path` that was not there before.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SeedError> {
-    let io = |source| SeedError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".seed-")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io)?;
-    }
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
-    Ok(())
+    limiquantix_fs::write_atomic(path, bytes, 0o600).map_err(|e| SeedError::Io {
+        path: e.path.display().to_string(),
+        source: e.source,
+    })
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(c.state_dir, Path::new("/f/state"));
         assert_eq!(c.run_dir, Path::new("/e/run"));
         assert_eq!(c.images_dir, Path::new("/f/images"));
-        assert_eq!(c.accel, limiquantix_hypervisor::accel::Accel::Tcg);
+        assert_eq!(c.accel, limiquantix_vm::accel::Accel::Tcg);
         assert_eq!(c.pools.keys().collect::<Vec<_>>(), ["one", "two"]);
     }
 

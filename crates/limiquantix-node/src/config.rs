@@ -5,7 +5,7 @@
 //! replaced whole, not merged), and what is still unset takes the documented default
 //! ([`Config::resolve`]). `packaging/limiquantix-node.toml` is the annotated example file.
 
-use limiquantix_hypervisor::accel::Accel;
+use limiquantix_vm::accel::Accel;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -18,27 +18,24 @@
 //! Mount with `routes.add_service(console::server(backend, shutdown_switch))`.
 
 use std::collections::HashSet;
-use std::io::SeekFrom;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use limiquantix_hypervisor::model::VmId;
 use limiquantix_proto::v1::node_console_service_server::{
     NodeConsoleService, NodeConsoleServiceServer,
 };
 use limiquantix_proto::v1::{
     ConsoleAttach, ConsoleAttached, ConsoleInput, ConsoleOutput, console_input, console_output,
 };
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
-use tokio::net::UnixStream;
+use limiquantix_vm::model::VmId;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::backend::{BackendError, VmBackend, VmState};
-use crate::status::ApiError;
+use crate::error::ApiError;
 use crate::translate::parse_vm_id;
+use limiquantix_vm::{BackendError, ConsoleStream, VmBackend};
 
 /// Most bytes of the serial log replayed at attach (`ConsoleAttach.replay_bytes` is reduced to it).
 pub use limiquantix_proto::MAX_CONSOLE_REPLAY_BYTES as MAX_REPLAY_BYTES;
@@ -138,7 +135,9 @@ impl<B: VmBackend> NodeConsoleService for ConsoleService<B> {
         })?;
         let replay = match attach.replay_bytes.min(MAX_REPLAY_BYTES) {
             0 => Vec::new(),
-            n => log_tail(&self.backend.paths(&id).serial_log(), n)
+            n => self
+                .backend
+                .console_history(&id, n as usize)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::warn!(vm_id = %id, error = %e, "serial log not replayed");
@@ -180,37 +179,15 @@ impl<B: VmBackend> NodeConsoleService for ConsoleService<B> {
 
 impl<B: VmBackend> ConsoleService<B> {
     /// Validates the attach request, takes the VM's session and connects to its console.
-    async fn open(&self, attach: &ConsoleAttach) -> Result<(VmId, UnixStream, Session), ApiError> {
+    async fn open(
+        &self,
+        attach: &ConsoleAttach,
+    ) -> Result<(VmId, ConsoleStream, Session), ApiError> {
         let id = parse_vm_id("attach.vm_id", &attach.vm_id)?;
-        let entry = self.backend.get(&id).await?;
-        let state = entry.status.state;
-        if !matches!(
-            state,
-            VmState::Running | VmState::Paused | VmState::Stopping
-        ) {
-            return Err(BackendError::Precondition(format!(
-                "VM {id} is {state}: its serial console is available only while it runs (start \
-                 it first; its serial log stays readable with GetVMLogs)"
-            ))
-            .into());
-        }
-        let path = self.backend.paths(&id).serial_socket();
+        // NOT_FOUND before anything else; the backend refuses a VM that does not run.
+        self.backend.get(&id).await?;
         let session = Session::take(&self.attached, &id)?;
-        let socket = UnixStream::connect(&path).await.map_err(|e| {
-            let why = match e.kind() {
-                std::io::ErrorKind::NotFound => format!(
-                    "VM {id} has no console socket: it was started by an older limiquantix-node, \
-                     which logged its serial port to a file only (restart the VM to get an \
-                     interactive console; its serial log stays readable with GetVMLogs)"
-                ),
-                std::io::ErrorKind::ConnectionRefused => format!(
-                    "VM {id}: QEMU does not answer on its console socket (the VM is stopping or \
-                     its process died)"
-                ),
-                _ => format!("cannot connect to the console of VM {id}: {e}"),
-            };
-            BackendError::Precondition(why)
-        })?;
+        let socket = self.backend.open_console(&id).await?;
         Ok((id, socket, session))
     }
 }
@@ -278,12 +255,12 @@ fn data(bytes: Vec<u8>) -> ConsoleOutput {
 /// its sending side keeps receiving output until it cancels the call.
 async fn bridge(
     vm_id: &VmId,
-    socket: UnixStream,
+    socket: ConsoleStream,
     mut input: Streaming<ConsoleInput>,
     tx: &mpsc::Sender<Result<ConsoleOutput, Status>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> End {
-    let (mut from_vm, mut to_vm) = socket.into_split();
+    let (mut from_vm, mut to_vm) = tokio::io::split(socket);
     // Bytes a client too slow to take them lost (the guest is never held up by a client).
     let mut dropped: u64 = 0;
     let output = async {
@@ -375,33 +352,9 @@ async fn bridge(
 }
 
 /// The last `n` bytes of the file at `path` (fewer when it is shorter; none when it is absent).
-async fn log_tail(path: &Path, n: u32) -> std::io::Result<Vec<u8>> {
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let len = file.metadata().await?.len();
-    let start = len.saturating_sub(n.into());
-    file.seek(SeekFrom::Start(start)).await?;
-    let mut out = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
-    file.take(n.into()).read_to_end(&mut out).await?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn log_tail_takes_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("serial.log");
-        assert!(log_tail(&path, 10).await.unwrap().is_empty());
-        std::fs::write(&path, b"0123456789abcdef").unwrap();
-        assert_eq!(log_tail(&path, 4).await.unwrap(), b"cdef");
-        assert_eq!(log_tail(&path, 100).await.unwrap(), b"0123456789abcdef");
-    }
 
     #[test]
     fn one_session_per_vm() {

@@ -3,26 +3,24 @@
 //!
 //! - [`config`] / [`cli`]: TOML file < `LQ_*` environment < flags.
 //! - [`server`]: listeners (Unix socket, TCP with TLS), health, reflection, graceful shutdown.
-//! - [`service`]: `NodeDaemonService` over a [`backend::VmBackend`].
+//! - [`service`]: `NodeDaemonService` over a [`limiquantix_vm::VmBackend`] (the binary picks
+//!   the QEMU backend; nothing else here knows which backend runs the VMs).
 //! - [`console`]: `NodeConsoleService`, a VM's interactive serial console; [`images`]: the image
 //!   library and `NodeImageService`.
-//! - [`translate`]: wire types ↔ the hypervisor's model; [`provision`]: the seed decision.
+//! - [`translate`]: wire types ↔ the VM model; [`provision`]: the seed decision.
 //! - [`confine`]: host paths must stay inside pools and the images directory.
-//! - [`status`]: the one mapping of errors to gRPC codes.
-//! - [`hostinfo`], [`logtail`], [`fault`]: host facts, log tails, crash-test injection points.
+//! - [`error`]: [`error::ApiError`], the one mapping of errors to gRPC codes.
+//! - [`hostinfo`], [`fault`]: host facts, crash-test injection points.
 
-pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod confine;
 pub mod console;
+pub mod error;
 pub mod fault;
 pub mod hostinfo;
 pub mod images;
-pub mod logtail;
 pub mod provision;
-pub mod qemu;
 pub mod server;
 pub mod service;
-pub mod status;
 pub mod translate;

@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use limiquantix_node::cli::Flags;
 use limiquantix_node::config::{Config, LogFormat};
-use limiquantix_node::qemu::Qemu;
 use limiquantix_node::service::{Hypervisor, NodeService};
 use limiquantix_node::{fault, hostinfo, server};
+use limiquantix_qemu::{BackendConfig, QemuBackend};
 use std::sync::Arc;
 
 fn init_logging(format: LogFormat) {
@@ -25,13 +25,24 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The QEMU backend's settings from the daemon's configuration. This binary is the one place that
+/// chooses the backend; the service speaks to `limiquantix_vm::VmBackend` only.
+fn backend_config(config: &Config) -> BackendConfig {
+    let mut bc = BackendConfig::new(&config.state_dir, &config.run_dir);
+    bc.accel = config.accel;
+    bc.qemu_binary = config.qemu_binary.clone();
+    bc.qemu_img = config.qemu_img.clone();
+    bc.stop_timeout = config.stop_timeout;
+    bc
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
     server::create_dirs(&config)?;
     let qemu_version = hostinfo::qemu_version(&config.qemu_binary).await;
     if qemu_version.is_none() {
         tracing::warn!(qemu = %config.qemu_binary.display(), "QEMU does not run; VMs cannot start");
     }
-    let backend = Qemu::open(&config)
+    let backend = QemuBackend::open(backend_config(&config))
         .await
         .context("opening the QEMU backend")?;
     let hypervisor = Hypervisor {

@@ -13,14 +13,14 @@
 //! The seed is written by the backend to `<state>/vms/<vm_id>/cloud-init.iso` (mode 0600) and
 //! attached as a read-only, never-bootable CD-ROM after the disks.
 
-use crate::status::ApiError;
+use crate::error::ApiError;
 use crate::translate::SEED_CDROM_ID;
 use limiquantix_cloudinit::iso9660::IsoOptions;
 use limiquantix_cloudinit::seed::Seed;
 use limiquantix_cloudinit::validate::ValidateOptions;
 use limiquantix_cloudinit::{DefaultUserData, SeedError, ValidationError, instance_id};
-use limiquantix_hypervisor::model::{CdromRole, CdromSpec, VmId};
 use limiquantix_proto::v1 as pb;
+use limiquantix_vm::model::{CdromRole, CdromSpec, VmId};
 use std::path::PathBuf;
 
 /// Largest single cloud-init document accepted (the seed engine's limit).

@@ -2,11 +2,11 @@
 //! gRPC health service, server reflection (so `grpcurl` works without the `.proto`), and a
 //! graceful shutdown that ends the streams, drains in-flight calls and leaves the VMs running.
 
-use crate::backend::VmBackend;
 use crate::config::{Config, ListenAddr};
+use crate::error::map_oversized_request;
 use crate::service::NodeService;
-use crate::status::map_oversized_request;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonServiceServer;
+use limiquantix_vm::VmBackend;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

@@ -6,15 +6,16 @@
 //! It touches the filesystem: call from blocking context. The opposite direction
 //! ([`status_response`]) builds `VMStatusResponse` from a backend entry.
 
-use crate::backend::{BootPhase, VmEntry, VmState};
 use crate::confine::Confinement;
-use crate::status::ApiError;
-use limiquantix_hypervisor::model::{
+use crate::error::ApiError;
+use limiquantix_proto::v1 as pb;
+use limiquantix_storage::{DetectedFormat, detect_format};
+use limiquantix_vm::model::{
     self as m, CdromRole, CdromSpec, DiskSource, IoLimits, MacAddr, NicNetwork, PortForward,
     Protocol, VmDefinition, VmId,
 };
-use limiquantix_hypervisor::storage::{DetectedFormat, detect_format};
-use limiquantix_proto::v1 as pb;
+use limiquantix_vm::readiness::BootPhase;
+use limiquantix_vm::{VmEntry, VmState};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -493,10 +494,13 @@ fn apply_boot_order(
     Ok(())
 }
 
-/// A CreateVM request checked and turned into a definition.
+/// A CreateVM request checked field by field and turned into a definition. The definition as
+/// a whole is validated once, by the caller, after the seed CD-ROM is added
+/// ([`VmDefinition::into_valid`]).
 #[derive(Debug)]
 pub struct Prepared {
-    /// The definition, without the seed CD-ROM (the provisioning step adds it).
+    /// The definition, without the seed CD-ROM (the provisioning step adds it); not validated
+    /// as a whole yet.
     pub definition: VmDefinition,
     /// Whether a disk is an overlay on a backing image (a cloud image).
     pub has_backing_file: bool,
@@ -566,8 +570,6 @@ pub fn prepare_definition(
         def.console = console(c)?;
     }
     apply_boot_order(&mut def, spec, &flagged)?;
-    def.fill_defaults();
-    def.validate().map_err(model_error)?;
     Ok(Prepared {
         definition: def,
         has_backing_file,
@@ -599,7 +601,9 @@ pub fn power_state(s: VmState) -> pb::PowerState {
     }
 }
 
-fn wire_disk(d: &m::DiskSpec, created_path: Option<PathBuf>) -> pb::DiskSpec {
+/// The wire form of a disk; `file` is where its data lives on the host.
+fn wire_disk(d: &m::DiskSpec, file: Option<&PathBuf>) -> pb::DiskSpec {
+    let created_path = file.filter(|_| d.is_created());
     let (path, backing, size) = match &d.source {
         DiskSource::Path { path } => (path.display().to_string(), String::new(), 0),
         DiskSource::Overlay {
@@ -671,11 +675,8 @@ pub fn boot_progress(p: &BootPhase) -> pb::BootProgress {
     }
 }
 
-/// The wire status of a VM; `disk_path(i, disk)` gives the file of a disk the backend created.
-pub fn status_response(
-    entry: &VmEntry,
-    disk_path: impl Fn(usize, &m::DiskSpec) -> Option<PathBuf>,
-) -> pb::VmStatusResponse {
+/// The wire status of a VM.
+pub fn status_response(entry: &VmEntry) -> pb::VmStatusResponse {
     let def = &entry.definition;
     pb::VmStatusResponse {
         vm_id: def.id.as_str().to_string(),
@@ -693,7 +694,7 @@ pub fn status_response(
             .disks
             .iter()
             .enumerate()
-            .map(|(i, d)| wire_disk(d, disk_path(i, d)))
+            .map(|(i, d)| wire_disk(d, entry.disk_files.get(i)))
             .collect(),
         labels: def.labels.clone(),
     }

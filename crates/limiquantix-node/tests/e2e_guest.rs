@@ -13,12 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use limiquantix_hypervisor::model::VmId;
-use limiquantix_hypervisor::paths::RuntimePaths;
-use limiquantix_hypervisor::qga::QgaClient;
-use limiquantix_hypervisor::readiness::{BootPhase, ReadinessTracker, SerialLogTail};
 use limiquantix_proto::NodeClient;
 use limiquantix_proto::v1 as pb;
+use limiquantix_qemu::paths::RuntimePaths;
+use limiquantix_qemu::qga::QgaClient;
+use limiquantix_qemu::readiness::SerialLogTail;
+use limiquantix_vm::model::VmId;
+use limiquantix_vm::readiness::{BootPhase, ReadinessTracker};
 
 /// How long one guest may take from StartVM to cloud-init's verdict (TCG on a busy 2-core host).
 const BOOT_LIMIT: Duration = Duration::from_secs(480);

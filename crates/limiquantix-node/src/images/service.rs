@@ -31,8 +31,8 @@ pub type InUse = Arc<
 >;
 
 /// The [`InUse`] of a VM backend: every VM's overlay backing files, disk paths and CD-ROM media.
-pub fn in_use_from<B: crate::backend::VmBackend>(backend: Arc<B>) -> InUse {
-    use limiquantix_hypervisor::model::DiskSource;
+pub fn in_use_from<B: limiquantix_vm::VmBackend>(backend: Arc<B>) -> InUse {
+    use limiquantix_vm::model::DiskSource;
     Arc::new(move || {
         let backend = backend.clone();
         Box::pin(async move {

@@ -13,9 +13,10 @@
 //! first failure after an answer publishes `EVENT_TYPE_AGENT_DISCONNECTED`.
 
 use super::{Inner, NodeService};
-use crate::backend::{BootPhase, GuestFacts, VmBackend, VmEntry, VmEvent, VmEventKind, VmState};
-use limiquantix_hypervisor::model::VmId;
 use limiquantix_proto::v1 as pb;
+use limiquantix_vm::model::VmId;
+use limiquantix_vm::readiness::BootPhase;
+use limiquantix_vm::{GuestFacts, VmBackend, VmEntry, VmEvent, VmEventKind, VmState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -182,21 +183,13 @@ async fn ask<B: VmBackend>(inner: &Inner<B>, id: &VmId) -> pb::GuestAgentInfo {
         }
     };
     if let Some(connected) = inner.agents.record(id, info.clone()) {
-        let (kind, message) = if connected {
-            (VmEventKind::AgentConnected, "the guest agent answers")
+        let kind = if connected {
+            VmEventKind::AgentConnected
         } else {
-            (
-                VmEventKind::AgentDisconnected,
-                "the guest agent stopped answering",
-            )
+            VmEventKind::AgentDisconnected
         };
         tracing::info!(vm_id = %id, connected, "guest agent connection changed");
-        let event = VmEvent {
-            vm_id: id.clone(),
-            kind,
-            message: message.to_string(),
-            at: SystemTime::now(),
-        };
+        let event = VmEvent::now(id.clone(), kind);
         let _ = inner.events.send(super::events::node_event(&event));
     }
     info
@@ -215,10 +208,12 @@ pub(super) fn follow<B: VmBackend>(mut rx: broadcast::Receiver<VmEvent>, inner: 
             let Some(inner) = inner.upgrade() else { break };
             match event.kind {
                 VmEventKind::Stopped
-                | VmEventKind::Crashed
-                | VmEventKind::Rebooted
+                | VmEventKind::Crashed { .. }
+                | VmEventKind::Reset { .. }
                 | VmEventKind::Deleted => inner.agents.forget(&event.vm_id),
-                VmEventKind::Boot(BootPhase::Ready) => {
+                VmEventKind::Boot {
+                    phase: BootPhase::Ready,
+                } => {
                     inner.agents.forget(&event.vm_id);
                     if inner.agents.claim(&event.vm_id) {
                         let id = event.vm_id.clone();
@@ -236,7 +231,7 @@ pub(super) fn follow<B: VmBackend>(mut rx: broadcast::Receiver<VmEvent>, inner: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::GuestNic;
+    use limiquantix_vm::GuestNic;
 
     #[test]
     fn addresses_for_people_leave_out_loopback_and_link_local() {

@@ -13,13 +13,13 @@
 //! `createvm:after-seed`, `createvm:after-define`.
 
 use super::NodeService;
-use crate::backend::{BackendError, VmBackend, VmEventKind};
+use crate::error::ApiError;
 use crate::fault;
 use crate::provision::{self, SeedKind};
-use crate::status::ApiError;
 use crate::translate::{Context, model_error, parse_vm_id, prepare_definition};
-use limiquantix_hypervisor::model::VmId;
 use limiquantix_proto::v1 as pb;
+use limiquantix_vm::model::{ValidDefinition, VmId};
+use limiquantix_vm::{BackendError, VmBackend, VmEventKind};
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -73,62 +73,15 @@ impl<B: VmBackend> NodeService<B> {
         if let Some(answer) = self.existing(&id, &digest).await? {
             return Ok(answer);
         }
-
         let t0 = std::time::Instant::now();
-        let inner = self.inner.clone();
-        let seed_path = inner.backend.paths(&id).seed_iso();
         let name = req.name.clone();
-        let vm = id.clone();
-        let (definition, seed) = tokio::task::spawn_blocking(move || {
-            let ctx = Context {
-                confinement: &inner.confinement,
-                pools: &inner.config.pools,
-            };
-            let prepared = prepare_definition(&req, vm.clone(), &ctx)?;
-            fault::point("createvm:after-validate");
-            let spec = req
-                .spec
-                .as_ref()
-                .ok_or_else(|| ApiError::invalid("spec", "required"))?;
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let seed = provision::plan(spec, &vm, &req.name, prepared.has_backing_file, now)?;
-            let mut definition = prepared.definition;
-            if seed.is_some() {
-                definition.cdroms.push(provision::seed_cdrom(seed_path));
-                definition.validate().map_err(model_error)?;
-            }
-            definition.spec_digest = Some(digest);
-            fault::point("createvm:after-seed");
-            Ok::<_, ApiError>((definition, seed))
-        })
-        .await??;
-
+        let planned = self.plan(req, id.clone(), digest.clone()).await?;
         let prepared_in = t0.elapsed();
-        let kind = seed.as_ref().map(|s| s.kind);
-        let warnings = seed
-            .as_ref()
-            .map(|s| s.warnings.clone())
-            .unwrap_or_default();
-        let digest = definition.spec_digest.clone().unwrap_or_default();
-        match self
-            .inner
-            .backend
-            .define(definition, seed.map(|s| s.iso))
-            .await
+        if let Some(answer) = self
+            .define(&id, &digest, planned.definition, planned.seed_iso)
+            .await?
         {
-            Ok(_) => {}
-            // Lost a race with an identical (or a different) concurrent CreateVM.
-            Err(BackendError::AlreadyExists { .. }) => {
-                if let Some(answer) = self.existing(&id, &digest).await? {
-                    return Ok(answer);
-                }
-                return Err(ApiError::AlreadyExists {
-                    vm_id: id.as_str().to_string(),
-                });
-            }
-            Err(e) => return Err(e.into()),
+            return Ok(answer);
         }
         fault::point("createvm:after-define");
         tracing::debug!(
@@ -137,7 +90,84 @@ impl<B: VmBackend> NodeService<B> {
             define_us = (t0.elapsed() - prepared_in).as_micros() as u64,
             "CreateVM timings (validation and seed; backend define)"
         );
+        Ok(self.created(&id, &name, planned.kind, &planned.warnings))
+    }
 
+    /// Translates and checks the request, decides and builds the seed, and validates the whole
+    /// definition once (blocking work, off the runtime).
+    async fn plan(
+        &self,
+        req: pb::CreateVmOnNodeRequest,
+        id: VmId,
+        digest: String,
+    ) -> Result<Planned, ApiError> {
+        let inner = self.inner.clone();
+        let seed_path = inner.backend.seed_path(&id);
+        tokio::task::spawn_blocking(move || {
+            let ctx = Context {
+                confinement: &inner.confinement,
+                pools: &inner.config.pools,
+            };
+            let prepared = prepare_definition(&req, id.clone(), &ctx)?;
+            let spec = req
+                .spec
+                .as_ref()
+                .ok_or_else(|| ApiError::invalid("spec", "required"))?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let seed = provision::plan(spec, &id, &req.name, prepared.has_backing_file, now)?;
+            let mut definition = prepared.definition;
+            if seed.is_some() {
+                definition.cdroms.push(provision::seed_cdrom(seed_path));
+            }
+            definition.spec_digest = Some(digest);
+            let definition = definition.into_valid().map_err(model_error)?;
+            fault::point("createvm:after-validate");
+            fault::point("createvm:after-seed");
+            Ok(Planned {
+                definition,
+                kind: seed.as_ref().map(|s| s.kind),
+                warnings: seed
+                    .as_ref()
+                    .map(|s| s.warnings.clone())
+                    .unwrap_or_default(),
+                seed_iso: seed.map(|s| s.iso),
+            })
+        })
+        .await?
+    }
+
+    /// Defines the VM in the backend. `Some(answer)` when a concurrent CreateVM of the same id
+    /// won the race with the same spec.
+    async fn define(
+        &self,
+        id: &VmId,
+        digest: &str,
+        definition: ValidDefinition,
+        seed_iso: Option<Vec<u8>>,
+    ) -> Result<Option<pb::CreateVmOnNodeResponse>, ApiError> {
+        match self.inner.backend.define(definition, seed_iso).await {
+            Ok(_) => Ok(None),
+            // Lost a race with an identical (or a different) concurrent CreateVM.
+            Err(BackendError::AlreadyExists { .. }) => match self.existing(id, digest).await? {
+                Some(answer) => Ok(Some(answer)),
+                None => Err(ApiError::AlreadyExists {
+                    vm_id: id.as_str().to_string(),
+                }),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Logs and publishes the new VM, and the answer to the caller.
+    fn created(
+        &self,
+        id: &VmId,
+        name: &str,
+        kind: Option<SeedKind>,
+        warnings: &[String],
+    ) -> pb::CreateVmOnNodeResponse {
         let seed_text = match kind {
             Some(SeedKind::Custom) => "the given cloud-init documents",
             Some(SeedKind::Default) => "the default cloud-init seed",
@@ -145,8 +175,8 @@ impl<B: VmBackend> NodeService<B> {
         };
         tracing::info!(vm_id = %id, name = %name, seed = seed_text, warnings = warnings.len(), "VM defined");
         self.emit(
-            &id,
-            VmEventKind::Created,
+            id,
+            VmEventKind::Defined,
             format!("VM {name} defined with {seed_text}"),
         );
         let mut message = format!("VM {name} defined with {seed_text}; not started");
@@ -154,10 +184,22 @@ impl<B: VmBackend> NodeService<B> {
             message.push_str("; warnings: ");
             message.push_str(&warnings.join("; "));
         }
-        Ok(pb::CreateVmOnNodeResponse {
+        pb::CreateVmOnNodeResponse {
             vm_id: id.as_str().to_string(),
             created: true,
             message,
-        })
+        }
     }
+}
+
+/// A CreateVM request turned into what the backend defines.
+struct Planned {
+    /// The whole definition, seed CD-ROM included, validated once.
+    definition: ValidDefinition,
+    /// The seed ISO to store, when the VM has one.
+    seed_iso: Option<Vec<u8>>,
+    /// Which seed it is.
+    kind: Option<SeedKind>,
+    /// The seed engine's warnings (deprecated keys, ...).
+    warnings: Vec<String>,
 }

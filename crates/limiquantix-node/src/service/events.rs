@@ -1,9 +1,9 @@
 //! StreamEvents: backend events, and the daemon's own (VM defined, VM deleted), as NodeEvents.
 
 use super::{BoxStream, NodeService};
-use crate::backend::{VmBackend, VmEvent, VmEventKind};
-use limiquantix_hypervisor::model::VmId;
 use limiquantix_proto::v1 as pb;
+use limiquantix_vm::model::VmId;
+use limiquantix_vm::{VmBackend, VmEvent, VmEventKind};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 use tokio::sync::broadcast;
@@ -15,15 +15,15 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
     let mut metadata = BTreeMap::new();
     let (kind, detail) = match &e.kind {
-        VmEventKind::Created => (pb::EventType::VmCreated, None),
+        VmEventKind::Defined => (pb::EventType::VmCreated, None),
         VmEventKind::Started => (pb::EventType::VmStarted, None),
         VmEventKind::Stopped => (pb::EventType::VmStopped, None),
         VmEventKind::Paused => (pb::EventType::VmPaused, None),
         VmEventKind::Resumed => (pb::EventType::VmResumed, None),
-        VmEventKind::Rebooted => (pb::EventType::VmRebooted, None),
-        VmEventKind::Crashed => (pb::EventType::VmCrashed, None),
+        VmEventKind::Reset { .. } => (pb::EventType::VmRebooted, None),
+        VmEventKind::Crashed { .. } => (pb::EventType::VmCrashed, None),
         VmEventKind::Deleted => (pb::EventType::VmDeleted, None),
-        VmEventKind::Boot(phase) => {
+        VmEventKind::Boot { phase } => {
             metadata.insert(
                 "phase".to_string(),
                 boot_phase_name(crate::translate::wire_boot_phase(phase)),
@@ -32,7 +32,10 @@ pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
         }
         VmEventKind::AgentConnected => (pb::EventType::AgentConnected, None),
         VmEventKind::AgentDisconnected => (pb::EventType::AgentDisconnected, None),
-        VmEventKind::Other(what) => (pb::EventType::Unknown, Some(what.clone())),
+        VmEventKind::Shutdown { .. } => (pb::EventType::Unknown, Some("shutdown".to_string())),
+        VmEventKind::GuestPanicked { .. } => {
+            (pb::EventType::Unknown, Some("guest-panicked".to_string()))
+        }
     };
     if let Some(what) = detail {
         metadata.insert("kind".to_string(), what);
@@ -71,7 +74,7 @@ pub(super) fn forward(mut rx: broadcast::Receiver<VmEvent>, tx: broadcast::Sende
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
-                Ok(e) if matches!(e.kind, VmEventKind::Created | VmEventKind::Deleted) => {}
+                Ok(e) if matches!(e.kind, VmEventKind::Defined | VmEventKind::Deleted) => {}
                 Ok(e) => {
                     tracing::debug!(vm_id = %e.vm_id, kind = ?e.kind, "VM event");
                     let _ = tx.send(node_event(&e));
@@ -91,12 +94,7 @@ pub(super) fn forward(mut rx: broadcast::Receiver<VmEvent>, tx: broadcast::Sende
 impl<B: VmBackend> NodeService<B> {
     /// Publishes an event of the daemon's own.
     pub(super) fn emit(&self, id: &VmId, kind: VmEventKind, message: String) {
-        let event = VmEvent {
-            vm_id: id.clone(),
-            kind,
-            message,
-            at: SystemTime::now(),
-        };
+        let event = VmEvent::with_message(id.clone(), kind, message);
         let _ = self.inner.events.send(node_event(&event));
     }
 

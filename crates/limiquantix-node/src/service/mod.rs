@@ -4,7 +4,7 @@
 //! [`vm`] (lifecycle, status, console, logs, media), [`agent`] (the guest agents' answers in
 //! status), [`events`] (StreamEvents). The RPCs this
 //! daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
-//! Handlers return [`ApiError`]; [`crate::status`] turns it into the gRPC status.
+//! Handlers return [`ApiError`]; [`crate::error`] turns it into the gRPC status.
 
 mod agent;
 mod create;
@@ -13,13 +13,14 @@ mod node;
 mod pending;
 mod vm;
 
-use crate::backend::VmBackend;
 use crate::config::Config;
 use crate::confine::Confinement;
-use crate::status::ApiError;
-use limiquantix_hypervisor::accel::AccelKind;
+use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonService;
+use limiquantix_vm::VmBackend;
+use limiquantix_vm::VmOp;
+use limiquantix_vm::accel::AccelKind;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -127,7 +128,7 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn start_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
         reply(
-            self.lifecycle(&request.into_inner().vm_id, vm::Op::Start)
+            self.lifecycle(&request.into_inner().vm_id, VmOp::Start, 0)
                 .await,
         )
     }
@@ -135,7 +136,7 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
     async fn stop_vm(&self, request: Request<pb::StopVmRequest>) -> Result<Response<()>, Status> {
         let r = request.into_inner();
         reply(
-            self.lifecycle(&r.vm_id, vm::Op::Stop(r.timeout_seconds))
+            self.lifecycle(&r.vm_id, VmOp::Stop, r.timeout_seconds)
                 .await,
         )
     }
@@ -145,35 +146,35 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
         request: Request<pb::VmIdRequest>,
     ) -> Result<Response<()>, Status> {
         reply(
-            self.lifecycle(&request.into_inner().vm_id, vm::Op::ForceStop)
+            self.lifecycle(&request.into_inner().vm_id, VmOp::ForceStop, 0)
                 .await,
         )
     }
 
     async fn reboot_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
         reply(
-            self.lifecycle(&request.into_inner().vm_id, vm::Op::Reboot)
+            self.lifecycle(&request.into_inner().vm_id, VmOp::Reboot, 0)
                 .await,
         )
     }
 
     async fn pause_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
         reply(
-            self.lifecycle(&request.into_inner().vm_id, vm::Op::Pause)
+            self.lifecycle(&request.into_inner().vm_id, VmOp::Pause, 0)
                 .await,
         )
     }
 
     async fn resume_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
         reply(
-            self.lifecycle(&request.into_inner().vm_id, vm::Op::Resume)
+            self.lifecycle(&request.into_inner().vm_id, VmOp::Resume, 0)
                 .await,
         )
     }
 
     async fn delete_vm(&self, request: Request<pb::VmIdRequest>) -> Result<Response<()>, Status> {
         reply(
-            self.lifecycle(&request.into_inner().vm_id, vm::Op::Delete)
+            self.lifecycle(&request.into_inner().vm_id, VmOp::Delete, 0)
                 .await,
         )
     }

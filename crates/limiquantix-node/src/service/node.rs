@@ -1,10 +1,10 @@
 //! HealthCheck and GetNodeInfo.
 
 use super::NodeService;
-use crate::backend::VmBackend;
+use crate::error::ApiError;
 use crate::hostinfo::{HostFacts, filesystem_usage};
-use crate::status::ApiError;
 use limiquantix_proto::v1 as pb;
+use limiquantix_vm::VmBackend;
 
 /// Most vCPUs one VM may have (the model's topology limits: 16 sockets × 128 cores × 2 threads
 /// would exceed QEMU's q35 limit of 288; we report QEMU's).

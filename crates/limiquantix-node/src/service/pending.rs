@@ -1,6 +1,6 @@
 //! The RPCs this daemon does not implement yet, and what each waits for.
 
-use crate::status::ApiError;
+use crate::error::ApiError;
 use tonic::{Response, Status};
 
 /// What each unimplemented RPC waits for.

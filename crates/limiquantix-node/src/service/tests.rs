@@ -2,14 +2,14 @@
 //! the real daemon binary with the real QEMU backend.)
 
 use super::*;
-use crate::backend::{
-    AgentPing, BackendError, BootPhase, GuestFacts, GuestNic, VmEntry, VmEvent, VmEventKind,
-    VmState, VmStatus, VncEndpoint,
-};
 use crate::config::Layer;
-use limiquantix_hypervisor::accel::AccelKind;
-use limiquantix_hypervisor::model::{CdromRole, DiskSource, VmDefinition, VmId};
-use limiquantix_hypervisor::paths::RuntimePaths;
+use limiquantix_vm::accel::AccelKind;
+use limiquantix_vm::model::{CdromRole, DiskSource, ValidDefinition, VmDefinition, VmId};
+use limiquantix_vm::readiness::BootPhase;
+use limiquantix_vm::{
+    AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmEntry, VmEvent, VmEventKind,
+    VmLogs, VmOp, VmState, VmStatus, VncEndpoint, valid_transition,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -17,7 +17,9 @@ use std::time::Duration;
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
-/// A backend that keeps definitions in memory and follows the state table loosely.
+/// A backend that keeps definitions in memory and moves states by the real state table
+/// ([`valid_transition`]); a transition ends at once (`starting` → `running`, `stopping` →
+/// `stopped`).
 struct Fake {
     state_dir: PathBuf,
     vms: Mutex<BTreeMap<VmId, VmEntry>>,
@@ -38,24 +40,34 @@ impl Fake {
         }
     }
 
-    fn set_state(
-        &self,
-        id: &VmId,
-        from: &[VmState],
-        to: VmState,
-        op: &str,
-    ) -> Result<(), BackendError> {
+    /// The fake's own directory for VM `id` (seed, logs).
+    fn vm_dir(&self, id: &VmId) -> PathBuf {
+        self.state_dir.join("vms").join(id.as_str())
+    }
+
+    fn serial_log(&self, id: &VmId) -> PathBuf {
+        self.vm_dir(id).join("serial.log")
+    }
+
+    fn hypervisor_log(&self, id: &VmId) -> PathBuf {
+        self.vm_dir(id).join("qemu.log")
+    }
+
+    /// Applies `op` by the state table.
+    fn apply(&self, id: &VmId, op: VmOp) -> Result<(), BackendError> {
         let mut vms = self.vms.lock().unwrap();
-        let e = vms.get_mut(id).ok_or(BackendError::NotFound {
-            vm_id: id.to_string(),
+        let e = vms.get_mut(id).ok_or_else(|| BackendError::not_found(id))?;
+        let state = e.status.state;
+        let to = valid_transition(state, op).ok_or_else(|| BackendError::InvalidTransition {
+            vm_id: id.clone(),
+            state,
+            op,
         })?;
-        if !from.contains(&e.status.state) {
-            return Err(BackendError::InvalidTransition {
-                vm_id: id.to_string(),
-                state: format!("{:?}", e.status.state).to_lowercase(),
-                op: op.into(),
-            });
-        }
+        let to = match to {
+            VmState::Starting => VmState::Running,
+            VmState::Stopping => VmState::Stopped,
+            s => s,
+        };
         e.status.state = to;
         e.status.boot = (to == VmState::Running).then_some(BootPhase::Ready);
         Ok(())
@@ -63,15 +75,19 @@ impl Fake {
 }
 
 impl VmBackend for Fake {
+    fn seed_path(&self, id: &VmId) -> PathBuf {
+        self.vm_dir(id).join("cloud-init.iso")
+    }
     async fn define(
         &self,
-        d: VmDefinition,
+        d: ValidDefinition,
         seed: Option<Vec<u8>>,
     ) -> Result<VmDefinition, BackendError> {
+        let d = d.into_inner();
         let mut vms = self.vms.lock().unwrap();
         if vms.contains_key(&d.id) {
             return Err(BackendError::AlreadyExists {
-                vm_id: d.id.to_string(),
+                vm_id: d.id.clone(),
             });
         }
         if let Some(s) = seed {
@@ -85,8 +101,11 @@ impl VmBackend for Fake {
                     state: VmState::Stopped,
                     pid: None,
                     started_at: None,
+                    run_state: None,
+                    last_exit: None,
                     boot: None,
                 },
+                disk_files: Vec::new(),
             },
         );
         Ok(d)
@@ -97,60 +116,35 @@ impl VmBackend for Fake {
             .unwrap()
             .get(id)
             .cloned()
-            .ok_or(BackendError::NotFound {
-                vm_id: id.to_string(),
-            })
+            .ok_or_else(|| BackendError::not_found(id))
     }
     async fn list(&self) -> Result<Vec<VmEntry>, BackendError> {
         Ok(self.vms.lock().unwrap().values().cloned().collect())
     }
     async fn start(&self, id: &VmId) -> Result<(), BackendError> {
-        self.set_state(
-            id,
-            &[VmState::Stopped, VmState::Crashed],
-            VmState::Running,
-            "start",
-        )?;
-        let _ = self.events.send(VmEvent {
-            vm_id: id.clone(),
-            kind: VmEventKind::Started,
-            message: "VM started".into(),
-            at: std::time::SystemTime::now(),
-        });
+        self.apply(id, VmOp::Start)?;
+        let _ = self
+            .events
+            .send(VmEvent::now(id.clone(), VmEventKind::Started));
         Ok(())
     }
     async fn stop(&self, id: &VmId, _: Duration) -> Result<(), BackendError> {
-        self.set_state(
-            id,
-            &[VmState::Running, VmState::Paused],
-            VmState::Stopped,
-            "stop",
-        )
+        self.apply(id, VmOp::Stop)
     }
     async fn force_stop(&self, id: &VmId) -> Result<(), BackendError> {
-        self.set_state(
-            id,
-            &[VmState::Running, VmState::Paused],
-            VmState::Stopped,
-            "force-stop",
-        )
+        self.apply(id, VmOp::ForceStop)
     }
     async fn reboot(&self, id: &VmId) -> Result<(), BackendError> {
-        self.set_state(id, &[VmState::Running], VmState::Running, "reboot")
+        self.apply(id, VmOp::Reboot)
     }
     async fn pause(&self, id: &VmId) -> Result<(), BackendError> {
-        self.set_state(id, &[VmState::Running], VmState::Paused, "pause")
+        self.apply(id, VmOp::Pause)
     }
     async fn resume(&self, id: &VmId) -> Result<(), BackendError> {
-        self.set_state(id, &[VmState::Paused], VmState::Running, "resume")
+        self.apply(id, VmOp::Resume)
     }
     async fn delete(&self, id: &VmId) -> Result<(), BackendError> {
-        self.set_state(
-            id,
-            &[VmState::Stopped, VmState::Crashed],
-            VmState::Stopped,
-            "delete",
-        )?;
+        self.apply(id, VmOp::Delete)?;
         self.vms.lock().unwrap().remove(id);
         Ok(())
     }
@@ -160,7 +154,7 @@ impl VmBackend for Fake {
         _: &str,
         _: Option<PathBuf>,
     ) -> Result<(), BackendError> {
-        self.get(id).await.map(|_| ())
+        self.apply(id, VmOp::ChangeMedia)
     }
     async fn vnc(&self, id: &VmId) -> Result<Option<VncEndpoint>, BackendError> {
         let e = self.get(id).await?;
@@ -213,8 +207,24 @@ impl VmBackend for Fake {
             ],
         })
     }
-    fn paths(&self, id: &VmId) -> RuntimePaths {
-        RuntimePaths::new(&self.state_dir, &self.state_dir.join("run"), id)
+    async fn logs(&self, id: &VmId, lines: usize, max_bytes: u64) -> Result<VmLogs, BackendError> {
+        self.get(id).await?;
+        let read = |p: PathBuf| {
+            limiquantix_qemu::logs::tail(&p, lines, max_bytes)
+                .map_err(|e| BackendError::Internal(e.to_string()))
+        };
+        Ok(VmLogs {
+            hypervisor: read(self.hypervisor_log(id))?,
+            serial: read(self.serial_log(id))?,
+        })
+    }
+    async fn open_console(&self, id: &VmId) -> Result<ConsoleStream, BackendError> {
+        self.get(id).await?;
+        Err(BackendError::Precondition("the fake has no console".into()))
+    }
+    async fn console_history(&self, id: &VmId, _: usize) -> Result<Vec<u8>, BackendError> {
+        self.get(id).await?;
+        Ok(Vec::new())
     }
     fn subscribe(&self) -> broadcast::Receiver<VmEvent> {
         self.events.subscribe()
@@ -307,7 +317,7 @@ async fn create_defines_an_overlay_with_the_default_seed_and_labels() {
         .unwrap();
     assert_eq!(
         seed.path.as_deref(),
-        Some(s.service.backend().paths(&vm_id()).seed_iso().as_path())
+        Some(s.service.backend().seed_path(&vm_id()).as_path())
     );
     assert!(def.spec_digest.as_deref().unwrap().starts_with("sha256:"));
     let iso = s.service.backend().seeds.lock().unwrap()[&vm_id()].clone();
@@ -578,11 +588,11 @@ async fn node_facts_and_health() {
 async fn logs_are_tailed_from_both_files() {
     let s = setup();
     create(&s, request(&s)).await.unwrap();
-    let paths = s.service.backend().paths(&vm_id());
-    std::fs::create_dir_all(paths.serial_log().parent().unwrap()).unwrap();
+    let fake = s.service.backend();
+    std::fs::create_dir_all(fake.vm_dir(&vm_id())).unwrap();
     let serial: String = (0..300).map(|i| format!("serial {i}\n")).collect();
-    std::fs::write(paths.serial_log(), serial).unwrap();
-    std::fs::write(paths.qemu_log(), "qemu says hi\n").unwrap();
+    std::fs::write(fake.serial_log(&vm_id()), serial).unwrap();
+    std::fs::write(fake.hypervisor_log(&vm_id()), "qemu says hi\n").unwrap();
     let logs = s
         .service
         .get_vm_logs(Request::new(pb::GetVmLogsRequest {

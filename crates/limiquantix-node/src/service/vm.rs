@@ -1,12 +1,11 @@
 //! The lifecycle verbs, status, list, console, logs and media of existing VMs.
 
 use super::NodeService;
-use crate::backend::{VmBackend, VmEventKind};
-use crate::logtail::tail;
-use crate::status::ApiError;
+use crate::error::ApiError;
 use crate::translate::{parse_vm_id, status_response};
-use limiquantix_hypervisor::model::VmId;
 use limiquantix_proto::v1 as pb;
+use limiquantix_vm::model::VmId;
+use limiquantix_vm::{BackendError, VmBackend, VmEventKind, VmOp};
 use std::time::Duration;
 
 /// GetVMLogs' default and largest line counts.
@@ -15,62 +14,42 @@ const MAX_LOG_LINES: u32 = 1000;
 /// Most bytes read from the end of one log.
 const MAX_LOG_BYTES: u64 = 1 << 20;
 
-/// A lifecycle verb.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Op {
-    Start,
-    /// Timeout in seconds; 0 means the configured default.
-    Stop(u32),
-    ForceStop,
-    Reboot,
-    Pause,
-    Resume,
-    Delete,
-}
-
-impl Op {
-    fn name(self) -> &'static str {
-        match self {
-            Op::Start => "start",
-            Op::Stop(_) => "stop",
-            Op::ForceStop => "force-stop",
-            Op::Reboot => "reboot",
-            Op::Pause => "pause",
-            Op::Resume => "resume",
-            Op::Delete => "delete",
-        }
-    }
-}
-
 impl<B: VmBackend> NodeService<B> {
-    pub(super) async fn lifecycle(&self, vm_id: &str, op: Op) -> Result<(), ApiError> {
+    /// Performs lifecycle operation `op` (start, stop, force_stop, reboot, pause, resume,
+    /// delete); `stop_timeout_secs` is StopVM's timeout (0: the configured default).
+    pub(super) async fn lifecycle(
+        &self,
+        vm_id: &str,
+        op: VmOp,
+        stop_timeout_secs: u32,
+    ) -> Result<(), ApiError> {
         let id = parse_vm_id("vm_id", vm_id)?;
         let backend = &self.inner.backend;
-        tracing::info!(vm_id = %id, op = op.name(), "VM operation requested");
+        tracing::info!(vm_id = %id, op = %op, "VM operation requested");
         let result = match op {
-            Op::Start => backend.start(&id).await,
-            Op::Stop(secs) => {
-                let timeout = if secs == 0 {
-                    self.inner.config.stop_timeout
-                } else {
-                    Duration::from_secs(secs.into())
+            VmOp::Start => backend.start(&id).await,
+            VmOp::Stop => {
+                let timeout = match stop_timeout_secs {
+                    0 => self.inner.config.stop_timeout,
+                    secs => Duration::from_secs(secs.into()),
                 };
                 backend.stop(&id, timeout).await
             }
-            Op::ForceStop => backend.force_stop(&id).await,
-            Op::Reboot => backend.reboot(&id).await,
-            Op::Pause => backend.pause(&id).await,
-            Op::Resume => backend.resume(&id).await,
-            Op::Delete => backend.delete(&id).await,
+            VmOp::ForceStop => backend.force_stop(&id).await,
+            VmOp::Reboot => backend.reboot(&id).await,
+            VmOp::Pause => backend.pause(&id).await,
+            VmOp::Resume => backend.resume(&id).await,
+            VmOp::Delete => backend.delete(&id).await,
+            VmOp::ChangeMedia => Err(BackendError::Invalid(
+                "change_media takes a CD-ROM and a medium: use ChangeMedia".into(),
+            )),
         };
         match &result {
-            Ok(()) => tracing::info!(vm_id = %id, op = op.name(), "VM operation done"),
-            Err(e) => {
-                tracing::warn!(vm_id = %id, op = op.name(), error = %e, "VM operation failed")
-            }
+            Ok(()) => tracing::info!(vm_id = %id, op = %op, "VM operation done"),
+            Err(e) => tracing::warn!(vm_id = %id, op = %op, error = %e, "VM operation failed"),
         }
         result?;
-        if let Op::Delete = op {
+        if op == VmOp::Delete {
             self.emit(&id, VmEventKind::Deleted, "VM deleted".into());
         }
         Ok(())
@@ -79,11 +58,10 @@ impl<B: VmBackend> NodeService<B> {
     /// The wire status; `wait_for_agent`: see [`NodeService::guest_agent`].
     async fn wire_status(
         &self,
-        entry: &crate::backend::VmEntry,
+        entry: &limiquantix_vm::VmEntry,
         wait_for_agent: bool,
     ) -> pb::VmStatusResponse {
-        let paths = self.inner.backend.paths(&entry.definition.id);
-        let mut status = status_response(entry, |i, d| paths.created_disk(i, d));
+        let mut status = status_response(entry);
         status.guest_agent = self.guest_agent(entry, wait_for_agent).await;
         status
     }
@@ -107,7 +85,7 @@ impl<B: VmBackend> NodeService<B> {
         let id = parse_vm_id("vm_id", vm_id)?;
         let entry = self.inner.backend.get(&id).await?;
         let Some(vnc) = self.inner.backend.vnc(&id).await? else {
-            return Err(crate::backend::BackendError::Precondition(format!(
+            return Err(BackendError::Precondition(format!(
                 "VM {id} has no VNC display now: it is not running, or its console has VNC disabled"
             ))
             .into());
@@ -147,30 +125,19 @@ impl<B: VmBackend> NodeService<B> {
             0 => DEFAULT_LOG_LINES,
             n => n.min(MAX_LOG_LINES),
         } as usize;
-        let paths = self.inner.backend.paths(&id);
-        let (qemu_path, serial_path) = (paths.qemu_log(), paths.serial_log());
-        let (q, s) = {
-            let (qp, sp) = (qemu_path.clone(), serial_path.clone());
-            tokio::task::spawn_blocking(move || {
-                Ok::<_, std::io::Error>((
-                    tail(&qp, lines, MAX_LOG_BYTES)?,
-                    tail(&sp, lines, MAX_LOG_BYTES)?,
-                ))
-            })
-            .await?
-            .map_err(|e| ApiError::Internal(format!("reading the VM's logs failed: {e}")))?
-        };
+        let logs = self.inner.backend.logs(&id, lines, MAX_LOG_BYTES).await?;
+        let (q, s) = (logs.hypervisor, logs.serial);
         Ok(pb::GetVmLogsResponse {
             vm_id: id.as_str().to_string(),
             vm_name: entry.definition.name,
             qemu_log: q.text,
-            log_path: qemu_path.display().to_string(),
+            log_path: q.path.display().to_string(),
             log_size_bytes: q.size,
             lines_returned: q.lines,
             truncated: q.truncated,
             last_modified: q.modified.map(rfc3339).unwrap_or_default(),
             serial_log: s.text,
-            serial_log_path: serial_path.display().to_string(),
+            serial_log_path: s.path.display().to_string(),
             serial_lines_returned: s.lines,
             serial_truncated: s.truncated,
         })

@@ -39,7 +39,13 @@ fn prepare(f: &Fx, spec: pb::VmSpec) -> Result<Prepared, ApiError> {
         confinement: &f.confinement,
         pools: &f.pools,
     };
-    prepare_definition(&req, VmId::parse(ID).unwrap(), &ctx)
+    // As CreateVM does: the definition as a whole is validated once, after translation.
+    let prepared = prepare_definition(&req, VmId::parse(ID).unwrap(), &ctx)?;
+    let valid = prepared.definition.into_valid().map_err(model_error)?;
+    Ok(Prepared {
+        definition: valid.into_inner(),
+        ..prepared
+    })
 }
 
 fn spec(disks: Vec<pb::DiskSpec>) -> pb::VmSpec {

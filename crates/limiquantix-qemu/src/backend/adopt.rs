@@ -1,0 +1,172 @@
+//! Opening the backend: loading every VM and reconciling it with reality (re-adopting a running
+//! QEMU, or recording how it ended while nobody watched).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use super::vm::{self, Vm};
+use super::{
+    ADOPT_QMP_WAIT, BackendConfig, EVENT_CAPACITY, Inner, QemuBackend, Result, blocking,
+    create_private_dir, define, lock,
+};
+use crate::argv::HostConfig;
+use crate::persist::{self, ExitKind, RuntimeRecord};
+use crate::process::{self, QemuProcess};
+use crate::qmp::QmpClient;
+use limiquantix_vm::model::VmDefinition;
+use limiquantix_vm::state::VmState;
+
+impl QemuBackend {
+    /// Opens the backend: creates the directories, resolves the accelerator, loads every VM and
+    /// re-adopts the running ones.
+    pub async fn open(config: BackendConfig) -> Result<Self> {
+        let accel = config.accel;
+        let kind = blocking(move || Ok(accel.resolve()?)).await?;
+        let vms_dir = config.state_dir.join("vms");
+        let run_vms = config.run_dir.join("vms");
+        let loaded = blocking(move || {
+            create_private_dir(&vms_dir)?;
+            create_private_dir(&run_vms)?;
+            define::remove_stale_staging(&vms_dir);
+            Ok(define::load_all(&vms_dir))
+        })
+        .await?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let inner = Arc::new(Inner {
+            host: HostConfig::new(kind),
+            config,
+            vms: Mutex::new(BTreeMap::new()),
+            events,
+            catalog: Mutex::default(),
+            monitors: Mutex::new(Vec::new()),
+        });
+        let backend = Self { inner };
+        for def in loaded {
+            let id = def.id.clone();
+            let vm = backend.reconcile(def).await;
+            lock(&backend.inner.vms).insert(id, vm);
+        }
+        tracing::info!(
+            vms = lock(&backend.inner.vms).len(),
+            accel = kind.qemu_name(),
+            "QEMU backend open"
+        );
+        Ok(backend)
+    }
+
+    /// Brings one loaded VM in line with reality: adopt its running QEMU, or record how it ended.
+    async fn reconcile(&self, def: VmDefinition) -> Arc<Vm> {
+        let paths = self.inner.paths(&def.id);
+        let id = def.id.clone();
+        let vm = Arc::new(Vm::new(def, paths.clone(), VmState::Stopped));
+        let runtime_file = vm.runtime_file();
+        let (record, pid) = {
+            let rf = runtime_file.clone();
+            let pidfile = paths.pidfile();
+            blocking(move || {
+                let record = persist::load_runtime(&rf).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "ignoring an unreadable runtime record");
+                    None
+                });
+                let pid = process::read_pidfile(&pidfile).ok().flatten();
+                Ok((record, pid))
+            })
+            .await
+            .unwrap_or((None, None))
+        };
+        // QEMU removes its pidfile when it exits normally (guest power-off, quit, SIGTERM), not
+        // when it is killed or crashes.
+        let pidfile_left = pid.is_some();
+        let live = pid
+            .or(record.as_ref().map(|r| r.pid))
+            .and_then(|pid| process::adopt(pid, &id));
+        if let Some(proc_) = live {
+            self.adopt(&vm, proc_, record.as_ref()).await;
+            return vm;
+        }
+        // Not running: was the end clean?
+        let state = match &record {
+            None => VmState::Stopped,
+            Some(r) => match r.exit {
+                Some(ExitKind::Clean) => VmState::Stopped,
+                Some(ExitKind::Crashed) => VmState::Crashed,
+                None if r.shutdown_requested || !pidfile_left => VmState::Stopped,
+                None => VmState::Crashed,
+            },
+        };
+        {
+            let mut c = vm.cell();
+            c.state = state;
+            if state == VmState::Crashed {
+                c.last_exit = Some("QEMU ended while the backend was not running".into());
+            }
+        }
+        if let Some(r) = record.filter(|r| r.exit.is_none()) {
+            let rec = RuntimeRecord {
+                pid: 0,
+                exit: Some(if state == VmState::Crashed {
+                    ExitKind::Crashed
+                } else {
+                    ExitKind::Clean
+                }),
+                ..r
+            };
+            let _ = blocking(move || {
+                vm::remove_runtime_leftovers(&paths);
+                Ok(persist::save_runtime(&runtime_file, &rec)?)
+            })
+            .await;
+            tracing::info!(vm_id = %id, state = %state, "QEMU ended while the backend was away");
+        }
+        vm
+    }
+
+    /// Takes over a running QEMU: QMP handshake, run state, monitor.
+    async fn adopt(&self, vm: &Arc<Vm>, proc_: QemuProcess, record: Option<&RuntimeRecord>) {
+        let qmp = match QmpClient::connect_with_retry(
+            &vm.paths.qmp_socket(),
+            self.inner.config.qmp_timeout,
+            ADOPT_QMP_WAIT,
+        )
+        .await
+        {
+            Ok(q) => Some(Arc::new(q)),
+            Err(e) => {
+                tracing::warn!(vm_id = %vm.id, error = %e, "adopted QEMU without QMP");
+                None
+            }
+        };
+        let run_state = match &qmp {
+            Some(q) => q.query_status().await.ok(),
+            None => None,
+        };
+        let state = match run_state.as_deref() {
+            Some("running") | None => VmState::Running,
+            Some(_) => VmState::Paused,
+        };
+        let events = qmp.as_ref().map(|q| q.subscribe());
+        let generation = {
+            let mut c = vm.cell();
+            c.generation += 1;
+            c.state = state;
+            c.process = Some(proc_.clone());
+            c.qmp = qmp.clone();
+            c.started_at_ms = record.map(|r| r.started_at_ms);
+            c.stop_requested = record.is_some_and(|r| r.shutdown_requested);
+            c.generation
+        };
+        let m = vm::spawn_monitor(
+            Arc::downgrade(&self.inner),
+            vm.clone(),
+            generation,
+            proc_,
+            qmp,
+            events,
+            0,
+        );
+        lock(&self.inner.monitors).push(m);
+        tracing::info!(vm_id = %vm.id, state = %state, "re-adopted running QEMU");
+    }
+}

@@ -1,0 +1,237 @@
+//! Creating and deleting VM directories: all or nothing.
+//!
+//! `define` builds the whole VM directory under `<state>/vms/.staging-<id>-<random>/` (disks the
+//! backend owns, the seed, `vm.json` last), then renames it to `<state>/vms/<id>/` and syncs the
+//! parent: a crash leaves either no VM or a complete one, and staging leftovers are removed at
+//! the next open. `delete` removes `vm.json` first (from then on the VM does not exist), then the
+//! files the backend made, then the directory if nothing else is in it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::vm::Vm;
+use super::{DefineExtras, QemuBackend, QemuError, Result, VmEventKind, VmStatus, blocking};
+use crate::paths::RuntimePaths;
+use crate::persist;
+use limiquantix_vm::model::{
+    CdromRole, DiskSource, ModelError, ValidDefinition, VmDefinition, VmId,
+};
+use limiquantix_vm::state::{VmOp, VmState};
+
+/// Prefix of staging directories.
+const STAGING_PREFIX: &str = ".staging-";
+
+/// Removes `define` staging directories left by a crash.
+pub(super) fn remove_stale_staging(vms_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(vms_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+            tracing::info!(dir = %e.path().display(), "removing a stale staging directory");
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!(dir = %e.path().display(), error = %err, "cannot remove staging");
+            }
+        }
+    }
+}
+
+/// Loads every `<vms_dir>/<id>/vm.json`; unreadable ones are logged and skipped.
+pub(super) fn load_all(vms_dir: &Path) -> Vec<VmDefinition> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(vms_dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(id) = VmId::parse(&name) else {
+            continue;
+        };
+        let path = e.path().join("vm.json");
+        if !path.exists() {
+            tracing::warn!(vm_id = %id, "VM directory without vm.json; ignored");
+            continue;
+        }
+        match persist::load_definition(&path) {
+            Ok(def) if def.id == id => out.push(def),
+            Ok(def) => {
+                tracing::warn!(vm_id = %id, found = %def.id, "vm.json names another VM; ignored")
+            }
+            Err(err) => tracing::error!(vm_id = %id, error = %err, "cannot load vm.json; ignored"),
+        }
+    }
+    out
+}
+
+/// A seed given as bytes is stored at the backend's seed path, so the definition's seed CD-ROM
+/// must point there (the caller asks [`QemuBackend::seed_path`]).
+fn check_seed_cdrom(def: &VmDefinition, paths: &RuntimePaths, has_seed: bool) -> Result<()> {
+    let seed = paths.seed_iso();
+    for (i, c) in def.cdroms.iter().enumerate() {
+        if has_seed && c.role == CdromRole::Seed && c.path.as_deref() != Some(seed.as_path()) {
+            return Err(QemuError::Invalid(ModelError {
+                field: format!("cdroms[{i}].path"),
+                problem: format!(
+                    "the seed is stored at {}; the seed CD-ROM must point there",
+                    seed.display()
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn define(
+    backend: &QemuBackend,
+    def: ValidDefinition,
+    extras: DefineExtras,
+) -> Result<VmStatus> {
+    let def = def.into_inner();
+    let inner = &backend.inner;
+    let paths = inner.paths(&def.id);
+    check_seed_cdrom(&def, &paths, extras.seed_iso.is_some())?;
+    let _catalog = inner.catalog_lock(&def.id).await;
+    if let Ok(existing) = backend.vm(&def.id) {
+        let same = existing.cell().def == def;
+        return if same {
+            tracing::debug!("identical definition already present");
+            Ok(existing.status())
+        } else {
+            Err(QemuError::AlreadyExists {
+                vm_id: def.id.clone(),
+            })
+        };
+    }
+
+    // Files the definition refers to must exist and be in their declared formats.
+    let checked = def.clone();
+    blocking(move || Ok(limiquantix_storage::check_sources(&checked)?)).await?;
+
+    let vms_dir = inner.vms_dir();
+    let staging = {
+        let (vms_dir, id) = (vms_dir.clone(), def.id.clone());
+        blocking(move || {
+            tempfile::Builder::new()
+                .prefix(&format!("{STAGING_PREFIX}{id}-"))
+                .tempdir_in(&vms_dir)
+                .map_err(super::io_err(&vms_dir))
+        })
+        .await?
+    };
+    let staged = RuntimePaths {
+        vm_dir: staging.path().to_owned(),
+        run_dir: paths.run_dir.clone(),
+    };
+    let qemu_img = &inner.config.qemu_img;
+    for (i, d) in def.disks.iter().enumerate() {
+        let file = staged.disk_file(i, d.format);
+        match &d.source {
+            DiskSource::Path { .. } => {}
+            DiskSource::Overlay {
+                backing,
+                size_bytes,
+            } => {
+                limiquantix_storage::create_overlay(qemu_img, backing, &file, *size_bytes).await?;
+            }
+            DiskSource::Blank { size_bytes } => {
+                limiquantix_storage::create_blank(qemu_img, &file, d.format, *size_bytes).await?;
+            }
+        }
+    }
+    let target = paths.vm_dir.clone();
+    let saved = def.clone();
+    let seed = extras.seed_iso;
+    blocking(move || {
+        if let Some(bytes) = seed {
+            persist::write_atomic(&staged.seed_iso(), &bytes, 0o600)?;
+        }
+        persist::save_definition(&staged.vm_json(), &saved)?;
+        let staging_path = staging.keep();
+        if let Err(e) = std::fs::rename(&staging_path, &target) {
+            let _ = std::fs::remove_dir_all(&staging_path);
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
+            ) {
+                return Err(QemuError::AlreadyExists { vm_id: saved.id });
+            }
+            return Err(QemuError::Io {
+                path: target,
+                source: e,
+            });
+        }
+        Ok(persist::sync_dir(&vms_dir)?)
+    })
+    .await?;
+
+    let vm = Arc::new(Vm::new(def, paths, VmState::Stopped));
+    let (status, name) = (vm.status(), vm.cell().def.name.clone());
+    let id = vm.id.clone();
+    super::lock(&inner.vms).insert(id.clone(), vm);
+    inner.emit(&id, VmEventKind::Defined);
+    tracing::info!(name = %name, "VM defined");
+    Ok(status)
+}
+
+pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
+    let inner = &backend.inner;
+    let _catalog = inner.catalog_lock(id).await;
+    let vm = backend.vm(id)?;
+    let _op = vm.op.lock().await;
+    QemuBackend::check(&vm, VmOp::Delete)?;
+    let def = vm.cell().def.clone();
+    let paths = vm.paths.clone();
+    let runtime = vm.runtime_file();
+    blocking(move || {
+        let vm_json = paths.vm_json();
+        remove_if_present(&vm_json)?;
+        persist::sync_dir(&paths.vm_dir)?;
+        let mut owned: Vec<PathBuf> = def
+            .disks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| paths.created_disk(i, d))
+            .collect();
+        owned.extend([
+            paths.seed_iso(),
+            paths.uefi_vars(),
+            paths.serial_log(),
+            paths.qemu_log(),
+            runtime,
+            paths.qmp_socket(),
+            paths.qga_socket(),
+            paths.serial_socket(),
+            paths.pidfile(),
+        ]);
+        for f in &owned {
+            remove_if_present(f)?;
+        }
+        for dir in [&paths.vm_dir, &paths.run_dir] {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(
+                    dir = %dir.display(), error = %e,
+                    "VM directory kept: it holds files the backend did not create"
+                ),
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    super::lock(&inner.vms).remove(id);
+    inner.emit(id, VmEventKind::Deleted);
+    tracing::info!("VM deleted");
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(QemuError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,171 @@
+//! The backend's public value types: configuration, status, events, errors.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::argv::BootError;
+use crate::firmware::{FirmwareError, OvmfPaths};
+use crate::persist::PersistError;
+use crate::process::ProcessError;
+use crate::qmp::QmpError;
+use limiquantix_storage::StorageError;
+use limiquantix_vm::accel::{Accel, AccelError};
+use limiquantix_vm::model::{ModelError, VmId};
+use limiquantix_vm::state::{VmOp, VmState};
+
+/// How the backend finds its directories and tools.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// Persistent state: `<state_dir>/vms/<vm_id>/` holds `vm.json`, disks, seed, logs.
+    pub state_dir: PathBuf,
+    /// Runtime files: `<run_dir>/vms/<vm_id>/` holds the QMP and QGA sockets, the pidfile and
+    /// the runtime record. Socket paths must stay under 108 bytes, so keep this short.
+    pub run_dir: PathBuf,
+    /// Accelerator (`auto` picks KVM when `/dev/kvm` opens, TCG otherwise).
+    pub accel: Accel,
+    /// The `qemu-system-x86_64` binary.
+    pub qemu_binary: PathBuf,
+    /// The `qemu-img` binary.
+    pub qemu_img: PathBuf,
+    /// OVMF images for UEFI guests; `None` refuses UEFI VMs at start.
+    pub ovmf: Option<OvmfPaths>,
+    /// Default time a graceful stop waits for the guest before forcing it off.
+    pub stop_timeout: Duration,
+    /// Timeout of each QMP command.
+    pub qmp_timeout: Duration,
+    /// Time QEMU gets from spawn to a ready QMP socket.
+    pub start_timeout: Duration,
+}
+
+impl BackendConfig {
+    /// Defaults: accelerator `auto`, binaries from `PATH`, OVMF discovered in
+    /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start.
+    pub fn new(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            run_dir: run_dir.into(),
+            accel: Accel::Auto,
+            qemu_binary: PathBuf::from("qemu-system-x86_64"),
+            qemu_img: PathBuf::from("qemu-img"),
+            ovmf: OvmfPaths::discover().ok(),
+            stop_timeout: Duration::from_secs(60),
+            qmp_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Extra inputs of [`super::QemuBackend::define`] that are not part of the definition.
+#[derive(Debug, Clone, Default)]
+pub struct DefineExtras {
+    /// The NoCloud seed ISO to store as `cloud-init.iso` (mode 0600). Seed CD-ROMs of the
+    /// definition without a path are pointed at it.
+    pub seed_iso: Option<Vec<u8>>,
+}
+
+/// Outcome of a graceful stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// The guest powered off in time.
+    Graceful,
+    /// The guest did not power off in time and QEMU was terminated.
+    Forced,
+    /// QEMU had already exited.
+    AlreadyStopped,
+}
+
+/// A QEMU backend operation failed, in detail. At the [`limiquantix_vm::VmBackend`] boundary it
+/// is sorted into a [`limiquantix_vm::QemuError`] category (see `backend::api`).
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    /// No VM with this id.
+    #[error("VM {vm_id} not found")]
+    NotFound {
+        /// The id asked for.
+        vm_id: VmId,
+    },
+    /// A different VM with this id exists (an identical definition is accepted again).
+    #[error("VM {vm_id} already exists with a different definition")]
+    AlreadyExists {
+        /// The id.
+        vm_id: VmId,
+    },
+    /// The operation is not allowed in the VM's state (see [`limiquantix_vm::state`]).
+    #[error("cannot {op} VM {vm_id}: it is {state}")]
+    InvalidTransition {
+        /// The VM.
+        vm_id: VmId,
+        /// Its state.
+        state: VmState,
+        /// The refused operation.
+        op: VmOp,
+    },
+    /// The request needs a running QEMU and the VM has none.
+    #[error("VM {vm_id} is {state}: it has no running QEMU")]
+    NotRunning {
+        /// The VM.
+        vm_id: VmId,
+        /// Its state.
+        state: VmState,
+    },
+    /// The definition or an argument is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// The VM cannot boot as defined (nothing bootable, firmware mismatch).
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// Creating or inspecting a disk failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// UEFI firmware problem.
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
+    /// The accelerator cannot be used.
+    #[error(transparent)]
+    Accel(#[from] AccelError),
+    /// Reading or writing a state file failed.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    /// Starting or finding a QEMU process failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// A QMP command failed.
+    #[error("VM {vm_id}: {source}")]
+    Qmp {
+        /// The VM.
+        vm_id: VmId,
+        /// The QMP error.
+        #[source]
+        source: QmpError,
+    },
+    /// QEMU exited or never became ready while starting.
+    #[error("VM {vm_id} failed to start: {reason}; QEMU said: {log_tail}")]
+    StartFailed {
+        /// The VM.
+        vm_id: VmId,
+        /// What went wrong.
+        reason: String,
+        /// The end of `qemu.log`.
+        log_tail: String,
+    },
+    /// The VM has no CD-ROM with this id.
+    #[error("VM {vm_id} has no CD-ROM {cdrom_id:?}")]
+    NoSuchCdrom {
+        /// The VM.
+        vm_id: VmId,
+        /// The id asked for.
+        cdrom_id: String,
+    },
+    /// A file or directory operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A background task failed.
+    #[error("backend task failed: {0}")]
+    Task(String),
+}

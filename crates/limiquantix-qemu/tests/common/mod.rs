@@ -1,0 +1,113 @@
+//! Shared helpers for the backend tests: the tiny guest, a backend in a temporary directory,
+//! waiting for serial output and events.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use limiquantix_qemu::backend::BackendConfig;
+use limiquantix_vm::accel::Accel;
+use limiquantix_vm::model::{DirectKernelBoot, VmDefinition, VmId};
+use limiquantix_vm::{VmEvent, VmEventKind};
+use tokio::sync::broadcast;
+
+/// The boot banner the tiny guest prints on each boot.
+pub const BANNER: &str = "LQ-TINY-GUEST BOOT";
+/// Printed once the guest watches its power button.
+pub const READY: &str = "LQ-TINY-GUEST READY";
+
+/// QEMU tests in one binary run one at a time (2 cores; TCG guests are CPU-bound).
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The tiny guest's directory (`vmlinuz`, `initramfs.img`): `LQ_TINY_GUEST_DIR`, or built (and
+/// cached) by `scripts/build-tiny-guest.sh`.
+pub fn tiny_guest() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(d) = std::env::var_os("LQ_TINY_GUEST_DIR") {
+            return PathBuf::from(d);
+        }
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-tiny-guest.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("--print-path")
+            .output()
+            .expect("run build-tiny-guest.sh");
+        assert!(
+            out.status.success(),
+            "build-tiny-guest.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+    .clone()
+}
+
+/// A backend configuration under `root`, with the test accelerator (`LQ_TEST_ACCEL`, TCG by
+/// default).
+pub fn config(root: &Path) -> BackendConfig {
+    let mut c = BackendConfig::new(root.join("state"), root.join("run"));
+    c.accel = std::env::var("LQ_TEST_ACCEL")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(Accel::Tcg);
+    c.stop_timeout = Duration::from_secs(30);
+    c
+}
+
+/// A definition of the tiny guest: direct kernel boot, 256 MiB, no VNC.
+pub fn tiny_vm(name: &str) -> VmDefinition {
+    let dir = tiny_guest();
+    let mut def = VmDefinition::new(VmId::generate(), name, 256);
+    def.console.vnc = false;
+    def.direct_kernel = Some(DirectKernelBoot {
+        kernel: dir.join("vmlinuz"),
+        initrd: Some(dir.join("initramfs.img")),
+        cmdline: "console=ttyS0 quiet panic=-1".into(),
+    });
+    def
+}
+
+/// How many times `needle` appears in the file (0 if it does not exist).
+pub fn count_in(path: &Path, needle: &str) -> usize {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).matches(needle).count())
+        .unwrap_or(0)
+}
+
+/// Waits until `needle` appears at least `n` times in the file.
+pub async fn wait_count(path: &Path, needle: &str, n: usize, limit: Duration) {
+    let t = Instant::now();
+    while count_in(path, needle) < n {
+        assert!(
+            t.elapsed() < limit,
+            "{needle:?} seen {} times in {} after {limit:?}, wanted {n}:\n{}",
+            count_in(path, needle),
+            path.display(),
+            std::fs::read_to_string(path).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the next event of `vm` that `want` accepts, skipping others.
+pub async fn wait_event(
+    rx: &mut broadcast::Receiver<VmEvent>,
+    vm: &VmId,
+    limit: Duration,
+    want: impl Fn(&VmEventKind) -> bool,
+) -> VmEventKind {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("event in time")
+            .expect("event channel open");
+        if &ev.vm_id == vm && want(&ev.kind) {
+            return ev.kind;
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The [`VmBackend`] trait: what the daemon needs from a hypervisor backend.
+//!
+//! It speaks in VMs and capabilities, never in a backend's files or sockets: "define this",
+//! "start it", "open its serial console", "the end of its logs", "where does its seed go". The
+//! QEMU backend (`limiquantix-qemu`) implements it; a second backend is a sibling crate that
+//! implements the same methods, and the daemon's service layer needs no change.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast;
+
+use crate::error::BackendError;
+use crate::event::VmEvent;
+use crate::guest::{AgentPing, GuestFacts};
+use crate::model::{ValidDefinition, VmDefinition, VmId};
+use crate::status::{VmEntry, VmLogs, VncEndpoint};
+
+/// A byte stream both ways: a VM's serial console.
+pub trait ConsoleIo: AsyncRead + AsyncWrite + Send {}
+impl<T: AsyncRead + AsyncWrite + Send> ConsoleIo for T {}
+
+/// An open serial console of one VM.
+pub type ConsoleStream = Pin<Box<dyn ConsoleIo>>;
+
+/// The operations the daemon performs on VMs. Every method is safe to call concurrently; the
+/// backend serialises operations on one VM (one owner per VM) and checks each against the state
+/// table ([`crate::state::valid_transition`]), so a refused operation is
+/// [`BackendError::InvalidTransition`] naming the [`crate::VmOp`].
+pub trait VmBackend: Send + Sync + 'static {
+    /// Where the NoCloud seed of VM `id` will be stored, for the seed CD-ROM of its definition.
+    fn seed_path(&self, id: &VmId) -> PathBuf;
+
+    /// Defines a VM, creating its overlays and blank disks and storing `seed_iso` (mode 0600)
+    /// at [`VmBackend::seed_path`]; all or nothing. Does not start it. An identical definition
+    /// of an existing VM succeeds again. Returns the stored definition.
+    fn define(
+        &self,
+        definition: ValidDefinition,
+        seed_iso: Option<Vec<u8>>,
+    ) -> impl Future<Output = Result<VmDefinition, BackendError>> + Send;
+
+    /// One VM.
+    fn get(&self, id: &VmId) -> impl Future<Output = Result<VmEntry, BackendError>> + Send;
+
+    /// Every VM, in id order.
+    fn list(&self) -> impl Future<Output = Result<Vec<VmEntry>, BackendError>> + Send;
+
+    /// Boots a stopped (or crashed) VM.
+    fn start(&self, id: &VmId) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Asks the guest to power off and waits up to `timeout` for it, then forces it off.
+    fn stop(
+        &self,
+        id: &VmId,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Ends the VM's process at once.
+    fn force_stop(&self, id: &VmId) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Resets a running VM.
+    fn reboot(&self, id: &VmId) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Pauses a running VM.
+    fn pause(&self, id: &VmId) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Resumes a paused VM.
+    fn resume(&self, id: &VmId) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Deletes a stopped VM and the files the backend created for it.
+    fn delete(&self, id: &VmId) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Inserts (`Some`) or ejects (`None`) the medium of CD-ROM `cdrom_id`.
+    fn change_media(
+        &self,
+        id: &VmId,
+        cdrom_id: &str,
+        iso: Option<PathBuf>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Where the VM's VNC display listens; `None` while it is not running or has no VNC.
+    fn vnc(
+        &self,
+        id: &VmId,
+    ) -> impl Future<Output = Result<Option<VncEndpoint>, BackendError>> + Send;
+
+    /// Pings the VM's guest agent. An agent that does not answer (not installed yet, the VM
+    /// not running) is an answer with `connected: false`, not an error.
+    fn ping_agent(&self, id: &VmId)
+    -> impl Future<Output = Result<AgentPing, BackendError>> + Send;
+
+    /// Asks the VM's guest agent about the guest. A VM that is not running, or whose agent
+    /// does not answer, is an error ([`BackendError::Precondition`]).
+    fn guest_facts(
+        &self,
+        id: &VmId,
+    ) -> impl Future<Output = Result<GuestFacts, BackendError>> + Send;
+
+    /// The last `lines` lines of the VM's hypervisor log and serial console log, at most
+    /// `max_bytes` of each (a longer end is cut at a line start and flagged truncated).
+    fn logs(
+        &self,
+        id: &VmId,
+        lines: usize,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<VmLogs, BackendError>> + Send;
+
+    /// Connects to the VM's serial console. The backend serves one connection at a time;
+    /// a VM that is not running is [`BackendError::Precondition`].
+    fn open_console(
+        &self,
+        id: &VmId,
+    ) -> impl Future<Output = Result<ConsoleStream, BackendError>> + Send;
+
+    /// The last `max_bytes` bytes the guest printed on its serial console (from its log).
+    fn console_history(
+        &self,
+        id: &VmId,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, BackendError>> + Send;
+
+    /// A receiver of every VM event from now on.
+    fn subscribe(&self) -> broadcast::Receiver<VmEvent>;
+}

@@ -1,0 +1,31 @@
+//! Virtual machines as limiquantix-node sees them, whatever runs them.
+//!
+//! This crate is the contract between the daemon and a hypervisor backend. It holds no process,
+//! socket or file layout of any hypervisor:
+//!
+//! - [`model`]: the versioned VM definition (`vm.json`), ids, and its validation
+//!   ([`model::ValidDefinition`] is a definition that passed it).
+//! - [`state`]: run states, the operations ([`VmOp`]) and the transition table.
+//! - [`backend`]: the [`VmBackend`] trait a hypervisor backend implements.
+//! - [`status`], [`event`], [`guest`], [`error`]: what the trait's methods answer.
+//! - [`readiness`]: the pure boot-phase classifier (console lines and cloud-init's verdict in,
+//!   [`readiness::BootPhase`] out).
+//! - [`accel`]: the accelerator choice (`auto`, `kvm`, `tcg`).
+
+pub mod accel;
+pub mod backend;
+pub mod error;
+pub mod event;
+pub mod guest;
+pub mod model;
+pub mod readiness;
+pub mod state;
+pub mod status;
+
+pub use backend::{ConsoleIo, ConsoleStream, VmBackend};
+pub use error::BackendError;
+pub use event::{VmEvent, VmEventKind};
+pub use guest::{AgentPing, GuestFacts, GuestNic};
+pub use model::{ValidDefinition, VmDefinition, VmId};
+pub use state::{VmOp, VmState, valid_transition};
+pub use status::{LogTail, VmEntry, VmLogs, VmStatus, VncEndpoint};
