@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::Ctx;
+use crate::ctx::Ctx;
 use crate::daemon::CallExt as _;
 use crate::rawmode::RawMode;
 use crate::units::parse_duration;

@@ -12,7 +12,7 @@ use limiquantix_proto::v1::{
 };
 use tokio::io::AsyncReadExt as _;
 
-use crate::Ctx;
+use crate::ctx::Ctx;
 use crate::daemon::CallExt as _;
 use crate::output::{Format, print_structured};
 use crate::units::human_bytes;

@@ -5,13 +5,17 @@
 
 mod console;
 mod create;
+mod ctx;
 mod daemon;
 mod image;
+mod logs;
+mod lookup;
 mod node;
 mod output;
 mod rawmode;
 mod resolve;
 mod seed;
+mod summary;
 mod units;
 mod view;
 mod vm;
@@ -21,6 +25,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
+use crate::ctx::Ctx;
 use crate::daemon::{DEFAULT_SOCKET, Daemon, Target};
 use crate::output::Format;
 
@@ -73,16 +78,6 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-}
-
-/// What every command that talks to the daemon gets.
-pub struct Ctx {
-    /// The connected daemon.
-    pub daemon: Daemon,
-    /// The output format.
-    pub format: Format,
-    /// Whether human output may use colour.
-    pub colour: bool,
 }
 
 fn main() -> std::process::ExitCode {

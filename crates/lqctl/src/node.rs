@@ -8,9 +8,11 @@ use clap::{Args, Subcommand};
 use limiquantix_proto::v1::{EventType, HealthCheckRequest, NodeEvent};
 use serde::Serialize;
 
-use crate::Ctx;
+use crate::ctx::Ctx;
 use crate::daemon::{CallExt as _, Daemon, Target};
+use crate::lookup::{list_vms, status};
 use crate::output::{Format, print_structured};
+use crate::resolve::resolve;
 use crate::units::{human_bytes, human_duration};
 
 /// Node commands.
@@ -174,14 +176,9 @@ fn event_kind(e: &NodeEvent) -> String {
 
 /// Streams events until interrupted.
 pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<()> {
-    let vms = crate::vm::list_vms(ctx).await?;
+    let vms = list_vms(ctx).await?;
     let only = match &args.vm {
-        Some(q) => Some(
-            crate::resolve::resolve(&vms, q)
-                .map_err(anyhow::Error::msg)?
-                .vm_id
-                .clone(),
-        ),
+        Some(q) => Some(resolve(&vms, q).map_err(anyhow::Error::msg)?.vm_id.clone()),
         None => None,
     };
     let mut names: HashMap<String, String> = vms.into_iter().map(|v| (v.vm_id, v.name)).collect();
@@ -202,7 +199,7 @@ pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<()> {
         }
         if !e.vm_id.is_empty() && !names.contains_key(&e.vm_id) {
             // A VM created since we started: learn its name.
-            if let Ok(vm) = crate::vm::status(ctx, &e.vm_id).await {
+            if let Ok(vm) = status(ctx, &e.vm_id).await {
                 names.insert(vm.vm_id, vm.name);
             }
         }

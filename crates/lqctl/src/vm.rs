@@ -3,18 +3,20 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
-use limiquantix_proto::v1::{GetVmLogsRequest, StopVmRequest, VmIdRequest, VmStatusResponse};
+use limiquantix_proto::v1::{StopVmRequest, VmIdRequest, VmStatusResponse};
 
-use crate::Ctx;
 use crate::console::{self, ConsoleArgs};
 use crate::create::{self, CreateArgs};
+use crate::ctx::Ctx;
 use crate::daemon::CallExt as _;
+use crate::logs;
+use crate::lookup::{find, list_vms, status};
 use crate::output::{Format, print_structured};
-use crate::resolve::resolve;
+use crate::summary::print_summary;
 use crate::units::parse_duration;
-use crate::view::{VmView, vm_details, vm_table};
+use crate::view::{VmView, state_name, vm_details, vm_table};
 use crate::wait::{self, WaitFor};
 
 /// VM commands. A VM is named by its name, its id, or a prefix of its id that is unique.
@@ -145,7 +147,7 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
                 .or_fail(&ctx.daemon)?;
             if a.wait {
                 let r = wait::wait(ctx, &vm, WaitFor::Ready, a.timeout).await?;
-                wait::print_summary(ctx, &r.vm, Some((&r.label, r.took)));
+                print_summary(ctx, &r.vm, Some((&r.label, r.took)));
             } else {
                 done(ctx, &vm, "started");
             }
@@ -178,19 +180,19 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Console(a) => {
             let vm = find(ctx, &a.vm).await?;
             if a.log {
-                logs(ctx, &vm, 1000, false, false).await
+                logs::show(ctx, &vm, 1000, false, false).await
             } else {
                 console::attach(ctx, &vm, &a).await
             }
         }
         VmCommand::Logs(a) => {
             let vm = find(ctx, &a.vm).await?;
-            logs(ctx, &vm, a.lines, a.follow, a.qemu).await
+            logs::show(ctx, &vm, a.lines, a.follow, a.qemu).await
         }
         VmCommand::Wait(a) => {
             let vm = find(ctx, &a.vm).await?;
             let r = wait::wait(ctx, &vm, a.until, a.timeout).await?;
-            wait::print_summary(ctx, &r.vm, Some((&r.label, r.took)));
+            print_summary(ctx, &r.vm, Some((&r.label, r.took)));
             Ok(())
         }
     }
@@ -200,34 +202,6 @@ fn id(vm: &VmStatusResponse) -> VmIdRequest {
     VmIdRequest {
         vm_id: vm.vm_id.clone(),
     }
-}
-
-/// Every VM of the node.
-pub async fn list_vms(ctx: &Ctx) -> anyhow::Result<Vec<VmStatusResponse>> {
-    Ok(ctx
-        .daemon
-        .node()
-        .list_v_ms(())
-        .await
-        .or_fail(&ctx.daemon)?
-        .vms)
-}
-
-/// The VM a name, id or id prefix designates.
-pub async fn find(ctx: &Ctx, query: &str) -> anyhow::Result<VmStatusResponse> {
-    let vms = list_vms(ctx).await?;
-    Ok(resolve(&vms, query).map_err(anyhow::Error::msg)?.clone())
-}
-
-/// The current status of a VM by id.
-pub async fn status(ctx: &Ctx, vm_id: &str) -> anyhow::Result<VmStatusResponse> {
-    ctx.daemon
-        .node()
-        .get_vm_status(VmIdRequest {
-            vm_id: vm_id.to_owned(),
-        })
-        .await
-        .or_fail(&ctx.daemon)
 }
 
 /// Prints `NAME  WHAT` (table) or the VM's view (json/yaml) after a lifecycle command.
@@ -296,7 +270,7 @@ async fn show(ctx: &Ctx, query: &str) -> anyhow::Result<()> {
 
 async fn delete(ctx: &Ctx, a: DeleteArgs) -> anyhow::Result<()> {
     let vm = find(ctx, &a.vm).await?;
-    let state = crate::view::state_name(vm.state);
+    let state = state_name(vm.state);
     let active = matches!(state.as_str(), "running" | "paused");
     if active && !a.force {
         bail!(
@@ -324,106 +298,4 @@ async fn delete(ctx: &Ctx, a: DeleteArgs) -> anyhow::Result<()> {
     node.delete_vm(id(&vm)).await.or_fail(&ctx.daemon)?;
     done(ctx, &vm, "deleted");
     Ok(())
-}
-
-/// The lines of `new` after what `old` ended with: the last place in `new` where the last lines
-/// of `old` (up to 20) appear, trying shorter anchors when a longer one is not found. When `old`
-/// and `new` share nothing, all of `new` (the log moved on by more than a fetch).
-pub fn new_lines<'a>(old: &[&str], new: &'a [&'a str]) -> &'a [&'a str] {
-    for k in (1..=old.len().min(20).min(new.len())).rev() {
-        let anchor = &old[old.len() - k..];
-        if let Some(at) = (0..=new.len() - k)
-            .rev()
-            .find(|&i| &new[i..i + k] == anchor)
-        {
-            return &new[at + k..];
-        }
-    }
-    new
-}
-
-/// The text up to and including its last newline (a line still being written is left out).
-fn complete_lines(text: &str) -> &str {
-    text.rfind('\n').map_or("", |i| &text[..=i])
-}
-
-async fn logs(
-    ctx: &Ctx,
-    vm: &VmStatusResponse,
-    lines: u32,
-    follow: bool,
-    qemu: bool,
-) -> anyhow::Result<()> {
-    let fetch = |lines: u32| {
-        let mut node = ctx.daemon.node();
-        let vm_id = vm.vm_id.clone();
-        async move {
-            let r = node
-                .get_vm_logs(GetVmLogsRequest { vm_id, lines })
-                .await
-                .or_fail(&ctx.daemon)?;
-            Ok::<_, anyhow::Error>(if qemu { r.qemu_log } else { r.serial_log })
-        }
-    };
-    let first = fetch(lines).await?;
-    // When following, a last line without its newline yet is printed once it is complete.
-    let mut previous = if follow {
-        complete_lines(&first).to_owned()
-    } else {
-        first
-    };
-    let mut out = std::io::stdout().lock();
-    out.write_all(previous.as_bytes())
-        .and_then(|()| out.flush())
-        .context("cannot write to stdout")?;
-    drop(out);
-    if !follow {
-        return Ok(());
-    }
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let current = complete_lines(&fetch(1000).await?).to_owned();
-        if current == previous {
-            continue;
-        }
-        let old: Vec<&str> = previous.lines().collect();
-        let new: Vec<&str> = current.lines().collect();
-        let fresh = new_lines(&old, &new);
-        let mut out = std::io::stdout().lock();
-        for line in fresh {
-            writeln!(out, "{line}").context("cannot write to stdout")?;
-        }
-        out.flush().context("cannot write to stdout")?;
-        previous = current;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::new_lines;
-
-    #[test]
-    fn follow_prints_only_new_lines() {
-        assert_eq!(
-            new_lines(&["a", "b", "c"], &["b", "c", "d", "e"]),
-            ["d", "e"]
-        );
-        assert_eq!(new_lines(&["a", "b"], &["a", "b"]), [] as [&str; 0]);
-        assert_eq!(new_lines(&[], &["x"]), ["x"]);
-        assert_eq!(new_lines(&["a"], &["x", "y"]), ["x", "y"]);
-        // A longer fetch than the first one: the old tail is found inside it.
-        assert_eq!(new_lines(&["c", "d"], &["a", "b", "c", "d", "e"]), ["e"]);
-        // Repeated lines: the latest occurrence of the anchor wins.
-        assert_eq!(
-            new_lines(&["ok", "ok"], &["ok", "ok", "ok", "new"]),
-            ["new"]
-        );
-    }
-
-    #[test]
-    fn partial_last_lines_wait_for_their_newline() {
-        assert_eq!(super::complete_lines("a\nb\npart"), "a\nb\n");
-        assert_eq!(super::complete_lines("a\n"), "a\n");
-        assert_eq!(super::complete_lines("part"), "");
-    }
 }

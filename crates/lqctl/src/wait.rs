@@ -1,13 +1,14 @@
 //! `vm wait`: polls a VM's status until it is running or ready, showing the phase on a spinner.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use limiquantix_proto::v1::{BootPhase, VmStatusResponse};
 
-use crate::Ctx;
-use crate::output::{Format, paint_state, print_structured};
-use crate::view::{VmView, state_name};
+use crate::ctx::Ctx;
+use crate::lookup;
+use crate::units::human_duration;
+use crate::view::state_name;
 
 /// What `vm wait` waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -78,7 +79,7 @@ pub async fn wait(
     );
     spinner.enable_steady_tick(Duration::from_millis(120));
     let result = loop {
-        let current = crate::vm::status(ctx, &vm.vm_id).await?;
+        let current = lookup::status(ctx, &vm.vm_id).await?;
         let p = phase(&current);
         spinner.set_message(format!("{}: {}", vm.name, p.label));
         let reached = match until {
@@ -108,7 +109,7 @@ pub async fn wait(
         if started.elapsed() > timeout {
             break Err(anyhow::anyhow!(
                 "timed out after {} waiting for VM {} to be {} (it is {}; lqctl vm logs {} shows its console)",
-                crate::units::human_duration(timeout),
+                human_duration(timeout),
                 vm.name,
                 match until {
                     WaitFor::Running => "running",
@@ -133,43 +134,6 @@ pub struct Reached {
     pub label: String,
     /// How long the wait took.
     pub took: Duration,
-}
-
-/// Prints the line a finished wait ends with:
-/// `web1  running  ready in 31.4s  ssh -p 40022 admin@127.0.0.1`; json/yaml print the VM view.
-pub fn print_summary(ctx: &Ctx, vm: &VmStatusResponse, reached: Option<(&str, Duration)>) {
-    let view = VmView::new(vm, SystemTime::now());
-    if ctx.format != Format::Table {
-        let _ = print_structured(&view, ctx.format);
-        return;
-    }
-    let mut parts = vec![view.name.clone(), paint_state(&view.state, ctx.colour)];
-    match reached {
-        Some((label, took)) if label != view.state => {
-            parts.push(format!(
-                "{} in {:.1}s",
-                paint_state(label, ctx.colour),
-                took.as_secs_f64()
-            ));
-        }
-        Some((_, took)) => parts.push(format!("after {:.1}s", took.as_secs_f64())),
-        None => {}
-    }
-    if !view.ips.is_empty() {
-        parts.push(crate::view::table_ips(&view.ips));
-    }
-    if let Some(hint) = ssh_hint(vm) {
-        parts.push(hint);
-    }
-    println!("{}", parts.join("  "));
-}
-
-/// `ssh -p PORT USER@127.0.0.1` when the VM was created with an SSH port forward (lqctl records
-/// it in the `lq.ssh` label as `USER@HOST:PORT`).
-fn ssh_hint(vm: &VmStatusResponse) -> Option<String> {
-    let v = vm.labels.get(crate::create::SSH_LABEL)?;
-    let (user_host, port) = v.rsplit_once(':')?;
-    Some(format!("ssh -p {port} {user_host}"))
 }
 
 #[cfg(test)]

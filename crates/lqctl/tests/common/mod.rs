@@ -376,57 +376,64 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made with `openssl` in
 /// `dir`: (ca.pem, server.pem, server.key, client.pem, client.key).
 pub fn make_certs(dir: &Path) -> [PathBuf; 5] {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
+    openssl(
+        dir,
         &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=lq-test-ca",
-        ],
+            &["req", "-x509"][..],
+            &EC_KEY,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=lq-test-ca",
+            ],
+        ]
+        .concat(),
+    );
+    make_signed_cert(
+        dir,
+        "server",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    );
+    make_signed_cert(dir, "client", "extendedKeyUsage=clientAuth\n");
+    [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
     ]
-    .concat());
-    for (name, ext) in [
-        (
-            "server",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        ),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        let (key, csr, pem, extfile) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.ext"),
-        );
-        run(&[
+    .map(|f| dir.join(f))
+}
+
+/// The `openssl req` options of a new key: P-256, unencrypted.
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
+/// Makes `NAME.key` and `NAME.pem` in `dir`: a certificate for `CN=lq-NAME` with the extensions
+/// `ext`, signed by the CA `make_certs` made there (`ca.pem`, `ca.key`).
+fn make_signed_cert(dir: &Path, name: &str, ext: &str) {
+    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+    let (key, csr, pem, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
+        &[
             &["req"][..],
-            &ec,
+            &EC_KEY,
             &[
                 "-keyout",
                 &key,
@@ -436,8 +443,11 @@ pub fn make_certs(dir: &Path) -> [PathBuf; 5] {
                 &format!("/CN=lq-{name}"),
             ],
         ]
-        .concat());
-        run(&[
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
             "x509",
             "-req",
             "-in",
@@ -453,16 +463,22 @@ pub fn make_certs(dir: &Path) -> [PathBuf; 5] {
             "1",
             "-extfile",
             &extfile,
-        ]);
-    }
-    [
-        "ca.pem",
-        "server.pem",
-        "server.key",
-        "client.pem",
-        "client.key",
-    ]
-    .map(|f| dir.join(f))
+        ],
+    );
+}
+
+/// Runs `openssl ARGS` in `dir`; fails the test with openssl's stderr when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
