@@ -2,14 +2,16 @@
 //!
 //! QEMU is never asked to guess: the backend detects the format here and always passes it
 //! explicitly (`driver: qcow2`, `qemu-img -F`). Only qcow2 and raw are accepted; other formats
-//! QEMU knows are recognised and refused with the conversion command.
+//! QEMU knows are recognised (by the one magic table, [`crate::magic`]) and refused with the
+//! conversion command.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 use super::StorageError;
-use super::qcow2::{MAGIC, Qcow2Header, read_up_to};
+use super::magic::{self, HEADER_LEN, ImageFormat};
+use super::qcow2::{Qcow2Header, read_up_to};
 use limiquantix_vm::model::DiskFormat;
 
 /// What [`detect_format`] found.
@@ -42,26 +44,6 @@ impl DetectedFormat {
     }
 }
 
-/// Magic numbers of formats that are recognised but refused: `(offset, bytes, name)`.
-const OTHER: &[(usize, &[u8], &str)] = &[
-    (0, b"QED\0", "qed"),
-    (0, b"KDMV", "vmdk"),
-    (0, b"# Disk DescriptorFile", "vmdk (descriptor)"),
-    (0, b"COWD", "vmdk (ESX)"),
-    (0x40, &[0x7f, 0x10, 0xda, 0xbe], "vdi"),
-    (0, b"vhdxfile", "vhdx"),
-    (0, b"conectix", "vpc (vhd)"),
-    (0, b"WithoutFreeSpace", "parallels"),
-    (0, b"WithouFreSpacExt", "parallels"),
-    (0, b"LUKS\xba\xbe", "luks"),
-    (0, b"Bochs Virtual HD Image", "bochs"),
-    (0, b"#!/bin/sh\n#V2.0 Format", "cloop"),
-    (0, b"\xfd7zXZ\0", "xz archive"),
-    (0, b"\x1f\x8b", "gzip archive"),
-    (0, b"\x28\xb5\x2f\xfd", "zstd archive"),
-    (0, b"BZh", "bzip2 archive"),
-];
-
 /// Detects an image's format from its first bytes (blocking I/O).
 pub fn detect_format(path: &Path) -> Result<DetectedFormat, StorageError> {
     let io = |source| StorageError::Io {
@@ -80,23 +62,22 @@ pub fn detect_format(path: &Path) -> Result<DetectedFormat, StorageError> {
             path: path.to_owned(),
         });
     }
-    let mut head = [0u8; 512];
+    let mut head = vec![0u8; HEADER_LEN];
     let n = read_up_to(&mut f, &mut head).map_err(io)?;
-    let head = &head[..n];
-    if head.starts_with(&MAGIC) {
-        return Ok(DetectedFormat::Qcow2(Qcow2Header::read(path)?));
+    match magic::detect(&head[..n]) {
+        ImageFormat::Qcow2 => Ok(DetectedFormat::Qcow2(Qcow2Header::read(path)?)),
+        // An ISO image is a raw image to QEMU.
+        ImageFormat::Raw | ImageFormat::Iso => {
+            let size = f.seek(SeekFrom::End(0)).map_err(io)?;
+            Ok(DetectedFormat::Raw { size })
+        }
+        refused @ (ImageFormat::Foreign(_) | ImageFormat::Packed(_)) => {
+            Err(StorageError::UnsupportedFormat {
+                path: path.to_owned(),
+                format: refused.as_str(),
+            })
+        }
     }
-    if let Some((_, _, name)) = OTHER
-        .iter()
-        .find(|(at, magic, _)| head.get(*at..*at + magic.len()) == Some(magic))
-    {
-        return Err(StorageError::UnsupportedFormat {
-            path: path.to_owned(),
-            format: name,
-        });
-    }
-    let size = f.seek(SeekFrom::End(0)).map_err(io)?;
-    Ok(DetectedFormat::Raw { size })
 }
 
 /// Whether a file can hold an image: a regular file or a block device.

@@ -1,4 +1,5 @@
-//! Disk images: qcow2 headers, format detection, overlays, blank disks, boot inspection.
+//! Disk images: qcow2 headers, format detection (one magic table, [`magic`]), overlays, blank
+//! disks, boot inspection, and the checks of the files a VM definition names.
 //!
 //! Functions that touch files are blocking unless they are `async` (those run `qemu-img` under
 //! tokio and do their file reads in `spawn_blocking`).
@@ -7,6 +8,7 @@ mod create;
 mod format;
 pub mod guest;
 mod inspect;
+pub mod magic;
 pub mod qcow2;
 mod sources;
 

@@ -1,209 +1,22 @@
-//! Image format detection from the first bytes of a file.
+//! Which images the library accepts, and what to do with the others.
 //!
 //! The library accepts what QEMU can boot from without conversion: qcow2, raw disks and ISO 9660
-//! media. Everything else is recognised by its magic where possible and refused with the
-//! `qemu-img convert` (or decompression) command that makes it acceptable.
+//! media. The format comes from the storage crate's one magic table
+//! ([`limiquantix_storage::magic`]); here each refused kind is mapped to the `qemu-img convert`
+//! (or decompression) command that makes it acceptable.
 
 use super::ImageError;
+pub use limiquantix_storage::magic::{Foreign, HEADER_LEN, ImageFormat, Packed, detect};
 
-/// Bytes of the header that [`detect`] looks at: enough to reach the ISO 9660 primary volume
-/// descriptor's `CD001` at offset 0x8001.
-pub const HEADER_LEN: usize = 0x8800;
-
-const ISO_MAGIC_OFFSET: usize = 0x8001;
-
-/// The format of an image, as far as its header tells.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ImageFormat {
-    /// QEMU copy-on-write v2/v3 (magic `QFI\xfb`).
-    Qcow2,
-    /// A raw disk image (no known magic).
-    Raw,
-    /// ISO 9660 media (`CD001` at 0x8001).
-    Iso,
-    /// A format QEMU reads but the library does not accept; convert it first.
-    Foreign(Foreign),
-    /// A compressed file or an archive holding the image; unpack it first.
-    Packed(Packed),
-}
-
-/// Disk formats recognised but refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Foreign {
-    /// VMware VMDK.
-    Vmdk,
-    /// VirtualBox VDI.
-    Vdi,
-    /// Hyper-V VHDX.
-    Vhdx,
-    /// Virtual PC / Hyper-V VHD (dynamic).
-    Vpc,
-    /// QEMU enhanced disk.
-    Qed,
-    /// Parallels.
-    Parallels,
-    /// Bochs.
-    Bochs,
-    /// LUKS-encrypted volume.
-    Luks,
-}
-
-/// Compression and archive formats recognised but refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Packed {
-    /// xz.
-    Xz,
-    /// gzip.
-    Gzip,
-    /// zstd.
-    Zstd,
-    /// bzip2.
-    Bzip2,
-    /// zip archive.
-    Zip,
-    /// tar archive (also OVA).
-    Tar,
-}
-
-impl Foreign {
-    /// Human name of the format.
-    pub fn name(self) -> &'static str {
-        match self {
-            Foreign::Vmdk => "VMDK",
-            Foreign::Vdi => "VDI",
-            Foreign::Vhdx => "VHDX",
-            Foreign::Vpc => "VHD",
-            Foreign::Qed => "QED",
-            Foreign::Parallels => "Parallels",
-            Foreign::Bochs => "Bochs",
-            Foreign::Luks => "LUKS",
-        }
-    }
-
-    /// The name `qemu-img` uses for the format (`-f`).
-    pub fn qemu_name(self) -> &'static str {
-        match self {
-            Foreign::Vmdk => "vmdk",
-            Foreign::Vdi => "vdi",
-            Foreign::Vhdx => "vhdx",
-            Foreign::Vpc => "vpc",
-            Foreign::Qed => "qed",
-            Foreign::Parallels => "parallels",
-            Foreign::Bochs => "bochs",
-            Foreign::Luks => "luks",
-        }
-    }
-}
-
-impl Packed {
-    /// Human name of the format.
-    pub fn name(self) -> &'static str {
-        match self {
-            Packed::Xz => "xz-compressed",
-            Packed::Gzip => "gzip-compressed",
-            Packed::Zstd => "zstd-compressed",
-            Packed::Bzip2 => "bzip2-compressed",
-            Packed::Zip => "a zip archive",
-            Packed::Tar => "a tar archive",
-        }
-    }
-
-    fn unpack_hint(self) -> &'static str {
-        match self {
-            Packed::Xz => "decompress it first (xz -d FILE) and import the result",
-            Packed::Gzip => "decompress it first (gzip -d FILE) and import the result",
-            Packed::Zstd => "decompress it first (zstd -d FILE) and import the result",
-            Packed::Bzip2 => "decompress it first (bzip2 -d FILE) and import the result",
-            Packed::Zip => "extract the disk image (unzip FILE) and import it",
-            Packed::Tar => "extract the disk image (tar -xf FILE) and import it",
-        }
-    }
-}
-
-impl ImageFormat {
-    /// Short lowercase name as shown in listings (`qcow2`, `raw`, `iso`, `vmdk`, `xz`...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageFormat::Qcow2 => "qcow2",
-            ImageFormat::Raw => "raw",
-            ImageFormat::Iso => "iso",
-            ImageFormat::Foreign(f) => f.qemu_name(),
-            ImageFormat::Packed(p) => match p {
-                Packed::Xz => "xz",
-                Packed::Gzip => "gzip",
-                Packed::Zstd => "zstd",
-                Packed::Bzip2 => "bzip2",
-                Packed::Zip => "zip",
-                Packed::Tar => "tar",
-            },
-        }
-    }
-
-    /// Whether the library accepts images of this format.
-    pub fn is_supported(self) -> bool {
-        matches!(
-            self,
-            ImageFormat::Qcow2 | ImageFormat::Raw | ImageFormat::Iso
-        )
-    }
-}
-
-impl std::fmt::Display for ImageFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Detects the format from the first bytes of an image (up to [`HEADER_LEN`]; a shorter slice
-/// is the whole file). Anything without a known magic is raw.
-pub fn detect(header: &[u8]) -> ImageFormat {
-    let at = |offset: usize, magic: &[u8]| header.get(offset..offset + magic.len()) == Some(magic);
-    if at(0, b"QFI\xfb") {
-        return ImageFormat::Qcow2;
-    }
-    if at(ISO_MAGIC_OFFSET, b"CD001") {
-        return ImageFormat::Iso;
-    }
-    let foreign = if at(0, b"KDMV") || at(0, b"COWD") || at(0, b"# Disk DescriptorFile") {
-        Some(Foreign::Vmdk)
-    } else if at(0x40, &0xbeda_107f_u32.to_le_bytes()) {
-        Some(Foreign::Vdi)
-    } else if at(0, b"vhdxfile") {
-        Some(Foreign::Vhdx)
-    } else if at(0, b"conectix") {
-        Some(Foreign::Vpc)
-    } else if at(0, b"QED\0") {
-        Some(Foreign::Qed)
-    } else if at(0, b"WithoutFreeSpace") || at(0, b"WithouFreSpacExt") {
-        Some(Foreign::Parallels)
-    } else if at(0, b"Bochs Virtual HD Image") {
-        Some(Foreign::Bochs)
-    } else if at(0, b"LUKS\xba\xbe") {
-        Some(Foreign::Luks)
-    } else {
-        None
-    };
-    if let Some(f) = foreign {
-        return ImageFormat::Foreign(f);
-    }
-    let packed = if at(0, b"\xfd7zXZ\0") {
-        Some(Packed::Xz)
-    } else if at(0, b"\x1f\x8b") {
-        Some(Packed::Gzip)
-    } else if at(0, b"\x28\xb5\x2f\xfd") {
-        Some(Packed::Zstd)
-    } else if at(0, b"BZh") && header.get(3).is_some_and(|b| (b'1'..=b'9').contains(b)) {
-        Some(Packed::Bzip2)
-    } else if at(0, b"PK\x03\x04") {
-        Some(Packed::Zip)
-    } else if at(257, b"ustar") {
-        Some(Packed::Tar)
-    } else {
-        None
-    };
-    match packed {
-        Some(p) => ImageFormat::Packed(p),
-        None => ImageFormat::Raw,
+/// How to unpack a compressed or archived image.
+fn unpack_hint(p: Packed) -> &'static str {
+    match p {
+        Packed::Xz => "decompress it first (xz -d FILE) and import the result",
+        Packed::Gzip => "decompress it first (gzip -d FILE) and import the result",
+        Packed::Zstd => "decompress it first (zstd -d FILE) and import the result",
+        Packed::Bzip2 => "decompress it first (bzip2 -d FILE) and import the result",
+        Packed::Zip => "extract the disk image (unzip FILE) and import it",
+        Packed::Tar => "extract the disk image (tar -xf FILE) and import it",
     }
 }
 
@@ -226,7 +39,7 @@ pub fn check_importable(header: &[u8], name: &str) -> Result<ImageFormat, ImageE
         ),
         ImageFormat::Packed(p) => refuse(
             format!("the file is {}, not a disk image", p.name()),
-            p.unpack_hint().to_owned(),
+            unpack_hint(p).to_owned(),
         ),
         ImageFormat::Qcow2 => {
             let be64 = |o: usize| {

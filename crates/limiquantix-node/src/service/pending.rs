@@ -120,7 +120,6 @@ pub const PENDING: &[(&str, &str)] = &[
         "CreateVolumeSnapshot",
         "volume management in pools (not scheduled yet)",
     ),
-    ("ListImages", "the image library (issue 5)"),
 ];
 
 /// The UNIMPLEMENTED answer of `method`.

@@ -7,8 +7,8 @@ use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::{CdromRole, DiskSource, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::readiness::BootPhase;
 use limiquantix_vm::{
-    AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmEntry, VmEvent, VmEventKind,
-    VmLogs, VmOp, VmState, VmStatus, VncEndpoint, valid_transition,
+    AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, LogTail, VmEntry, VmEvent,
+    VmEventKind, VmLogs, VmOp, VmState, VmStatus, VncEndpoint, valid_transition,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -207,15 +207,25 @@ impl VmBackend for Fake {
             ],
         })
     }
-    async fn logs(&self, id: &VmId, lines: usize, max_bytes: u64) -> Result<VmLogs, BackendError> {
+    async fn logs(&self, id: &VmId, lines: usize, _: u64) -> Result<VmLogs, BackendError> {
         self.get(id).await?;
-        let read = |p: PathBuf| {
-            limiquantix_qemu::logs::tail(&p, lines, max_bytes)
-                .map_err(|e| BackendError::Internal(e.to_string()))
+        // The last `lines` lines of a whole file (the real backend reads backwards, bounded).
+        let read = |path: PathBuf| {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let kept = &all[all.len().saturating_sub(lines)..];
+            LogTail {
+                text: kept.iter().map(|l| format!("{l}\n")).collect(),
+                lines: kept.len() as u32,
+                truncated: kept.len() < all.len(),
+                size: text.len() as u64,
+                modified: std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
+                path,
+            }
         };
         Ok(VmLogs {
-            hypervisor: read(self.hypervisor_log(id))?,
-            serial: read(self.serial_log(id))?,
+            hypervisor: read(self.hypervisor_log(id)),
+            serial: read(self.serial_log(id)),
         })
     }
     async fn open_console(&self, id: &VmId) -> Result<ConsoleStream, BackendError> {
