@@ -222,9 +222,7 @@ fn read_format(path: &Path) -> Result<ImageFormat, ImageError> {
 
 /// fsyncs a directory so a rename or unlink in it is durable.
 fn sync_dir(dir: &Path) -> Result<(), ImageError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(ImageError::io("sync", dir))
+    limiquantix_fs::sync_dir(dir).map_err(|e| ImageError::io("sync", dir)(e.source))
 }
 
 #[cfg(test)]

@@ -1,0 +1,194 @@
+//! [`Config::resolve`]: the layers applied in order, defaults filled in, and every section
+//! checked (directories, listeners and TLS, pools, request size).
+
+use limiquantix_vm::accel::Accel;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{
+    Config, ConfigError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR,
+    DEFAULT_STOP_TIMEOUT_SECS, Layer, ListenAddr, LogFormat, SOCKET_NAME, TlsFiles,
+};
+
+impl Config {
+    /// Applies `layers` in order (later wins), fills defaults, and checks the result.
+    pub fn resolve(layers: &[(&'static str, Layer)]) -> Result<Config, ConfigError> {
+        let (merged, origins) = merge(layers);
+        let (state_dir, run_dir) = directories(merged.state_dir, merged.run_dir)?;
+        let listen = listeners(merged.listen, &run_dir, &origins)?;
+        let accel = match merged.accel {
+            Some(a) => a
+                .parse::<Accel>()
+                .map_err(|p| origins.invalid("accel", p))?,
+            None => Accel::Auto,
+        };
+        let log_format = match merged.log_format {
+            Some(f) => f.parse().map_err(|p| origins.invalid("log_format", p))?,
+            None => LogFormat::Text,
+        };
+        let tls = tls_for(&listen, merged.tls.unwrap_or_default(), &origins)?;
+        let pools = merged.pools.unwrap_or_default();
+        check_pools(&pools)?;
+        let max_request_bytes = merged
+            .max_request_bytes
+            .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+        check_max_request_bytes(max_request_bytes)?;
+        Ok(Config {
+            images_dir: merged
+                .images_dir
+                .unwrap_or_else(|| state_dir.join("images")),
+            state_dir,
+            run_dir,
+            listen,
+            accel,
+            pools,
+            tls,
+            qemu_binary: merged
+                .qemu_binary
+                .unwrap_or_else(|| "qemu-system-x86_64".into()),
+            qemu_img: merged.qemu_img.unwrap_or_else(|| "qemu-img".into()),
+            log_format,
+            stop_timeout: Duration::from_secs(
+                merged
+                    .stop_timeout_seconds
+                    .unwrap_or(DEFAULT_STOP_TIMEOUT_SECS),
+            ),
+            max_request_bytes,
+        })
+    }
+}
+
+/// Which layer last set each setting whose errors name their source.
+struct Origins(BTreeMap<&'static str, &'static str>);
+
+impl Origins {
+    /// The error for `key`, naming the layer that set it.
+    fn invalid(&self, key: &'static str, problem: String) -> ConfigError {
+        ConfigError::Invalid {
+            source_name: self.0.get(key).copied().unwrap_or("config"),
+            key: key.into(),
+            problem,
+        }
+    }
+}
+
+/// The layers laid over one another, and where the settings that name their source came from.
+fn merge(layers: &[(&'static str, Layer)]) -> (Layer, Origins) {
+    let mut merged = Layer::default();
+    let mut origin: BTreeMap<&'static str, &'static str> = BTreeMap::new();
+    for (name, layer) in layers {
+        for (key, set) in [
+            ("listen", layer.listen.is_some()),
+            ("accel", layer.accel.is_some()),
+            ("log_format", layer.log_format.is_some()),
+            ("tls", layer.tls.is_some()),
+        ] {
+            if set {
+                origin.insert(key, name);
+            }
+        }
+        merged = merged.overlay(layer.clone());
+    }
+    (merged, Origins(origin))
+}
+
+/// The state and run directories, defaulted; both must be absolute.
+fn directories(
+    state_dir: Option<PathBuf>,
+    run_dir: Option<PathBuf>,
+) -> Result<(PathBuf, PathBuf), ConfigError> {
+    let state_dir = state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+    let run_dir = run_dir.unwrap_or_else(|| DEFAULT_RUN_DIR.into());
+    for (key, dir) in [("state_dir", &state_dir), ("run_dir", &run_dir)] {
+        if !dir.is_absolute() {
+            return Err(not_absolute(key.into(), dir));
+        }
+    }
+    Ok((state_dir, run_dir))
+}
+
+/// The listeners, parsed; by default the Unix socket in the run directory.
+fn listeners(
+    listen: Option<Vec<String>>,
+    run_dir: &Path,
+    origins: &Origins,
+) -> Result<Vec<ListenAddr>, ConfigError> {
+    Ok(match listen {
+        Some(l) if !l.is_empty() => l
+            .iter()
+            .map(|s| s.parse::<ListenAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|p| origins.invalid("listen", p))?,
+        _ => vec![ListenAddr::Unix(run_dir.join(SOCKET_NAME))],
+    })
+}
+
+/// The TLS files, checked against the listeners: a tcp: listener needs a certificate and key,
+/// and TLS files without one are a mistake.
+fn tls_for(
+    listen: &[ListenAddr],
+    tls: TlsFiles,
+    origins: &Origins,
+) -> Result<TlsFiles, ConfigError> {
+    let has_tcp = listen.iter().any(|l| matches!(l, ListenAddr::Tcp(_)));
+    if has_tcp && (tls.cert.is_none() || tls.key.is_none()) {
+        return Err(origins.invalid(
+            "listen",
+            "a tcp: listener is only served with TLS: set tls_cert and tls_key \
+             (--tls-cert/--tls-key, LQ_TLS_CERT/LQ_TLS_KEY or [tls] cert/key), \
+             or listen on unix:PATH"
+                .into(),
+        ));
+    }
+    if !has_tcp && tls != TlsFiles::default() {
+        return Err(origins.invalid(
+            "tls",
+            "TLS files are set but no tcp: listener is configured".into(),
+        ));
+    }
+    Ok(tls)
+}
+
+/// Pool ids are 1-63 characters of `A-Z a-z 0-9 - _`; pool directories are absolute.
+fn check_pools(pools: &BTreeMap<String, PathBuf>) -> Result<(), ConfigError> {
+    for (id, dir) in pools {
+        let ok = !id.is_empty()
+            && id.len() <= 63
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(ConfigError::Invalid {
+                source_name: "config",
+                key: "pools".into(),
+                problem: format!("pool id {id:?}: 1-63 characters of A-Z a-z 0-9 - _ are allowed"),
+            });
+        }
+        if !dir.is_absolute() {
+            return Err(not_absolute(format!("pools.{id}"), dir));
+        }
+    }
+    Ok(())
+}
+
+/// The request size limit may not go below 64 KiB.
+fn check_max_request_bytes(max_request_bytes: usize) -> Result<(), ConfigError> {
+    if max_request_bytes < 64 * 1024 {
+        return Err(ConfigError::Invalid {
+            source_name: "config",
+            key: "max_request_bytes".into(),
+            problem: format!("{max_request_bytes} is below the minimum of 65536"),
+        });
+    }
+    Ok(())
+}
+
+/// The error for a directory setting that is not an absolute path.
+fn not_absolute(key: String, dir: &Path) -> ConfigError {
+    ConfigError::Invalid {
+        source_name: "config",
+        key,
+        problem: format!("{} is not an absolute path", dir.display()),
+    }
+}

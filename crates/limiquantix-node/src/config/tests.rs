@@ -1,0 +1,151 @@
+//! Tests of the configuration layers and their resolution.
+
+use super::*;
+use std::path::Path;
+
+const FILE: &str = r#"
+state_dir = "/srv/lq/state"
+run_dir = "/srv/lq/run"
+listen = ["unix:/srv/lq/run/api.sock"]
+accel = "tcg"
+images_dir = "/srv/lq/images"
+log_format = "json"
+stop_timeout_seconds = 30
+max_request_bytes = 1048576
+
+[pools]
+fast = "/srv/pools/fast"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> Layer {
+    Layer::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+}
+
+#[test]
+fn defaults_are_documented_values() {
+    let c = Config::resolve(&[]).unwrap();
+    assert_eq!(c.state_dir, Path::new("/var/lib/limiquantix"));
+    assert_eq!(c.run_dir, Path::new("/run/limiquantix"));
+    assert_eq!(
+        c.listen,
+        vec![ListenAddr::Unix(
+            "/run/limiquantix/limiquantix-node.sock".into()
+        )]
+    );
+    assert_eq!(c.images_dir, Path::new("/var/lib/limiquantix/images"));
+    assert_eq!(c.accel, Accel::Auto);
+    assert!(c.pools.is_empty());
+    assert_eq!(c.stop_timeout, Duration::from_secs(120));
+    assert_eq!(c.max_request_bytes, 16 << 20);
+}
+
+#[test]
+fn the_example_file_documents_the_defaults() {
+    let example = include_str!("../../../../packaging/limiquantix-node.toml");
+    let file = Layer::from_toml(example).unwrap();
+    assert_eq!(
+        Config::resolve(&[("config file", file)]).unwrap(),
+        Config::resolve(&[]).unwrap()
+    );
+}
+
+#[test]
+fn file_values_are_honoured() {
+    let file = Layer::from_toml(FILE).unwrap();
+    let c = Config::resolve(&[("config file", file)]).unwrap();
+    assert_eq!(c.state_dir, Path::new("/srv/lq/state"));
+    assert_eq!(c.run_dir, Path::new("/srv/lq/run"));
+    assert_eq!(
+        c.listen,
+        vec![ListenAddr::Unix("/srv/lq/run/api.sock".into())]
+    );
+    assert_eq!(c.accel, Accel::Tcg);
+    assert_eq!(c.images_dir, Path::new("/srv/lq/images"));
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.pools["fast"], Path::new("/srv/pools/fast"));
+    assert_eq!(c.stop_timeout, Duration::from_secs(30));
+    assert_eq!(c.max_request_bytes, 1 << 20);
+}
+
+#[test]
+fn env_overrides_file_and_flags_override_env() {
+    let file = Layer::from_toml(FILE).unwrap();
+    let env = env(&[
+        ("LQ_STATE_DIR", "/env/state"),
+        ("LQ_ACCEL", "kvm"),
+        ("LQ_POOLS", "a=/env/a, b=/env/b"),
+        ("UNRELATED", "x"),
+    ]);
+    let flags = Layer {
+        accel: Some("auto".into()),
+        ..Layer::default()
+    };
+    let c =
+        Config::resolve(&[("config file", file), ("environment", env), ("flag", flags)]).unwrap();
+    assert_eq!(c.state_dir, Path::new("/env/state"), "env beats file");
+    assert_eq!(c.accel, Accel::Auto, "flag beats env");
+    assert_eq!(c.run_dir, Path::new("/srv/lq/run"), "file beats default");
+    assert_eq!(
+        c.pools.len(),
+        2,
+        "a later pool table replaces the earlier one"
+    );
+    assert_eq!(c.pools["b"], Path::new("/env/b"));
+    assert_eq!(c.images_dir, Path::new("/srv/lq/images"));
+}
+
+#[test]
+fn images_dir_defaults_under_the_resolved_state_dir() {
+    let c = Config::resolve(&[("flag", env(&[("LQ_STATE_DIR", "/x")]))]).unwrap();
+    assert_eq!(c.images_dir, Path::new("/x/images"));
+    assert_eq!(
+        c.listen,
+        vec![ListenAddr::Unix(
+            "/run/limiquantix/limiquantix-node.sock".into()
+        )]
+    );
+}
+
+#[test]
+fn tcp_without_tls_is_refused_with_a_clear_error() {
+    let flags = Layer {
+        listen: Some(vec!["tcp:0.0.0.0:7443".into()]),
+        ..Layer::default()
+    };
+    let err = Config::resolve(&[("flag", flags)]).unwrap_err().to_string();
+    assert!(err.contains("only served with TLS"), "{err}");
+    assert!(err.starts_with("flag listen"), "{err}");
+}
+
+#[test]
+fn tcp_with_tls_is_accepted() {
+    let env = env(&[
+        ("LQ_LISTEN", "tcp:127.0.0.1:7443,unix:/tmp/a.sock"),
+        ("LQ_TLS_CERT", "/c.pem"),
+        ("LQ_TLS_KEY", "/k.pem"),
+    ]);
+    let c = Config::resolve(&[("environment", env)]).unwrap();
+    assert_eq!(c.listen.len(), 2);
+    assert_eq!(c.tls.cert.as_deref(), Some(Path::new("/c.pem")));
+}
+
+#[test]
+fn bad_values_name_the_source_and_key() {
+    let err = Config::resolve(&[("environment", env(&[("LQ_ACCEL", "xen")]))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("environment accel") && err.contains("auto, kvm, tcg"),
+        "{err}"
+    );
+    let err = Layer::from_toml("state_dri = \"/x\"").unwrap_err();
+    assert!(err.contains("state_dri"), "{err}");
+    let err = "unix:relative".parse::<ListenAddr>().unwrap_err();
+    assert!(err.contains("absolute"), "{err}");
+    assert!(
+        Layer::from_env([("LQ_POOLS".into(), "nodir".into())])
+            .unwrap_err()
+            .to_string()
+            .contains("ID=DIR")
+    );
+}

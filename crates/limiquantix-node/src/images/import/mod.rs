@@ -1,0 +1,331 @@
+//! Imports into the library: a copy of a local file or an HTTP(S) download, hashed on the way,
+//! checked, then linked into place.
+//!
+//! This module holds the entry points ([`ImageLibrary::import`], [`ImageLibrary::upload`]);
+//! `copy` fills the partial file from a local file or an upload, `download` from HTTP(S) with
+//! resume, and `partial` owns the partial files and the final link into place.
+
+mod copy;
+mod download;
+mod partial;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{ImageEntry, ImageError, ImageLibrary, derive_name, validate_name};
+use copy::{copy_local, receive_upload};
+use partial::Partial;
+
+/// How often, at most, the progress callback is called during a transfer.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Where an image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportSource {
+    /// A file on the daemon's host, copied into the library.
+    Path(PathBuf),
+    /// An `http://` or `https://` URL, downloaded (resumable).
+    Url(String),
+}
+
+impl ImportSource {
+    /// `http://...` and `https://...` are URLs; anything else is a path.
+    pub fn parse(source: &str) -> Self {
+        let lower = source.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            ImportSource::Url(source.to_owned())
+        } else {
+            ImportSource::Path(PathBuf::from(source))
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            ImportSource::Path(p) => p.display().to_string(),
+            ImportSource::Url(u) => u.clone(),
+        }
+    }
+}
+
+/// What to import and how to check it.
+#[derive(Clone, Debug)]
+pub struct ImportRequest {
+    /// The source.
+    pub source: ImportSource,
+    /// The image name; derived from the source's last path segment when `None`.
+    pub name: Option<String>,
+    /// Expected sha256 (64 hex digits, any case); the import fails and keeps nothing on mismatch.
+    pub sha256: Option<String>,
+}
+
+/// Progress of a transfer, reported to the caller's callback.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Bytes in the partial file so far (including bytes kept from an earlier, resumed attempt).
+    pub done: u64,
+    /// Total size when known.
+    pub total: Option<u64>,
+    /// Average transfer rate of this import, in bytes per second.
+    pub bytes_per_sec: u64,
+}
+
+/// The result of a successful import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// The new image.
+    pub image: ImageEntry,
+    /// sha256 of its content (lowercase hex).
+    pub sha256: String,
+    /// Bytes that were already present from an interrupted download and not transferred again.
+    pub resumed_from: u64,
+}
+
+/// Rate limiter and rate computation for progress callbacks.
+struct Reporter<'a> {
+    callback: &'a mut (dyn FnMut(&ImportProgress) + Send),
+    started: Instant,
+    start_offset: u64,
+    last: Option<Instant>,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(callback: &'a mut (dyn FnMut(&ImportProgress) + Send), start_offset: u64) -> Self {
+        Reporter {
+            callback,
+            started: Instant::now(),
+            start_offset,
+            last: None,
+        }
+    }
+
+    fn report(&mut self, done: u64, total: Option<u64>, force: bool) {
+        let now = Instant::now();
+        if !force && self.last.is_some_and(|t| now - t < PROGRESS_EVERY) {
+            return;
+        }
+        self.last = Some(now);
+        let secs = (now - self.started).as_secs_f64();
+        let moved = done.saturating_sub(self.start_offset) as f64;
+        let bytes_per_sec = if secs > 0.0 { (moved / secs) as u64 } else { 0 };
+        (self.callback)(&ImportProgress {
+            done,
+            total,
+            bytes_per_sec,
+        });
+    }
+}
+
+/// Normalises and checks a sha256 argument.
+fn parse_sha256(s: &str) -> Result<String, ImageError> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_prefix("sha256:").unwrap_or(&s);
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_owned())
+    } else {
+        Err(ImageError::InvalidChecksum(s.to_owned()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs blocking file work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
+) -> Result<T, ImageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+impl ImageLibrary {
+    /// Imports an image. The content is hashed on the way; it becomes visible in the library only
+    /// after the checksum (when given) and the format check pass. `progress` is called during the
+    /// transfer, at most every 100 ms, and once at the end.
+    pub async fn import(
+        &self,
+        request: ImportRequest,
+        progress: &mut (dyn FnMut(&ImportProgress) + Send),
+    ) -> Result<ImportOutcome, ImageError> {
+        let name = match &request.name {
+            Some(n) => n.clone(),
+            None => derive_name(&request.source.describe())?,
+        };
+        if let ImportSource::Url(url) = &request.source {
+            reqwest::Url::parse(url).map_err(|e| ImageError::InvalidSource {
+                source_desc: url.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let fill = match &request.source {
+            ImportSource::Path(p) => Fill::Path(p),
+            ImportSource::Url(u) => Fill::Url(u),
+        };
+        self.import_with(&name, request.sha256.as_deref(), fill, progress)
+            .await
+    }
+
+    /// Imports an image whose bytes a client sends as a stream of chunks (an upload). `size`,
+    /// when known, is checked against what arrives; a stream error aborts the import and keeps
+    /// nothing.
+    pub async fn upload(
+        &self,
+        name: &str,
+        sha256: Option<&str>,
+        size: Option<u64>,
+        chunks: ChunkStream<'_>,
+        progress: &mut (dyn FnMut(&ImportProgress) + Send),
+    ) -> Result<ImportOutcome, ImageError> {
+        self.import_with(name, sha256, Fill::Upload { chunks, size }, progress)
+            .await
+    }
+
+    async fn import_with(
+        &self,
+        name: &str,
+        sha256: Option<&str>,
+        fill: Fill<'_>,
+        progress: &mut (dyn FnMut(&ImportProgress) + Send),
+    ) -> Result<ImportOutcome, ImageError> {
+        let name = name.to_owned();
+        validate_name(&name)?;
+        let expected = sha256.map(parse_sha256).transpose()?;
+        let lib = self.clone();
+        let n = name.clone();
+        blocking(move || lib.ensure_free(&n)).await?;
+
+        let partial = Partial::new(&self.partial_dir(), &name);
+        let lock = std::fs::File::create(&partial.lock)
+            .map_err(ImageError::io("create", &partial.lock))?;
+        if lock.try_lock().is_err() {
+            return Err(ImageError::Busy(name));
+        }
+        tracing::info!(image = %name, source = %fill.describe(), "image import started");
+        let result = self
+            .import_locked(fill, &name, expected, &partial, progress)
+            .await;
+        let _ = std::fs::remove_file(&partial.lock);
+        drop(lock);
+        match &result {
+            Ok(o) => {
+                tracing::info!(image = %name, bytes = o.image.size_bytes, sha256 = %o.sha256, "image imported")
+            }
+            Err(e) => tracing::warn!(image = %name, error = %e, "image import failed"),
+        }
+        result
+    }
+
+    async fn import_locked(
+        &self,
+        fill: Fill<'_>,
+        name: &str,
+        expected: Option<String>,
+        partial: &Partial,
+        progress: &mut (dyn FnMut(&ImportProgress) + Send),
+    ) -> Result<ImportOutcome, ImageError> {
+        let (sha256, resumed_from) = match fill {
+            Fill::Path(src) => (copy_local(src, partial, progress).await?, 0),
+            Fill::Url(url) => self.download(url, partial, progress).await?,
+            Fill::Upload { chunks, size } => {
+                (receive_upload(chunks, size, partial, progress).await?, 0)
+            }
+        };
+        if let Some(expected) = expected
+            && expected != sha256
+        {
+            partial.discard();
+            return Err(ImageError::ChecksumMismatch {
+                expected,
+                actual: sha256,
+            });
+        }
+        let lib = self.clone();
+        let (name, part, meta) = (name.to_owned(), partial.part.clone(), partial.meta.clone());
+        let image = blocking(move || {
+            let result = lib.publish(&name, &part);
+            if result.is_err() {
+                Partial {
+                    part,
+                    meta,
+                    lock: PathBuf::new(),
+                }
+                .discard();
+            } else {
+                let _ = std::fs::remove_file(&meta);
+            }
+            result
+        })
+        .await?;
+        Ok(ImportOutcome {
+            image,
+            sha256,
+            resumed_from,
+        })
+    }
+}
+
+/// A stream of byte chunks sent by a client; an `Err` carries why the client's stream broke.
+pub type ChunkStream<'a> =
+    &'a mut (dyn tokio_stream::Stream<Item = Result<Vec<u8>, String>> + Send + Unpin);
+
+/// Where the bytes of an import come from.
+enum Fill<'a> {
+    Path(&'a Path),
+    Url(&'a str),
+    Upload {
+        chunks: ChunkStream<'a>,
+        size: Option<u64>,
+    },
+}
+
+impl Fill<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Fill::Path(p) => p.display().to_string(),
+            Fill::Url(u) => (*u).to_owned(),
+            Fill::Upload { .. } => "upload".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::download::parse_content_range;
+    use super::*;
+
+    #[test]
+    fn parses_content_ranges() {
+        assert_eq!(
+            parse_content_range(Some("bytes 100-199/200")),
+            (Some(100), Some(200))
+        );
+        assert_eq!(parse_content_range(Some("bytes */200")), (None, Some(200)));
+        assert_eq!(parse_content_range(Some("bytes 5-9/*")), (Some(5), None));
+        assert_eq!(parse_content_range(None), (None, None));
+    }
+
+    #[test]
+    fn checks_sha256_arguments() {
+        let good = "AB".repeat(32);
+        assert_eq!(parse_sha256(&good).unwrap(), "ab".repeat(32));
+        assert_eq!(
+            parse_sha256(&format!("sha256:{good}")).unwrap(),
+            "ab".repeat(32)
+        );
+        assert!(parse_sha256("abc").is_err());
+        assert!(parse_sha256(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn classifies_sources() {
+        assert_eq!(
+            ImportSource::parse("HTTPS://x/y"),
+            ImportSource::Url("HTTPS://x/y".into())
+        );
+        assert_eq!(
+            ImportSource::parse("./y.img"),
+            ImportSource::Path("./y.img".into())
+        );
+    }
+}
