@@ -256,92 +256,16 @@ fn data(bytes: Vec<u8>) -> ConsoleOutput {
 async fn bridge(
     vm_id: &VmId,
     socket: ConsoleStream,
-    mut input: Streaming<ConsoleInput>,
+    input: Streaming<ConsoleInput>,
     tx: &mpsc::Sender<Result<ConsoleOutput, Status>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> End {
-    let (mut from_vm, mut to_vm) = tokio::io::split(socket);
+    let (from_vm, to_vm) = tokio::io::split(socket);
     // Bytes a client too slow to take them lost (the guest is never held up by a client).
     let mut dropped: u64 = 0;
-    let output = async {
-        let mut buf = vec![0u8; READ_CHUNK];
-        // What the client has not taken yet, and when it is due: bytes are gathered for
-        // `GATHER` (or until `READ_CHUNK` of them), so a guest printing byte by byte makes few
-        // messages; a client that cannot take more meanwhile gets them all in the next one.
-        let mut pending: Vec<u8> = Vec::new();
-        let mut due = tokio::time::Instant::now();
-        loop {
-            let ready = !pending.is_empty()
-                && (pending.len() >= READ_CHUNK || tokio::time::Instant::now() >= due);
-            tokio::select! {
-                read = from_vm.read(&mut buf) => match read {
-                    Ok(0) => {
-                        if !pending.is_empty() {
-                            let _ = tx.send(Ok(data(pending))).await;
-                        }
-                        return End::VmStopped;
-                    }
-                    Ok(n) => {
-                        if pending.is_empty() {
-                            due = tokio::time::Instant::now() + GATHER;
-                        }
-                        pending.extend_from_slice(&buf[..n]);
-                        if pending.len() > MAX_PENDING {
-                            let excess = pending.len() - MAX_PENDING;
-                            if dropped == 0 {
-                                tracing::info!(
-                                    vm_id = %vm_id,
-                                    "console client is not keeping up: dropping output (serial.log keeps it)"
-                                );
-                            }
-                            pending.drain(..excess);
-                            dropped += excess as u64;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(vm_id = %vm_id, error = %e, "reading the console socket failed");
-                        return End::SocketError;
-                    }
-                },
-                () = tokio::time::sleep_until(due), if !pending.is_empty() && !ready => {}
-                permit = tx.reserve(), if ready => match permit {
-                    Ok(permit) => permit.send(Ok(data(std::mem::take(&mut pending)))),
-                    Err(_) => return End::ClientLeft,
-                },
-            }
-        }
-    };
-    let keys = async {
-        loop {
-            let bytes = match input.message().await {
-                Ok(Some(ConsoleInput {
-                    input: Some(console_input::Input::Data(bytes)),
-                })) => bytes,
-                Ok(Some(ConsoleInput {
-                    input: Some(console_input::Input::Attach(_)),
-                })) => {
-                    return End::BadInput(
-                        ApiError::invalid(
-                            "input.attach",
-                            "`attach` may only be the first message; later messages carry `data`",
-                        )
-                        .into(),
-                    );
-                }
-                Ok(Some(ConsoleInput { input: None })) => continue,
-                // The client closed its side: output goes on until it cancels.
-                Ok(None) => std::future::pending().await,
-                Err(_) => return End::ClientLeft,
-            };
-            if let Err(e) = to_vm.write_all(&bytes).await {
-                tracing::warn!(vm_id = %vm_id, error = %e, "writing to the console socket failed");
-                return End::SocketError;
-            }
-        }
-    };
     let end = tokio::select! {
-        end = output => end,
-        end = keys => end,
+        end = output_to_client(vm_id, from_vm, tx, &mut dropped) => end,
+        end = input_to_guest(vm_id, input, to_vm) => end,
         () = tx.closed() => End::ClientLeft,
         _ = shutdown.wait_for(|s| *s) => End::Shutdown,
     };
@@ -351,7 +275,101 @@ async fn bridge(
     end
 }
 
-/// The last `n` bytes of the file at `path` (fewer when it is shorter; none when it is absent).
+/// The guest's output to the client. Bytes are gathered for [`GATHER`] (or until
+/// [`READ_CHUNK`] of them), so a guest printing byte by byte makes few messages; a client that
+/// cannot take more meanwhile gets them all in the next one, and past [`MAX_PENDING`] the oldest
+/// are dropped for it (counted in `dropped`).
+async fn output_to_client(
+    vm_id: &VmId,
+    mut from_vm: impl tokio::io::AsyncRead + Unpin,
+    tx: &mpsc::Sender<Result<ConsoleOutput, Status>>,
+    dropped: &mut u64,
+) -> End {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut due = tokio::time::Instant::now();
+    loop {
+        let ready = !pending.is_empty()
+            && (pending.len() >= READ_CHUNK || tokio::time::Instant::now() >= due);
+        tokio::select! {
+            read = from_vm.read(&mut buf) => match read {
+                Ok(0) => {
+                    if !pending.is_empty() {
+                        let _ = tx.send(Ok(data(pending))).await;
+                    }
+                    return End::VmStopped;
+                }
+                Ok(n) => {
+                    if pending.is_empty() {
+                        due = tokio::time::Instant::now() + GATHER;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    drop_excess(vm_id, &mut pending, dropped);
+                }
+                Err(e) => {
+                    tracing::warn!(vm_id = %vm_id, error = %e, "reading the console socket failed");
+                    return End::SocketError;
+                }
+            },
+            () = tokio::time::sleep_until(due), if !pending.is_empty() && !ready => {}
+            permit = tx.reserve(), if ready => match permit {
+                Ok(permit) => permit.send(Ok(data(std::mem::take(&mut pending)))),
+                Err(_) => return End::ClientLeft,
+            },
+        }
+    }
+}
+
+/// Keeps at most [`MAX_PENDING`] bytes for a client, dropping the oldest.
+fn drop_excess(vm_id: &VmId, pending: &mut Vec<u8>, dropped: &mut u64) {
+    if pending.len() <= MAX_PENDING {
+        return;
+    }
+    let excess = pending.len() - MAX_PENDING;
+    if *dropped == 0 {
+        tracing::info!(
+            vm_id = %vm_id,
+            "console client is not keeping up: dropping output (serial.log keeps it)"
+        );
+    }
+    pending.drain(..excess);
+    *dropped += excess as u64;
+}
+
+/// The client's keys to the guest.
+async fn input_to_guest(
+    vm_id: &VmId,
+    mut input: Streaming<ConsoleInput>,
+    mut to_vm: impl tokio::io::AsyncWrite + Unpin,
+) -> End {
+    loop {
+        let bytes = match input.message().await {
+            Ok(Some(ConsoleInput {
+                input: Some(console_input::Input::Data(bytes)),
+            })) => bytes,
+            Ok(Some(ConsoleInput {
+                input: Some(console_input::Input::Attach(_)),
+            })) => {
+                return End::BadInput(
+                    ApiError::invalid(
+                        "input.attach",
+                        "`attach` may only be the first message; later messages carry `data`",
+                    )
+                    .into(),
+                );
+            }
+            Ok(Some(ConsoleInput { input: None })) => continue,
+            // The client closed its side: output goes on until it cancels.
+            Ok(None) => std::future::pending().await,
+            Err(_) => return End::ClientLeft,
+        };
+        if let Err(e) = to_vm.write_all(&bytes).await {
+            tracing::warn!(vm_id = %vm_id, error = %e, "writing to the console socket failed");
+            return End::SocketError;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

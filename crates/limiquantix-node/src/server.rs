@@ -180,42 +180,10 @@ pub async fn serve<B: VmBackend>(
             let _ = rx.wait_for(|s| *s).await;
         };
         let name = addr.to_string();
-        let builder = Server::builder().layer(tower::util::MapResponseLayer::new(
-            map_oversized_request::<tonic::body::Body>,
-        ));
-        let serving: Serving = match addr {
-            ListenAddr::Unix(path) => {
-                let listener = bind_unix(path)?;
-                sockets.push(path.clone());
-                let incoming = UnixListenerStream::new(listener);
-                let mut b = builder;
-                Box::pin(
-                    b.add_routes(routes.clone())
-                        .serve_with_incoming_shutdown(incoming, stop),
-                )
-            }
-            ListenAddr::Tcp(hostport) => {
-                let sockaddr: std::net::SocketAddr =
-                    hostport.parse().map_err(|e| ServerError::Listen {
-                        addr: name.clone(),
-                        problem: format!("{e}"),
-                    })?;
-                let listener = tokio::net::TcpListener::bind(sockaddr).await.map_err(|e| {
-                    ServerError::Listen {
-                        addr: name.clone(),
-                        problem: e.to_string(),
-                    }
-                })?;
-                let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                let mut b = builder
-                    .tls_config(tls_config(config)?)
-                    .map_err(|e| ServerError::Tls(e.to_string()))?;
-                Box::pin(
-                    b.add_routes(routes.clone())
-                        .serve_with_incoming_shutdown(incoming, stop),
-                )
-            }
-        };
+        let serving = listen(config, addr, routes.clone(), stop).await?;
+        if let ListenAddr::Unix(path) = addr {
+            sockets.push(path.clone());
+        }
         servers.spawn(async move {
             serving
                 .await
@@ -234,6 +202,57 @@ pub async fn serve<B: VmBackend>(
         }
     }
     let _ = shutdown_tx.send(true);
+    drain(servers).await;
+    for path in sockets {
+        let _ = std::fs::remove_file(&path);
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Binds one listener and serves `routes` on it until `stop` resolves.
+async fn listen(
+    config: &Config,
+    addr: &ListenAddr,
+    routes: Routes,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<Serving, ServerError> {
+    let name = addr.to_string();
+    let builder = Server::builder().layer(tower::util::MapResponseLayer::new(
+        map_oversized_request::<tonic::body::Body>,
+    ));
+    Ok(match addr {
+        ListenAddr::Unix(path) => {
+            let incoming = UnixListenerStream::new(bind_unix(path)?);
+            let mut b = builder;
+            Box::pin(
+                b.add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, stop),
+            )
+        }
+        ListenAddr::Tcp(hostport) => {
+            let listen_error = |problem: String| ServerError::Listen {
+                addr: name.clone(),
+                problem,
+            };
+            let sockaddr: std::net::SocketAddr =
+                hostport.parse().map_err(|e| listen_error(format!("{e}")))?;
+            let listener = tokio::net::TcpListener::bind(sockaddr)
+                .await
+                .map_err(|e| listen_error(e.to_string()))?;
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let mut b = builder
+                .tls_config(tls_config(config)?)
+                .map_err(|e| ServerError::Tls(e.to_string()))?;
+            Box::pin(
+                b.add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, stop),
+            )
+        }
+    })
+}
+
+/// Waits up to [`DRAIN_TIMEOUT`] for the listeners' in-flight calls to finish.
+async fn drain(mut servers: tokio::task::JoinSet<Result<(), ServerError>>) {
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while let Some(result) = servers.join_next().await {
             if let Ok(Err(e)) = result {
@@ -245,10 +264,6 @@ pub async fn serve<B: VmBackend>(
     if drained.is_err() {
         tracing::warn!("in-flight calls did not finish within {DRAIN_TIMEOUT:?}; leaving anyway");
     }
-    for path in sockets {
-        let _ = std::fs::remove_file(&path);
-    }
-    first_error.map_or(Ok(()), Err)
 }
 
 /// Resolves on SIGTERM or SIGINT.

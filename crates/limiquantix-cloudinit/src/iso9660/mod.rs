@@ -107,34 +107,14 @@ pub fn write(files: &[ImageFile<'_>], options: &IsoOptions) -> Result<Vec<u8>, I
     let names: Vec<&str> = files.iter().map(|f| f.name).collect();
     let level1 = directory::level1_names(&names);
 
-    // Pass 1: sizes. Record lengths do not depend on extents, so plan with zeros.
-    let primary_size = directory::packed_size(&primary_records(
-        &files,
-        &level1,
-        &[0; 0],
-        (0, 0),
-        record_time,
-    ));
-    let joliet_size = directory::packed_size(&joliet_records(&files, &[0; 0], (0, 0), record_time));
-    let joliet_root = ROOT_SECTOR + sectors(primary_size);
-    let mut next = joliet_root + sectors(joliet_size);
-    let mut extents = Vec::with_capacity(files.len());
-    for file in &files {
-        extents.push(next);
-        next = next
-            .checked_add(sectors(file.data.len()))
-            .ok_or(ImageError::ImageTooLarge(u64::MAX))?;
-    }
-    // An empty last file points one sector past its predecessor's data: keep that sector.
-    let total = if files.last().is_some_and(|f| f.data.is_empty()) {
-        next + 1
-    } else {
-        next
-    };
-    let image_bytes = u64::from(total) * SECTOR as u64;
-    if usize::try_from(image_bytes).is_err() {
-        return Err(ImageError::ImageTooLarge(image_bytes));
-    }
+    let Layout {
+        primary_size,
+        joliet_size,
+        joliet_root,
+        extents,
+        total,
+        image_bytes,
+    } = plan(&files, &level1, record_time)?;
 
     // Pass 2: the real records.
     let primary = directory::pack(&primary_records(
@@ -179,6 +159,60 @@ pub fn write(files: &[ImageFile<'_>], options: &IsoOptions) -> Result<Vec<u8>, I
         image[at(*extent)..at(*extent) + file.data.len()].copy_from_slice(file.data);
     }
     Ok(image)
+}
+
+/// Where everything goes: the directory sizes, each file's extent, the image's size.
+struct Layout {
+    primary_size: usize,
+    joliet_size: usize,
+    joliet_root: u32,
+    extents: Vec<u32>,
+    total: u32,
+    image_bytes: u64,
+}
+
+/// Pass 1 of [`write`]: sizes and extents. Record lengths do not depend on extents, so the
+/// directories are sized with zeros.
+fn plan(
+    files: &[ImageFile<'_>],
+    level1: &[String],
+    record_time: [u8; 7],
+) -> Result<Layout, ImageError> {
+    let primary_size = directory::packed_size(&primary_records(
+        files,
+        level1,
+        &[0; 0],
+        (0, 0),
+        record_time,
+    ));
+    let joliet_size = directory::packed_size(&joliet_records(files, &[0; 0], (0, 0), record_time));
+    let joliet_root = ROOT_SECTOR + sectors(primary_size);
+    let mut next = joliet_root + sectors(joliet_size);
+    let mut extents = Vec::with_capacity(files.len());
+    for file in files {
+        extents.push(next);
+        next = next
+            .checked_add(sectors(file.data.len()))
+            .ok_or(ImageError::ImageTooLarge(u64::MAX))?;
+    }
+    // An empty last file points one sector past its predecessor's data: keep that sector.
+    let total = if files.last().is_some_and(|f| f.data.is_empty()) {
+        next + 1
+    } else {
+        next
+    };
+    let image_bytes = u64::from(total) * SECTOR as u64;
+    if usize::try_from(image_bytes).is_err() {
+        return Err(ImageError::ImageTooLarge(image_bytes));
+    }
+    Ok(Layout {
+        primary_size,
+        joliet_size,
+        joliet_root,
+        extents,
+        total,
+        image_bytes,
+    })
 }
 
 fn check_volume_id(id: &str) -> Result<(), ImageError> {
