@@ -9,9 +9,9 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
-use super::StorageError;
-use super::magic::{self, HEADER_LEN, ImageFormat};
-use super::qcow2::{Qcow2Header, read_up_to};
+use crate::error::StorageError;
+use crate::magic::{self, HEADER_LEN, ImageFormat};
+use crate::qcow2::{Qcow2Header, read_up_to};
 use limiquantix_vm::model::DiskFormat;
 
 /// What [`detect_format`] found.

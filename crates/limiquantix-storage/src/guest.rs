@@ -10,8 +10,9 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::qcow2::{Qcow2Header, incompatible};
-use super::{DetectedFormat, StorageError, detect_format};
+use crate::qcow2::{Qcow2Header, incompatible};
+use crate::error::StorageError;
+use crate::format::{DetectedFormat, detect_format};
 
 const MAX_CHAIN: usize = 8;
 const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;

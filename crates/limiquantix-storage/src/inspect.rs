@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use super::StorageError;
-use super::guest::read_guest_start;
+use crate::error::StorageError;
+use crate::guest::read_guest_start;
 
 /// GPT type GUID of an EFI system partition (C12A7328-F81F-11D2-BA4B-00A0C93EC93B), on-disk order.
 const ESP_GUID: [u8; 16] = [

@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
-use super::format::is_image_file;
-use super::{DetectedFormat, StorageError, detect_format};
+use crate::format::is_image_file;
+use crate::error::StorageError;
+use crate::format::{DetectedFormat, detect_format};
 use limiquantix_vm::model::{CdromRole, DiskSource, VmDefinition};
 
 /// Checks the image files a definition refers to (blocking I/O). Disks the backend creates are
