@@ -1,4 +1,10 @@
-use super::*;
+use super::{Context, Prepared, model_error, prepare_definition};
+use crate::confine::Confinement;
+use crate::error::ApiError;
+use limiquantix_proto::v1 as pb;
+use limiquantix_vm::model::{self as m, DiskSource, NicNetwork, VmId};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 const ID: &str = "0d6b5c3e-8f1a-4c2b-9e7d-1a2b3c4d5e6f";
 

@@ -1,0 +1,136 @@
+//! NICs of a CreateVM request: MAC, model, network (user-mode, tap or bridge) and the port
+//! forwards of user-mode networking.
+
+use super::{device_id, enum_value};
+use crate::error::ApiError;
+use limiquantix_proto::v1 as pb;
+use limiquantix_vm::model::{self as m, MacAddr, NicNetwork, PortForward, Protocol};
+use std::net::Ipv4Addr;
+
+/// Checks NIC `i` of the request and builds its model.
+pub(super) fn nic(i: usize, n: &pb::NicSpec) -> Result<m::NicSpec, ApiError> {
+    let f = format!("spec.nics[{i}]");
+    let id = device_id(&n.id, "nic", i);
+    m::check_device_id(&id).map_err(|p| ApiError::invalid(format!("{f}.id"), p))?;
+    let mac = if n.mac_address.is_empty() {
+        None
+    } else {
+        Some(
+            MacAddr::parse(&n.mac_address)
+                .map_err(|e| ApiError::invalid(format!("{f}.mac_address"), e.to_string()))?,
+        )
+    };
+    let model = nic_model(&f, n.model)?;
+    if n.bandwidth_mbps != 0 {
+        return Err(ApiError::invalid(
+            format!("{f}.bandwidth_mbps"),
+            "bandwidth limits are not supported on this node; leave it 0",
+        ));
+    }
+    let port_forwards = n
+        .port_forwards
+        .iter()
+        .enumerate()
+        .map(|(j, p)| port_forward(&format!("{f}.port_forwards[{j}]"), p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let network = network(&f, n, port_forwards)?;
+    Ok(m::NicSpec {
+        id,
+        mac,
+        model,
+        network,
+    })
+}
+
+/// The model NIC model of wire field `{f}.model`.
+fn nic_model(f: &str, model: i32) -> Result<m::NicModel, ApiError> {
+    let model =
+        enum_value::<pb::NicModel>(&format!("{f}.model"), model, "0 VIRTIO, 1 E1000, 2 RTL8139")?;
+    Ok(match model {
+        pb::NicModel::Virtio => m::NicModel::Virtio,
+        pb::NicModel::E1000 => m::NicModel::E1000,
+        pb::NicModel::Rtl8139 => m::NicModel::Rtl8139,
+    })
+}
+
+/// Checks the port forward at wire field `pf`: protocol (tcp by default), IPv4 host address
+/// (loopback by default) and both ports.
+fn port_forward(pf: &str, p: &pb::PortForward) -> Result<PortForward, ApiError> {
+    let protocol = match p.protocol.as_str() {
+        "" | "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        other => {
+            return Err(ApiError::invalid(
+                format!("{pf}.protocol"),
+                format!("{other:?} is not a protocol (allowed: tcp, udp)"),
+            ));
+        }
+    };
+    let host_addr = if p.host_address.is_empty() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        p.host_address.parse().map_err(|_| {
+            ApiError::invalid(
+                format!("{pf}.host_address"),
+                format!("{:?} is not an IPv4 address", p.host_address),
+            )
+        })?
+    };
+    Ok(PortForward {
+        protocol,
+        host_addr,
+        host_port: port(pf, "host_port", p.host_port)?,
+        guest_port: port(pf, "guest_port", p.guest_port)?,
+    })
+}
+
+/// Checks port field `{pf}.{name}`: 1 to 65535.
+fn port(pf: &str, name: &str, v: u32) -> Result<u16, ApiError> {
+    u16::try_from(v).ok().filter(|&v| v != 0).ok_or_else(|| {
+        ApiError::invalid(
+            format!("{pf}.{name}"),
+            format!("{v} is not a port (1 to 65535)"),
+        )
+    })
+}
+
+/// The network of NIC `f`: a bridge when `bridge` is set, a tap device for `tap:IFNAME`,
+/// user-mode networking (the only kind with port forwards) for an empty network or `user`.
+fn network(
+    f: &str,
+    n: &pb::NicSpec,
+    port_forwards: Vec<PortForward>,
+) -> Result<NicNetwork, ApiError> {
+    if !n.bridge.is_empty() {
+        if !n.network.is_empty() || !port_forwards.is_empty() {
+            return Err(ApiError::invalid(
+                format!("{f}.bridge"),
+                "a bridged NIC takes neither network nor port_forwards",
+            ));
+        }
+        Ok(NicNetwork::Bridge {
+            name: n.bridge.clone(),
+        })
+    } else if let Some(ifname) = n.network.strip_prefix("tap:") {
+        if !port_forwards.is_empty() {
+            return Err(ApiError::invalid(
+                format!("{f}.port_forwards"),
+                "port forwards exist only on user-mode networking",
+            ));
+        }
+        Ok(NicNetwork::Tap {
+            ifname: ifname.into(),
+        })
+    } else if n.network.is_empty() || n.network == "user" {
+        Ok(NicNetwork::User { port_forwards })
+    } else {
+        Err(ApiError::invalid(
+            format!("{f}.network"),
+            format!(
+                "{:?} is not a network of this node (allowed: empty or \"user\" for user-mode \
+                 networking, \"tap:IFNAME\", or set bridge)",
+                n.network
+            ),
+        ))
+    }
+}

@@ -1,0 +1,115 @@
+//! CreateVM request → definition: the request as a whole (name, CPU, memory, labels) and the
+//! order in which its parts are checked; each device family is checked in its own module.
+
+use super::boot::{apply_boot_order, firmware, guest_os};
+use super::cdrom::cdrom;
+use super::console::console;
+use super::disk::disk;
+use super::nic::nic;
+use crate::confine::Confinement;
+use crate::error::ApiError;
+use limiquantix_proto::v1 as pb;
+use limiquantix_vm::model::{self as m, VmDefinition, VmId};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// What the checks need besides the request.
+pub struct Context<'a> {
+    /// Allowed roots of host paths.
+    pub confinement: &'a Confinement,
+    /// Configured pools: id → directory.
+    pub pools: &'a BTreeMap<String, PathBuf>,
+}
+
+/// A CreateVM request checked field by field and turned into a definition. The definition as
+/// a whole is validated once, by the caller, after the seed CD-ROM is added
+/// ([`VmDefinition::into_valid`]).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The definition, without the seed CD-ROM (the provisioning step adds it); not validated
+    /// as a whole yet.
+    pub definition: VmDefinition,
+    /// Whether a disk is an overlay on a backing image (a cloud image).
+    pub has_backing_file: bool,
+}
+
+/// Checks a CreateVM request and builds the definition of VM `id` (blocking I/O).
+pub fn prepare_definition(
+    req: &pb::CreateVmOnNodeRequest,
+    id: VmId,
+    ctx: &Context<'_>,
+) -> Result<Prepared, ApiError> {
+    m::check_vm_name(&req.name).map_err(|p| ApiError::invalid("name", p))?;
+    let spec = req
+        .spec
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid("spec", "required"))?;
+
+    let mut def = VmDefinition::new(id, req.name.clone(), spec.memory_mib);
+    def.cpu = cpu_topology(spec)?;
+    if !(16..=4 << 20).contains(&spec.memory_mib) {
+        return Err(ApiError::invalid(
+            "spec.memory_mib",
+            format!("{} is out of range (16 MiB to 4 TiB)", spec.memory_mib),
+        ));
+    }
+    def.memory.hugepages = spec.memory_hugepages;
+    def.firmware = firmware(spec.firmware)?;
+    def.guest_os = guest_os(&spec.guest_os);
+    def.labels = req.labels.clone();
+
+    let has_backing_file = add_devices(&mut def, spec, ctx)?;
+    Ok(Prepared {
+        definition: def,
+        has_backing_file,
+    })
+}
+
+/// The CPU topology of the request: sockets, cores and threads, each 0 (meaning 1) up to its
+/// maximum.
+fn cpu_topology(spec: &pb::VmSpec) -> Result<m::CpuTopology, ApiError> {
+    let one = |field: &str, v: u32, max: u32| {
+        let v = v.max(1);
+        if v > max {
+            Err(ApiError::invalid(
+                field,
+                format!("{v} is out of range (1 to {max}; 0 means 1)"),
+            ))
+        } else {
+            Ok(v)
+        }
+    };
+    Ok(m::CpuTopology {
+        sockets: one("spec.cpu_sockets", spec.cpu_sockets, 16)?,
+        cores: one("spec.cpu_cores", spec.cpu_cores, 128)?,
+        threads: one("spec.cpu_threads_per_core", spec.cpu_threads_per_core, 2)?,
+    })
+}
+
+/// Adds the request's disks, CD-ROMs, NICs and console to `def`, then orders booting. Returns
+/// whether a disk is an overlay on a backing image.
+fn add_devices(
+    def: &mut VmDefinition,
+    spec: &pb::VmSpec,
+    ctx: &Context<'_>,
+) -> Result<bool, ApiError> {
+    let mut has_backing_file = false;
+    let mut flagged = Vec::new();
+    for (i, d) in spec.disks.iter().enumerate() {
+        let (disk, backing) = disk(i, d, ctx.confinement, ctx.pools)?;
+        has_backing_file |= backing;
+        flagged.push(d.bootable);
+        def.disks.push(disk);
+    }
+    for (i, c) in spec.cdroms.iter().enumerate() {
+        def.cdroms.push(cdrom(i, c, ctx.confinement)?);
+    }
+    for (i, n) in spec.nics.iter().enumerate() {
+        def.nics.push(nic(i, n)?);
+    }
+    if let Some(c) = &spec.console {
+        def.console = console(c)?;
+    }
+    apply_boot_order(def, spec, &flagged)?;
+    Ok(has_backing_file)
+}
