@@ -3,10 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path};
 
-use super::{
-    CdromRole, DiskBus, DiskFormat, DiskSource, IoLimits, MachineType, NicNetwork, SCHEMA_VERSION,
-    VmDefinition, check_device_id, check_vm_name,
-};
+use super::definition::{MachineType, SCHEMA_VERSION, VmDefinition};
+use super::device::{CdromRole, DiskBus, DiskFormat, DiskSource, IoLimits, NicNetwork};
+use super::id::{check_device_id, check_vm_name};
 
 /// A definition field that is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
