@@ -12,7 +12,7 @@
 //! Injection points for crash tests ([`crate::fault`]): `createvm:after-validate`,
 //! `createvm:after-seed`, `createvm:after-define`.
 
-use super::NodeService;
+use super::core::NodeService;
 use crate::error::ApiError;
 use crate::fault;
 use crate::provision::{self, SeedKind};

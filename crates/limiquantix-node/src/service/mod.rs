@@ -7,6 +7,8 @@
 //! Handlers return [`ApiError`]; [`crate::error`] turns it into the gRPC status.
 
 mod agent;
+mod agent_cache;
+mod core;
 mod create;
 mod events;
 mod node;
@@ -20,50 +22,15 @@ use limiquantix_proto::v1 as pb;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonService;
 use limiquantix_vm::VmBackend;
 use limiquantix_vm::VmOp;
-use limiquantix_vm::accel::AccelKind;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{broadcast, watch};
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use self::agent_cache::AgentCache;
+use self::core::{BoxStream, Inner};
+pub use self::core::{Hypervisor, NodeService};
 pub use create::request_digest;
-
-/// What the service knows about the host, gathered once at start-up.
-#[derive(Debug, Clone)]
-pub struct Hypervisor {
-    /// QEMU's version (`None` when `qemu-system-x86_64 --version` did not run).
-    pub qemu_version: Option<String>,
-    /// The accelerator VMs get.
-    pub accel: AccelKind,
-}
-
-struct Inner<B> {
-    backend: Arc<B>,
-    config: Config,
-    confinement: Confinement,
-    hypervisor: Hypervisor,
-    started: Instant,
-    events: broadcast::Sender<pb::NodeEvent>,
-    shutdown: watch::Sender<bool>,
-    agents: agent::AgentCache,
-}
-
-/// The gRPC service. Cheap to clone.
-pub struct NodeService<B> {
-    inner: Arc<Inner<B>>,
-}
-
-impl<B> Clone for NodeService<B> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl<B: VmBackend> NodeService<B> {
     /// A service over `backend`. Spawns the task that forwards backend events to StreamEvents
@@ -81,21 +48,10 @@ impl<B: VmBackend> NodeService<B> {
             started: Instant::now(),
             events,
             shutdown: watch::Sender::new(false),
-            agents: agent::AgentCache::default(),
+            agents: AgentCache::default(),
         });
         agent::follow(agent_events, Arc::downgrade(&inner));
         Self { inner }
-    }
-
-    /// The switch that ends the service's streams (StreamEvents) for a graceful shutdown: send
-    /// `true`.
-    pub fn shutdown_switch(&self) -> watch::Sender<bool> {
-        self.inner.shutdown.clone()
-    }
-
-    /// The backend.
-    pub fn backend(&self) -> &Arc<B> {
-        &self.inner.backend
     }
 }
 

@@ -1,6 +1,6 @@
 //! HealthCheck and GetNodeInfo.
 
-use super::NodeService;
+use super::core::NodeService;
 use crate::error::ApiError;
 use crate::hostinfo::{HostFacts, filesystem_usage};
 use limiquantix_proto::v1 as pb;

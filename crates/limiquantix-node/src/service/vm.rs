@@ -1,6 +1,6 @@
 //! The lifecycle verbs, status, list, console, logs and media of existing VMs.
 
-use super::NodeService;
+use super::core::NodeService;
 use crate::error::ApiError;
 use crate::translate::{parse_vm_id, status_response};
 use limiquantix_proto::v1 as pb;

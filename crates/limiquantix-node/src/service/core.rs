@@ -1,0 +1,72 @@
+//! The service's shared state: [`NodeService`] and what its handlers share.
+
+use super::agent_cache::AgentCache;
+use crate::config::Config;
+use crate::confine::Confinement;
+use limiquantix_proto::v1 as pb;
+use limiquantix_vm::VmBackend;
+use limiquantix_vm::accel::AccelKind;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{broadcast, watch};
+use tokio_stream::Stream;
+use tonic::Status;
+
+/// What the service knows about the host, gathered once at start-up.
+#[derive(Debug, Clone)]
+pub struct Hypervisor {
+    /// QEMU's version (`None` when `qemu-system-x86_64 --version` did not run).
+    pub qemu_version: Option<String>,
+    /// The accelerator VMs get.
+    pub accel: AccelKind,
+}
+
+/// The service's state, shared by its clones and its background tasks.
+pub(super) struct Inner<B> {
+    /// The VM backend.
+    pub(super) backend: Arc<B>,
+    /// The daemon's configuration.
+    pub(super) config: Config,
+    /// Where host paths of requests may point.
+    pub(super) confinement: Confinement,
+    /// Host facts gathered at start-up.
+    pub(super) hypervisor: Hypervisor,
+    /// When the service started.
+    pub(super) started: Instant,
+    /// StreamEvents' channel.
+    pub(super) events: broadcast::Sender<pb::NodeEvent>,
+    /// Ends the streams at shutdown.
+    pub(super) shutdown: watch::Sender<bool>,
+    /// The guest agents' answers.
+    pub(super) agents: AgentCache,
+}
+
+/// The gRPC service. Cheap to clone.
+pub struct NodeService<B> {
+    pub(super) inner: Arc<Inner<B>>,
+}
+
+impl<B> Clone for NodeService<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// A boxed stream of a server-streaming RPC.
+pub(super) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl<B: VmBackend> NodeService<B> {
+    /// The switch that ends the service's streams (StreamEvents) for a graceful shutdown: send
+    /// `true`.
+    pub fn shutdown_switch(&self) -> watch::Sender<bool> {
+        self.inner.shutdown.clone()
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<B> {
+        &self.inner.backend
+    }
+}
