@@ -11,6 +11,7 @@
 //!
 //! Every error names the file, the line and/or path when known, and what is allowed.
 
+mod common;
 pub mod hostname;
 pub mod kind;
 pub mod network;
@@ -25,14 +26,9 @@ pub use kind::UserDataKind;
 pub use network::validate_network_config;
 
 use crate::error::{ValidationError, ValidationWarning};
-use crate::yaml11::{self, Loaded};
 
-/// Largest single seed file we accept: 16 MiB. cloud-init reads seeds into memory, and a seed
-/// larger than this is a mistake (images and packages belong elsewhere).
-pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
-
-/// Largest total of all seed files: 32 MiB.
-pub const MAX_SEED_BYTES: usize = 32 * 1024 * 1024;
+pub use common::{MAX_FILE_BYTES, MAX_SEED_BYTES};
+use common::{check_size, json_kind, load, utf8};
 
 /// Where cloud-init's schema comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -276,55 +272,6 @@ pub fn check_total_size(total: usize) -> Result<(), ValidationError> {
         ));
     }
     Ok(())
-}
-
-pub(crate) fn check_size(file: &str, len: usize) -> Result<(), ValidationError> {
-    if len > MAX_FILE_BYTES {
-        return Err(ValidationError::new(
-            file,
-            format!("the file is {len} bytes"),
-            format!("at most {MAX_FILE_BYTES} bytes"),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn utf8<'a>(file: &str, data: &'a [u8]) -> Result<&'a str, ValidationError> {
-    std::str::from_utf8(data).map_err(|e| {
-        let line = data[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        ValidationError::new(
-            file,
-            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            "UTF-8 text",
-        )
-        .at_line(Some(line))
-    })
-}
-
-pub(crate) fn load(file: &str, text: &str) -> Result<Loaded, ValidationError> {
-    yaml11::load(text).map_err(|e| {
-        ValidationError::new(
-            file,
-            format!("YAML does not parse: {}", e.message),
-            "YAML that PyYAML safe_load reads (YAML 1.1); quote strings such as `=`",
-        )
-        .at_line(e.line)
-    })
-}
-
-pub(crate) fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "list",
-        Value::Object(_) => "mapping",
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! an overlay on a backing image, a blank disk) and I/O limits. Images are opened to check
 //! their format and that their backing chain stays inside the allowed roots.
 
-use super::{GIB, device_id, enum_value, size_bytes};
+use super::fields::{GIB, device_id, enum_value, size_bytes};
 use crate::confine::Confinement;
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;

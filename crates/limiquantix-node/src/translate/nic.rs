@@ -1,7 +1,7 @@
 //! NICs of a CreateVM request: MAC, model, network (user-mode, tap or bridge) and the port
 //! forwards of user-mode networking.
 
-use super::{device_id, enum_value};
+use super::fields::{device_id, enum_value};
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::{self as m, MacAddr, NicNetwork, PortForward, Protocol};

@@ -1,6 +1,6 @@
 //! Backend entry → wire status: power state, disks and boot progress of a VM.
 
-use super::GIB;
+use super::fields::GIB;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::{self as m, DiskSource};
 use limiquantix_vm::readiness::BootPhase;
