@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::vm::Vm;
-use super::{DefineExtras, QemuBackend, QemuError, Result, VmEventKind, VmStatus, blocking};
+use super::{DefineExtras, Inner, QemuBackend, QemuError, Result, VmEventKind, VmStatus, blocking};
 use crate::paths::RuntimePaths;
 use crate::persist;
 use limiquantix_vm::model::{
@@ -81,6 +81,8 @@ fn check_seed_cdrom(def: &VmDefinition, paths: &RuntimePaths, has_seed: bool) ->
     Ok(())
 }
 
+/// Defines a VM: checks the definition and its files, builds its directory in staging, moves
+/// it into place and registers the VM (see the module documentation).
 pub(super) async fn define(
     backend: &QemuBackend,
     def: ValidDefinition,
@@ -108,21 +110,38 @@ pub(super) async fn define(
     blocking(move || Ok(limiquantix_storage::check_sources(&checked)?)).await?;
 
     let vms_dir = inner.vms_dir();
-    let staging = {
-        let (vms_dir, id) = (vms_dir.clone(), def.id.clone());
-        blocking(move || {
-            tempfile::Builder::new()
-                .prefix(&format!("{STAGING_PREFIX}{id}-"))
-                .tempdir_in(&vms_dir)
-                .map_err(super::io_err(&vms_dir))
-        })
-        .await?
-    };
+    let staging = create_staging(&vms_dir, &def.id).await?;
     let staged = RuntimePaths {
         vm_dir: staging.path().to_owned(),
         run_dir: paths.run_dir.clone(),
     };
-    let qemu_img = &inner.config.qemu_img;
+    create_disks(&inner.config.qemu_img, &def, &staged).await?;
+    let target = paths.vm_dir.clone();
+    let saved = def.clone();
+    let seed = extras.seed_iso;
+    blocking(move || {
+        write_seed_and_definition(&staged, seed, &saved)?;
+        publish(staging, target, &vms_dir, saved.id)
+    })
+    .await?;
+    Ok(register(inner, def, paths))
+}
+
+/// Creates the staging directory `<vms_dir>/.staging-<id>-<random>/`; it is removed again when
+/// dropped, so an error before [`publish`] leaves nothing behind.
+async fn create_staging(vms_dir: &Path, id: &VmId) -> Result<tempfile::TempDir> {
+    let (vms_dir, id) = (vms_dir.to_owned(), id.clone());
+    blocking(move || {
+        tempfile::Builder::new()
+            .prefix(&format!("{STAGING_PREFIX}{id}-"))
+            .tempdir_in(&vms_dir)
+            .map_err(super::io_err(&vms_dir))
+    })
+    .await
+}
+
+/// Creates the disks the backend owns (overlays and blank disks) in the staging directory.
+async fn create_disks(qemu_img: &Path, def: &VmDefinition, staged: &RuntimePaths) -> Result<()> {
     for (i, d) in def.disks.iter().enumerate() {
         let file = staged.disk_file(i, d.format);
         match &d.source {
@@ -138,39 +157,52 @@ pub(super) async fn define(
             }
         }
     }
-    let target = paths.vm_dir.clone();
-    let saved = def.clone();
-    let seed = extras.seed_iso;
-    blocking(move || {
-        if let Some(bytes) = seed {
-            persist::write_atomic(&staged.seed_iso(), &bytes, 0o600)?;
-        }
-        persist::save_definition(&staged.vm_json(), &saved)?;
-        let staging_path = staging.keep();
-        if let Err(e) = std::fs::rename(&staging_path, &target) {
-            let _ = std::fs::remove_dir_all(&staging_path);
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
-            ) {
-                return Err(QemuError::AlreadyExists { vm_id: saved.id });
-            }
-            return Err(QemuError::Io {
-                path: target,
-                source: e,
-            });
-        }
-        Ok(persist::sync_dir(&vms_dir)?)
-    })
-    .await?;
+    Ok(())
+}
 
+/// Writes the seed ISO (when given) and then `vm.json` into the staging directory (blocking).
+fn write_seed_and_definition(
+    staged: &RuntimePaths,
+    seed: Option<Vec<u8>>,
+    def: &VmDefinition,
+) -> Result<()> {
+    if let Some(bytes) = seed {
+        persist::write_atomic(&staged.seed_iso(), &bytes, 0o600)?;
+    }
+    persist::save_definition(&staged.vm_json(), def)?;
+    Ok(())
+}
+
+/// Renames the staging directory to `target` and syncs `vms_dir` (blocking); when the rename
+/// fails the staging directory is removed, and an existing `target` is
+/// [`QemuError::AlreadyExists`].
+fn publish(staging: tempfile::TempDir, target: PathBuf, vms_dir: &Path, id: VmId) -> Result<()> {
+    let staging_path = staging.keep();
+    if let Err(e) = std::fs::rename(&staging_path, &target) {
+        let _ = std::fs::remove_dir_all(&staging_path);
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
+        ) {
+            return Err(QemuError::AlreadyExists { vm_id: id });
+        }
+        return Err(QemuError::Io {
+            path: target,
+            source: e,
+        });
+    }
+    Ok(persist::sync_dir(vms_dir)?)
+}
+
+/// Adds the newly defined VM to the catalogue, announces it and returns its status.
+fn register(inner: &Inner, def: VmDefinition, paths: RuntimePaths) -> VmStatus {
     let vm = Arc::new(Vm::new(def, paths, VmState::Stopped));
     let (status, name) = (vm.status(), vm.cell().def.name.clone());
     let id = vm.id.clone();
     super::lock(&inner.vms).insert(id.clone(), vm);
     inner.emit(&id, VmEventKind::Defined);
     tracing::info!(name = %name, "VM defined");
-    Ok(status)
+    status
 }
 
 pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
