@@ -22,5 +22,7 @@ fi
 export LQ_TEST_ACCEL="${LQ_TEST_ACCEL:-tcg}"
 
 cargo fmt --all -- --check
+# Files and functions a reader can hold (500 and 80 lines, tests excepted).
+python3 scripts/check-sizes.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
