@@ -39,7 +39,7 @@ impl<B: VmBackend> NodeService<B> {
             VmOp::Reboot => backend.reboot(&id).await,
             VmOp::Pause => backend.pause(&id).await,
             VmOp::Resume => backend.resume(&id).await,
-            VmOp::Delete => backend.delete(&id).await,
+            VmOp::Delete => self.delete_even_running(&id).await,
             VmOp::ChangeMedia => Err(BackendError::Invalid(
                 "change_media takes a CD-ROM and a medium: use ChangeMedia".into(),
             )),
@@ -53,6 +53,23 @@ impl<B: VmBackend> NodeService<B> {
             self.emit(&id, VmEventKind::Deleted, "VM deleted".into());
         }
         Ok(())
+    }
+
+    /// Deletes a VM; a running one is forced off first. The LimiQuantix control plane's forced
+    /// delete sends a plain DeleteVM for a running VM and forgets the VM whatever the answer,
+    /// so refusing would leave a guest running that nobody manages.
+    async fn delete_even_running(&self, id: &VmId) -> Result<(), BackendError> {
+        let backend = &self.inner.backend;
+        let state = backend.get(id).await?.status.state;
+        if state.is_active() {
+            tracing::warn!(vm_id = %id, state = %state, "DeleteVM of a VM that runs: forcing it off first");
+            match backend.force_stop(id).await {
+                // It ended on its own meanwhile.
+                Ok(()) | Err(BackendError::InvalidTransition { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        backend.delete(id).await
     }
 
     /// The wire status; `wait_for_agent`: see [`NodeService::guest_agent`].

@@ -2,7 +2,7 @@
 //! an overlay on a backing image, a blank disk) and I/O limits. Images are opened to check
 //! their format and that their backing chain stays inside the allowed roots.
 
-use super::fields::{GIB, device_id, enum_value, size_bytes};
+use super::fields::{GIB, device_ids, enum_value, size_bytes};
 use crate::confine::Confinement;
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
@@ -21,10 +21,9 @@ pub(super) fn disk(
     d: &pb::DiskSpec,
     confinement: &Confinement,
     pools: &BTreeMap<String, PathBuf>,
-) -> Result<(m::DiskSpec, bool), ApiError> {
+) -> Result<(m::DiskSpec, Option<String>), ApiError> {
     let f = format!("spec.disks[{i}]");
-    let id = device_id(&d.id, "disk", i);
-    m::check_device_id(&id).map_err(|p| ApiError::invalid(format!("{f}.id"), p))?;
+    let (id, api_id) = device_ids(&f, &d.id, "disk", i)?;
     let bus = disk_bus(&f, d.bus)?;
     let requested =
         enum_value::<pb::DiskFormat>(&format!("{f}.format"), d.format, "0 QCOW2, 1 RAW")?;
@@ -42,7 +41,6 @@ pub(super) fn disk(
         (true, false) => overlay(&f, d, requested, confinement)?,
         (true, true) => blank(&f, d, requested)?,
     };
-    let has_backing = matches!(source, DiskSource::Overlay { .. });
     Ok((
         m::DiskSpec {
             id,
@@ -53,14 +51,24 @@ pub(super) fn disk(
             boot_index: None,
             limits: io_limits(d),
         },
-        has_backing,
+        api_id,
     ))
 }
 
-/// The model bus of wire field `{f}.bus`.
+/// The model bus of wire field `{f}.bus`. The LimiQuantix control plane casts its own bus enum
+/// to ours by number, so 4 (its IDE) also arrives; it gets SATA, the disk bus every machine
+/// type has (on q35, IDE disks are SATA anyway: both sit on the AHCI controller).
 fn disk_bus(f: &str, bus: i32) -> Result<m::DiskBus, ApiError> {
-    let bus =
-        enum_value::<pb::DiskBus>(&format!("{f}.bus"), bus, "0 VIRTIO, 1 SCSI, 2 SATA, 3 IDE")?;
+    /// The control plane's IDE, cast to our enum.
+    const CAST_IDE: i32 = 4;
+    if bus == CAST_IDE {
+        return Ok(m::DiskBus::Sata);
+    }
+    let bus = enum_value::<pb::DiskBus>(
+        &format!("{f}.bus"),
+        bus,
+        "0 VIRTIO, 1 SCSI, 2 SATA, 3 IDE (4 is taken as SATA)",
+    )?;
     Ok(match bus {
         pb::DiskBus::Virtio => m::DiskBus::Virtio,
         pb::DiskBus::Scsi => m::DiskBus::Scsi,

@@ -53,3 +53,27 @@ pub(super) fn device_id(requested: &str, prefix: &str, i: usize) -> String {
         requested.to_string()
     }
 }
+
+/// The device id of the `i`th disk or NIC (wire field `{f}.id`), and the caller's own id when
+/// it is not a device id of this node: a control plane names devices by UUIDs and
+/// `disk-<unixnano>`, which become `{prefix}{i}` here while the API keeps speaking the
+/// caller's id (1 to 64 printable characters).
+pub(super) fn device_ids(
+    f: &str,
+    requested: &str,
+    prefix: &str,
+    i: usize,
+) -> Result<(String, Option<String>), ApiError> {
+    let id = device_id(requested, prefix, i);
+    if m::check_device_id(&id).is_ok() {
+        return Ok((id, None));
+    }
+    let printable = requested.chars().all(|c| !c.is_control());
+    if (1..=64).contains(&requested.chars().count()) && printable {
+        return Ok((format!("{prefix}{i}"), Some(requested.to_string())));
+    }
+    Err(ApiError::invalid(
+        format!("{f}.id"),
+        format!("{requested:?} is not an id: use 1 to 64 printable characters"),
+    ))
+}

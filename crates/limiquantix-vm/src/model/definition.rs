@@ -61,6 +61,11 @@ pub struct VmDefinition {
     /// firmware's boot order; counts as bootable. Meant for test guests and appliances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_kernel: Option<DirectKernelBoot>,
+    /// The ids an API caller gave devices where they are not device ids of this node (a
+    /// control plane's UUIDs, `disk-<unixnano>`): device id → the caller's id (1 to 64
+    /// printable characters, unique). The API keeps speaking the caller's id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_ids: BTreeMap<String, String>,
 }
 
 /// A kernel booted directly by QEMU, without a boot disk.
@@ -100,7 +105,23 @@ impl VmDefinition {
             guest_os: GuestOs::default(),
             spec_digest: None,
             direct_kernel: None,
+            api_ids: BTreeMap::new(),
         }
+    }
+
+    /// The id the API speaks for device `device_id`: the caller's, or the device id itself.
+    pub fn api_id<'a>(&'a self, device_id: &'a str) -> &'a str {
+        self.api_ids
+            .get(device_id)
+            .map_or(device_id, String::as_str)
+    }
+
+    /// The device id of the device the API calls `api_id` (a caller's id or a device id).
+    pub fn device_id_of<'a>(&'a self, api_id: &'a str) -> &'a str {
+        self.api_ids
+            .iter()
+            .find(|(_, a)| a.as_str() == api_id)
+            .map_or(api_id, |(d, _)| d.as_str())
     }
 
     /// The machine type in effect: the explicit one, or the guest OS family's default.

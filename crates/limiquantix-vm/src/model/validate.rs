@@ -59,6 +59,7 @@ impl VmDefinition {
             ));
         }
         self.validate_nics(&mut ids)?;
+        self.validate_api_ids(&ids)?;
         self.validate_console()?;
         if let Some(d) = &self.spec_digest
             && (d.is_empty()
@@ -168,6 +169,32 @@ impl VmDefinition {
                 ));
             }
             boot_index(&format!("{f}.boot_index"), c.boot_index, boot_indices)?;
+        }
+        Ok(())
+    }
+
+    /// Caller ids: of existing devices, 1 to 64 printable characters, unique, and never another
+    /// device's id.
+    fn validate_api_ids(&self, devices: &BTreeSet<String>) -> Result<(), ModelError> {
+        let mut seen = BTreeSet::new();
+        for (device, api_id) in &self.api_ids {
+            let f = format!("api_ids.{device}");
+            if !devices.contains(device) {
+                return Err(err(f, "names no disk, CD-ROM or NIC of this VM"));
+            }
+            let printable = api_id.chars().all(|c| !c.is_control());
+            if !(1..=64).contains(&api_id.chars().count()) || !printable {
+                return Err(err(
+                    f,
+                    format!("{api_id:?} is not an id: 1 to 64 printable characters"),
+                ));
+            }
+            if !seen.insert(api_id.as_str()) || (devices.contains(api_id) && api_id != device) {
+                return Err(err(
+                    f,
+                    format!("{api_id:?} is already the id of another device"),
+                ));
+            }
         }
         Ok(())
     }
