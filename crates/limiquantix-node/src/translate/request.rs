@@ -84,7 +84,7 @@ fn cpu_topology(spec: &pb::VmSpec) -> Result<m::CpuTopology, ApiError> {
     let threads = one("spec.cpu_threads_per_core", spec.cpu_threads_per_core, 2)?;
     let total = spec.cpu_cores.max(1);
     let per_socket = sockets * threads;
-    if total % per_socket != 0 {
+    if !total.is_multiple_of(per_socket) {
         return Err(ApiError::invalid(
             "spec.cpu_cores",
             format!(
