@@ -239,6 +239,17 @@ pub fn validate_meta_data(data: &[u8]) -> Result<Vec<ValidationWarning>, Validat
                     .at_path(key));
                 }
             }
+            for key in ["local-hostname", "hostname"] {
+                let Some(v) = map.get(key) else { continue };
+                let name = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                // Held to the rules of the host names the daemon generates: a guest's
+                // hostname tools and /etc/hosts take it as given.
+                if let Err(e) = hostname::validate_fqdn(&name) {
+                    return Err(ValidationError::new(file, e.problem, e.allowed)
+                        .at_line(doc.line_of(key))
+                        .at_path(key));
+                }
+            }
             if !map.contains_key("instance-id") {
                 warnings.push(ValidationWarning {
                     file: file.to_owned(),
@@ -327,6 +338,15 @@ mod tests {
         );
         assert_eq!(validate_meta_data(b"local-hostname: a\n").unwrap().len(), 1);
         assert!(validate_meta_data(b"- a\n").is_err());
+        // Host names are held to RFC 1123, as the daemon's own are; an FQDN is fine.
+        let e =
+            validate_meta_data(b"instance-id: a\nlocal-hostname: \"a;rm -rf /\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.path.as_deref()),
+            (Some(2), Some("local-hostname"))
+        );
+        assert!(validate_meta_data(b"instance-id: a\nlocal-hostname: web1.example.com\n").is_ok());
+        assert!(validate_meta_data(b"instance-id: a\nhostname: -x\n").is_err());
         let e = validate_meta_data(b"instance-id: [1]\n").unwrap_err();
         assert_eq!(e.path.as_deref(), Some("instance-id"));
     }
