@@ -105,9 +105,15 @@ fn the_control_plane_uis_cloud_config_passes_with_warnings() {
     let yaml = include_bytes!("fixtures/limiquantix-ui-user-data.yaml");
     let warnings = validate_user_data(yaml, &installed_schema()).unwrap();
     assert!(
-        warnings.iter().any(|w| w.path.as_deref() == Some("chpasswd.list")),
+        warnings
+            .iter()
+            .any(|w| w.path.as_deref() == Some("chpasswd.list")),
         "{warnings:?}"
     );
     // Warnings name the key and the line, never the password.
-    assert!(warnings.iter().all(|w| !w.to_string().contains("secret123")));
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.to_string().contains("secret123"))
+    );
 }

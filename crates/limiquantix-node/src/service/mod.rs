@@ -11,6 +11,7 @@ mod agent_cache;
 mod core;
 mod create;
 mod events;
+mod media;
 mod node;
 mod pending;
 mod vm;

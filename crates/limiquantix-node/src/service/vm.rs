@@ -159,32 +159,6 @@ impl<B: VmBackend> NodeService<B> {
             serial_truncated: s.truncated,
         })
     }
-
-    pub(super) async fn media(&self, req: pb::ChangeMediaRequest) -> Result<(), ApiError> {
-        let id = parse_vm_id("vm_id", &req.vm_id)?;
-        if req.device.is_empty() {
-            return Err(ApiError::invalid(
-                "device",
-                "required: the CD-ROM drive's id",
-            ));
-        }
-        let iso = if req.iso_path.is_empty() {
-            None
-        } else {
-            let inner = self.inner.clone();
-            let path = req.iso_path.clone();
-            Some(
-                tokio::task::spawn_blocking(move || inner.confinement.check("iso_path", &path))
-                    .await??,
-            )
-        };
-        tracing::info!(vm_id = %id, device = %req.device, eject = iso.is_none(), "changing CD-ROM media");
-        self.inner
-            .backend
-            .change_media(&id, &req.device, iso)
-            .await?;
-        Ok(())
-    }
 }
 
 /// RFC 3339 (UTC, whole seconds) of a time.
