@@ -3,7 +3,7 @@
 
 use super::boot::{apply_boot_order, firmware, guest_os};
 use super::cdrom::cdrom;
-use super::console::console;
+use super::console::{console, default_console};
 use super::disk::disk;
 use super::nic::nic;
 use crate::confine::Confinement;
@@ -128,9 +128,10 @@ fn add_devices(
         }
         def.nics.push(nic);
     }
-    if let Some(c) = &spec.console {
-        def.console = console(c)?;
-    }
+    def.console = match &spec.console {
+        Some(c) => console(c)?,
+        None => default_console(),
+    };
     apply_boot_order(def, spec, &flagged)?;
     Ok(has_backing_file)
 }
