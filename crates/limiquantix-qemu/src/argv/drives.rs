@@ -3,8 +3,10 @@
 use serde_json::json;
 
 use super::boot::{BootDevice, BootEntry, index_of};
+use super::common::{Argv, utf8};
 use super::device::CdBus;
-use super::{Argv, BootError, blockdev, device, utf8};
+use super::types::BootError;
+use super::{blockdev, device};
 use crate::paths::RuntimePaths;
 use limiquantix_vm::model::{CdromRole, DiskBus, DiskFormat, DiskSource, GuestOs, VmDefinition};
 

@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use super::{Argv, BootError, HostConfig, ResolvedFirmware, blockdev, chardev, utf8};
+use super::common::{Argv, utf8};
+use super::types::{BootError, HostConfig, ResolvedFirmware};
+use super::{blockdev, chardev};
 use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::{GuestOs, VmDefinition};
 

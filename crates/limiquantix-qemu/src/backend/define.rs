@@ -9,14 +9,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tracing::Instrument;
+
+use super::core::{Inner, QemuBackend, Result, blocking, io_err, lock};
+use super::types::{DefineExtras, QemuError};
 use super::vm::Vm;
-use super::{DefineExtras, Inner, QemuBackend, QemuError, Result, VmEventKind, VmStatus, blocking};
 use crate::paths::RuntimePaths;
 use crate::persist;
 use limiquantix_vm::model::{
     CdromRole, DiskSource, ModelError, ValidDefinition, VmDefinition, VmId,
 };
 use limiquantix_vm::state::{VmOp, VmState};
+use limiquantix_vm::{VmEventKind, VmStatus};
 
 /// Prefix of staging directories.
 const STAGING_PREFIX: &str = ".staging-";
@@ -81,9 +85,27 @@ fn check_seed_cdrom(def: &VmDefinition, paths: &RuntimePaths, has_seed: bool) ->
     Ok(())
 }
 
+impl QemuBackend {
+    /// Defines a VM: validates it, creates its directory with the disks it owns and the seed
+    /// in a staging directory, writes `vm.json` last and renames the directory into place. A
+    /// failure leaves nothing behind; an identical definition of an existing VM succeeds again.
+    pub async fn define(&self, def: ValidDefinition, extras: DefineExtras) -> Result<VmStatus> {
+        let span = tracing::info_span!("define", vm_id = %def.id);
+        define(self, def, extras).instrument(span).await
+    }
+
+    /// Deletes a stopped VM: its `vm.json`, the disks the backend created, the seed, the UEFI
+    /// variables, logs and runtime files. Disks given by path and backing images are never
+    /// touched.
+    pub async fn delete(&self, id: &VmId) -> Result<()> {
+        let span = tracing::info_span!("delete", vm_id = %id);
+        delete(self, id).instrument(span).await
+    }
+}
+
 /// Defines a VM: checks the definition and its files, builds its directory in staging, moves
 /// it into place and registers the VM (see the module documentation).
-pub(super) async fn define(
+async fn define(
     backend: &QemuBackend,
     def: ValidDefinition,
     extras: DefineExtras,
@@ -135,7 +157,7 @@ async fn create_staging(vms_dir: &Path, id: &VmId) -> Result<tempfile::TempDir> 
         tempfile::Builder::new()
             .prefix(&format!("{STAGING_PREFIX}{id}-"))
             .tempdir_in(&vms_dir)
-            .map_err(super::io_err(&vms_dir))
+            .map_err(io_err(&vms_dir))
     })
     .await
 }
@@ -199,13 +221,15 @@ fn register(inner: &Inner, def: VmDefinition, paths: RuntimePaths) -> VmStatus {
     let vm = Arc::new(Vm::new(def, paths, VmState::Stopped));
     let (status, name) = (vm.status(), vm.cell().def.name.clone());
     let id = vm.id.clone();
-    super::lock(&inner.vms).insert(id.clone(), vm);
+    lock(&inner.vms).insert(id.clone(), vm);
     inner.emit(&id, VmEventKind::Defined);
     tracing::info!(name = %name, "VM defined");
     status
 }
 
-pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
+/// Deletes a VM: removes `vm.json` first, then the files the backend made, then the directories
+/// if nothing else is in them (see the module documentation).
+async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
     let inner = &backend.inner;
     let _catalog = inner.catalog_lock(id).await;
     let vm = backend.vm(id)?;
@@ -251,7 +275,7 @@ pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
         Ok(())
     })
     .await?;
-    super::lock(&inner.vms).remove(id);
+    lock(&inner.vms).remove(id);
     inner.emit(id, VmEventKind::Deleted);
     tracing::info!("VM deleted");
     Ok(())

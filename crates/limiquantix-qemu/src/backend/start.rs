@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use super::vm::{self, Vm};
 use serde_json::json;
 
+use super::core::{LOG_TAIL, QemuBackend, Result, blocking, create_private_dir, lock};
+use super::monitor;
 use super::stop::terminate;
-use super::{LOG_TAIL, QemuBackend, QemuError, Result, blocking, create_private_dir, lock};
+use super::types::QemuError;
+use super::vm::{self, Vm};
 use crate::argv::QemuCommand;
 use crate::firmware;
 use crate::persist::{self, RuntimeRecord};
@@ -193,7 +195,7 @@ impl QemuBackend {
     ) {
         let events = qmp.subscribe();
         vm.cell().qmp = Some(qmp.clone());
-        let m = vm::spawn_monitor(
+        let m = monitor::spawn_monitor(
             Arc::downgrade(&self.inner),
             vm.clone(),
             generation,

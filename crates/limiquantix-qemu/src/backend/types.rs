@@ -55,7 +55,8 @@ impl BackendConfig {
     }
 }
 
-/// Extra inputs of [`super::QemuBackend::define`] that are not part of the definition.
+/// Extra inputs of [`QemuBackend::define`](crate::QemuBackend::define) that are not part of
+/// the definition.
 #[derive(Debug, Clone, Default)]
 pub struct DefineExtras {
     /// The NoCloud seed ISO to store as `cloud-init.iso` (mode 0600). Seed CD-ROMs of the

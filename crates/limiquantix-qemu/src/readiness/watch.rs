@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::ReadinessError;
+use super::error::ReadinessError;
 use super::tail::{SerialLogTail, lock};
 use crate::qga::QgaClient;
 use limiquantix_vm::readiness::{BootPhase, CloudInitStatus, ReadinessTracker};
