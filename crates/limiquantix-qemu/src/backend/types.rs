@@ -76,7 +76,7 @@ pub enum StopOutcome {
 }
 
 /// A QEMU backend operation failed, in detail. At the [`limiquantix_vm::VmBackend`] boundary it
-/// is sorted into a [`limiquantix_vm::QemuError`] category (see `backend::api`).
+/// is sorted into a [`limiquantix_vm::BackendError`] category (see `backend::api`).
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
     /// No VM with this id.
