@@ -21,15 +21,17 @@ pub(super) fn disk(
     d: &pb::DiskSpec,
     confinement: &Confinement,
     pools: &BTreeMap<String, PathBuf>,
-) -> Result<(m::DiskSpec, Option<String>), ApiError> {
+) -> Result<(m::DiskSpec, DiskIds), ApiError> {
     let f = format!("spec.disks[{i}]");
     let (id, api_id) = device_ids(&f, &d.id, "disk", i)?;
     let bus = disk_bus(&f, d.bus)?;
     let requested =
         enum_value::<pb::DiskFormat>(&format!("{f}.format"), d.format, "0 QCOW2, 1 RAW")?;
-    if !d.pool_id.is_empty() {
-        check_pool(&f, d, pools)?;
-    }
+    let pool_dir = if d.pool_id.is_empty() {
+        None
+    } else {
+        Some(check_pool(&f, d, pools)?)
+    };
     let (source, format) = match (d.path.is_empty(), d.backing_file.is_empty()) {
         (false, false) => {
             return Err(ApiError::invalid(
@@ -51,8 +53,20 @@ pub(super) fn disk(
             boot_index: None,
             limits: io_limits(d),
         },
-        api_id,
+        DiskIds {
+            api_id,
+            // Only a disk the daemon creates goes into the pool; an existing image stays put.
+            dir: pool_dir.filter(|_| d.path.is_empty()),
+        },
     ))
+}
+
+/// What [`disk`] found besides the disk itself.
+pub(super) struct DiskIds {
+    /// The caller's id for the disk, when it is not a device id of ours.
+    pub(super) api_id: Option<String>,
+    /// The pool directory the disk is created in, when it is not the VM's directory.
+    pub(super) dir: Option<PathBuf>,
 }
 
 /// The model bus of wire field `{f}.bus`. The LimiQuantix control plane casts its own bus enum
@@ -77,33 +91,29 @@ fn disk_bus(f: &str, bus: i32) -> Result<m::DiskBus, ApiError> {
     })
 }
 
-/// Checks a disk's `pool_id`: the pool exists, the disk names an existing image (`path`) and
-/// that image lies inside the pool.
+/// Checks a disk's `pool_id` and returns the pool's directory: the pool exists, and a disk
+/// naming an existing image (`path`) has it inside the pool. A disk the daemon creates (no
+/// `path`) is created in the pool's directory.
 fn check_pool(
     f: &str,
     d: &pb::DiskSpec,
     pools: &BTreeMap<String, PathBuf>,
-) -> Result<(), ApiError> {
+) -> Result<PathBuf, ApiError> {
     let Some(pool_dir) = pools.get(&d.pool_id) else {
         return Err(ApiError::invalid(
             format!("{f}.pool_id"),
             format!(
-                "no pool {:?} on this node (configured: {})",
+                "pool {:?} not found on this node (configured: {})",
                 d.pool_id,
                 pools.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         ));
     };
-    if d.path.is_empty() {
-        return Err(ApiError::invalid(
-            format!("{f}.pool_id"),
-            "disks the daemon creates live in the VM directory; pool_id is accepted only \
-             with path, naming the pool the path is in",
-        ));
+    if !d.path.is_empty() {
+        let pool = Confinement::new(pool_dir, []);
+        pool.check(&format!("{f}.path"), &d.path)?;
     }
-    let pool = Confinement::new(pool_dir, []);
-    pool.check(&format!("{f}.path"), &d.path)?;
-    Ok(())
+    Ok(pool_dir.clone())
 }
 
 /// A disk that uses an existing image (`path`), in the detected format unless RAW is asked.

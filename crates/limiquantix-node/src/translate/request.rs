@@ -110,11 +110,14 @@ fn add_devices(
     let mut has_backing_file = false;
     let mut flagged = Vec::new();
     for (i, d) in spec.disks.iter().enumerate() {
-        let (disk, api_id) = disk(i, d, ctx.confinement, ctx.pools)?;
+        let (disk, found) = disk(i, d, ctx.confinement, ctx.pools)?;
         has_backing_file |= matches!(disk.source, m::DiskSource::Overlay { .. });
         flagged.push(d.bootable);
-        if let Some(api_id) = api_id {
+        if let Some(api_id) = found.api_id {
             def.api_ids.insert(disk.id.clone(), api_id);
+        }
+        if let Some(dir) = found.dir {
+            def.disk_dirs.insert(disk.id.clone(), dir);
         }
         def.disks.push(disk);
     }

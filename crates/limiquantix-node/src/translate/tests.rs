@@ -114,7 +114,18 @@ fn path_disks_keep_their_detected_format_and_pool_ids_are_checked() {
         }]),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("no pool \"slow\""), "{err}");
+    assert!(err.to_string().contains("pool \"slow\" not found"), "{err}");
+    // A disk the daemon creates, with a pool: created in the pool's directory.
+    let p = prepare(
+        &f,
+        spec(vec![pb::DiskSpec {
+            size_gib: 1,
+            pool_id: "fast".into(),
+            ..Default::default()
+        }]),
+    )
+    .unwrap();
+    assert_eq!(p.definition.disk_dirs["disk0"], f.pools["fast"]);
     let err = prepare(&f, spec(vec![pb::DiskSpec::default()])).unwrap_err();
     assert!(
         err.to_string().starts_with("spec.disks[0].size_gib"),

@@ -137,15 +137,19 @@ async fn define(
         vm_dir: staging.path().to_owned(),
         run_dir: paths.run_dir.clone(),
     };
-    create_disks(&inner.config.qemu_img, &def, &staged).await?;
+    let outside = create_disks(&inner.config.qemu_img, &def, &staged).await?;
     let target = paths.vm_dir.clone();
     let saved = def.clone();
     let seed = extras.seed_iso;
-    blocking(move || {
+    let published = blocking(move || {
         write_seed_and_definition(&staged, seed, &saved)?;
         publish(staging, target, &vms_dir, saved.id)
     })
-    .await?;
+    .await;
+    if let Err(e) = published {
+        remove_files(outside).await;
+        return Err(e);
+    }
     Ok(register(inner, def, paths))
 }
 
@@ -162,24 +166,56 @@ async fn create_staging(vms_dir: &Path, id: &VmId) -> Result<tempfile::TempDir> 
     .await
 }
 
-/// Creates the disks the backend owns (overlays and blank disks) in the staging directory.
-async fn create_disks(qemu_img: &Path, def: &VmDefinition, staged: &RuntimePaths) -> Result<()> {
+/// Creates the disks the backend owns (overlays and blank disks): in the staging directory, or
+/// in place in their directory (a pool) when the definition gives one. Returns the files made
+/// outside the staging directory, which the caller removes if the define fails later; on an
+/// error here they are already removed.
+async fn create_disks(
+    qemu_img: &Path,
+    def: &VmDefinition,
+    staged: &RuntimePaths,
+) -> Result<Vec<PathBuf>> {
+    let mut outside = Vec::new();
     for (i, d) in def.disks.iter().enumerate() {
-        let file = staged.disk_file(i, d.format);
-        match &d.source {
-            DiskSource::Path { .. } => {}
+        let Some(file) = staged.created_disk(def, i) else {
+            continue;
+        };
+        let made = match &d.source {
+            DiskSource::Path { .. } => Ok(None),
             DiskSource::Overlay {
                 backing,
                 size_bytes,
-            } => {
-                limiquantix_storage::create_overlay(qemu_img, backing, &file, *size_bytes).await?;
-            }
+            } => limiquantix_storage::create_overlay(qemu_img, backing, &file, *size_bytes)
+                .await
+                .map(|_| Some(())),
             DiskSource::Blank { size_bytes } => {
-                limiquantix_storage::create_blank(qemu_img, &file, d.format, *size_bytes).await?;
+                limiquantix_storage::create_blank(qemu_img, &file, d.format, *size_bytes)
+                    .await
+                    .map(|_| Some(()))
+            }
+        };
+        match made {
+            Ok(Some(())) if !file.starts_with(&staged.vm_dir) => outside.push(file),
+            Ok(_) => {}
+            Err(e) => {
+                remove_files(outside).await;
+                return Err(e.into());
             }
         }
     }
-    Ok(())
+    Ok(outside)
+}
+
+/// Removes files a failed define made outside its staging directory.
+async fn remove_files(files: Vec<PathBuf>) {
+    let _ = blocking(move || {
+        for f in files {
+            tracing::info!(file = %f.display(), "removing a disk of a failed define");
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(())
+    })
+    .await;
 }
 
 /// Writes the seed ISO (when given) and then `vm.json` into the staging directory (blocking).
@@ -246,7 +282,7 @@ async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
             .disks
             .iter()
             .enumerate()
-            .filter_map(|(i, d)| paths.created_disk(i, d))
+            .filter_map(|(i, _)| paths.created_disk(&def, i))
             .collect();
         owned.extend([
             paths.seed_iso(),

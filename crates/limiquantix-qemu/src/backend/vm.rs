@@ -17,7 +17,7 @@ use crate::process::QemuProcess;
 use crate::qga::QgaClient;
 use crate::qmp::QmpClient;
 use crate::readiness::BootPhase;
-use limiquantix_vm::model::{DiskSource, VmDefinition, VmId};
+use limiquantix_vm::model::{VmDefinition, VmId};
 use limiquantix_vm::state::VmState;
 use limiquantix_vm::{VmEntry, VmStatus};
 
@@ -152,12 +152,7 @@ pub(super) fn remove_runtime_leftovers(paths: &RuntimePaths) {
 
 /// The host file of each disk: the given path, or where the backend creates it.
 pub(super) fn disk_files(def: &VmDefinition, paths: &RuntimePaths) -> Vec<PathBuf> {
-    def.disks
-        .iter()
-        .enumerate()
-        .map(|(i, d)| match &d.source {
-            DiskSource::Path { path } => path.clone(),
-            _ => paths.disk_file(i, d.format),
-        })
+    (0..def.disks.len())
+        .filter_map(|i| paths.disk_of(def, i))
         .collect()
 }

@@ -66,6 +66,11 @@ pub struct VmDefinition {
     /// printable characters, unique). The API keeps speaking the caller's id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub api_ids: BTreeMap<String, String>,
+    /// Where the backend creates a disk's file when not in the VM's own directory: disk id →
+    /// a directory (a storage pool). Only for disks the backend creates (overlays and blank
+    /// disks); the file is `<dir>/<vm id>-disk-<n>.<ext>` and is deleted with the VM.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disk_dirs: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// A kernel booted directly by QEMU, without a boot disk.
@@ -106,7 +111,15 @@ impl VmDefinition {
             spec_digest: None,
             direct_kernel: None,
             api_ids: BTreeMap::new(),
+            disk_dirs: BTreeMap::new(),
         }
+    }
+
+    /// The file name of disk `index` when the backend creates it in a directory of
+    /// [`VmDefinition::disk_dirs`]: `<vm id>-disk-<index>.<ext>`.
+    pub fn pool_disk_name(&self, index: usize) -> Option<String> {
+        let d = self.disks.get(index)?;
+        Some(format!("{}-disk-{index}.{}", self.id, d.format.extension()))
     }
 
     /// The id the API speaks for device `device_id`: the caller's, or the device id itself.

@@ -60,6 +60,7 @@ impl VmDefinition {
         }
         self.validate_nics(&mut ids)?;
         self.validate_api_ids(&ids)?;
+        self.validate_disk_dirs()?;
         self.validate_console()?;
         if let Some(d) = &self.spec_digest
             && (d.is_empty()
@@ -194,6 +195,24 @@ impl VmDefinition {
                     f,
                     format!("{api_id:?} is already the id of another device"),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Disk directories: of disks the backend creates, absolute and normalized.
+    fn validate_disk_dirs(&self) -> Result<(), ModelError> {
+        for (disk, dir) in &self.disk_dirs {
+            let f = format!("disk_dirs.{disk}");
+            match self.disks.iter().find(|d| &d.id == disk) {
+                Some(d) if d.is_created() => check_path(&f, dir)?,
+                Some(_) => {
+                    return Err(err(
+                        f,
+                        "only an overlay or a blank disk is created in a directory",
+                    ));
+                }
+                None => return Err(err(f, "names no disk of this VM")),
             }
         }
         Ok(())
