@@ -579,7 +579,7 @@ async fn a_failed_define_leaves_nothing_and_stale_staging_is_cleared_at_open() {
     let entry = limiquantix_vm::VmBackend::get(&backend, &def.id)
         .await
         .unwrap();
-    assert_eq!(entry.disk_files, [in_pool.clone()]);
+    assert_eq!(entry.disk_files, std::slice::from_ref(&in_pool));
     backend.delete(&def.id).await.unwrap();
     assert!(
         !in_pool.exists(),
