@@ -49,6 +49,15 @@ pub enum ApiError {
         /// What it waits for.
         waits_for: &'static str,
     },
+    /// What the request names does not exist (the message says what).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request may not do this (the message says why).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The request cannot be satisfied in the current state of the node (the message says why).
+    #[error("{0}")]
+    Precondition(String),
     /// A server-side failure (I/O, a task that panicked).
     #[error("{0}")]
     Internal(String),
@@ -83,6 +92,9 @@ impl ApiError {
                 BackendError::Internal(_) => Code::Internal,
             },
             Self::Unimplemented { .. } => Code::Unimplemented,
+            Self::NotFound(_) => Code::NotFound,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::Precondition(_) => Code::FailedPrecondition,
             Self::Internal(_) => Code::Internal,
         }
     }

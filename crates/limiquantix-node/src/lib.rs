@@ -8,7 +8,8 @@
 //! - [`console`]: `NodeConsoleService`, a VM's interactive serial console; [`images`]: the image
 //!   library and `NodeImageService`.
 //! - [`translate`]: wire types ↔ the VM model; [`provision`]: the seed decision.
-//! - [`confine`]: host paths must stay inside pools and the images directory.
+//! - [`confine`]: host paths must stay inside pools and the images directory; [`pools`]: the
+//!   storage pools (configured and made by InitStoragePool), persisted.
 //! - [`error`]: [`error::ApiError`], the one mapping of errors to gRPC codes.
 //! - [`hostinfo`], [`fault`]: host facts, crash-test injection points.
 
@@ -20,6 +21,7 @@ pub mod error;
 pub mod fault;
 pub mod hostinfo;
 pub mod images;
+pub mod pools;
 pub mod provision;
 pub mod server;
 pub mod service;

@@ -3,9 +3,12 @@
 use super::agent_cache::AgentCache;
 use crate::config::Config;
 use crate::confine::Confinement;
+use crate::pools::PoolRegistry;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::VmBackend;
 use limiquantix_vm::accel::AccelKind;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,8 +31,8 @@ pub(super) struct Inner<B> {
     pub(super) backend: Arc<B>,
     /// The daemon's configuration.
     pub(super) config: Config,
-    /// Where host paths of requests may point.
-    pub(super) confinement: Confinement,
+    /// The storage pools (configured and made through the API).
+    pub(super) pools: PoolRegistry,
     /// Host facts gathered at start-up.
     pub(super) hypervisor: Hypervisor,
     /// When the service started.
@@ -68,5 +71,18 @@ impl<B: VmBackend> NodeService<B> {
     /// The backend.
     pub fn backend(&self) -> &Arc<B> {
         &self.inner.backend
+    }
+}
+
+impl<B> Inner<B> {
+    /// Where host paths of requests may point now: the images directory and every pool
+    /// (canonicalises the roots: blocking).
+    pub(super) fn confinement(&self) -> Confinement {
+        Confinement::new(&self.config.images_dir, self.pools.dirs().into_values())
+    }
+
+    /// Every pool's directory, by id.
+    pub(super) fn pool_dirs(&self) -> BTreeMap<String, PathBuf> {
+        self.pools.dirs()
     }
 }

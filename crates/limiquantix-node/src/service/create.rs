@@ -104,9 +104,10 @@ impl<B: VmBackend> NodeService<B> {
         let inner = self.inner.clone();
         let seed_path = inner.backend.seed_path(&id);
         tokio::task::spawn_blocking(move || {
+            let (confinement, pools) = (inner.confinement(), inner.pool_dirs());
             let ctx = Context {
-                confinement: &inner.confinement,
-                pools: &inner.config.pools,
+                confinement: &confinement,
+                pools: &pools,
             };
             let prepared = prepare_definition(&req, id.clone(), &ctx)?;
             let spec = req

@@ -35,8 +35,8 @@ impl<B: VmBackend> NodeService<B> {
             let path = req.iso_path.clone();
             Some(
                 tokio::task::spawn_blocking(move || {
-                    let path = in_pool(&inner.config.pools, &path).unwrap_or(path);
-                    inner.confinement.check("iso_path", &path)
+                    let path = in_pool(&inner.pool_dirs(), &path).unwrap_or(path);
+                    inner.confinement().check("iso_path", &path)
                 })
                 .await??,
             )

@@ -14,11 +14,12 @@ mod events;
 mod media;
 mod node;
 mod pending;
+mod storage;
 mod vm;
 
 use crate::config::Config;
-use crate::confine::Confinement;
 use crate::error::ApiError;
+use crate::pools::PoolRegistry;
 use limiquantix_proto::v1 as pb;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonService;
 use limiquantix_vm::VmBackend;
@@ -37,14 +38,18 @@ impl<B: VmBackend> NodeService<B> {
     /// A service over `backend`. Spawns the task that forwards backend events to StreamEvents
     /// subscribers (call inside a tokio runtime).
     pub fn new(backend: Arc<B>, config: Config, hypervisor: Hypervisor) -> Self {
-        let confinement = Confinement::new(&config.images_dir, config.pools.values().cloned());
+        let pools = PoolRegistry::open(
+            &config.state_dir,
+            &config.pools,
+            vec![config.state_dir.join("pools")],
+        );
         let (events, _) = broadcast::channel(1024);
         events::forward(backend.subscribe(), events.clone());
         let agent_events = backend.subscribe();
         let inner = Arc::new(Inner {
             backend,
             config,
-            confinement,
+            pools,
             hypervisor,
             started: Instant::now(),
             events,
@@ -316,9 +321,9 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn init_storage_pool(
         &self,
-        _: Request<pb::InitStoragePoolRequest>,
+        request: Request<pb::InitStoragePoolRequest>,
     ) -> Result<Response<pb::StoragePoolInfoResponse>, Status> {
-        pending::answer("InitStoragePool")
+        reply(self.init_pool(request.into_inner()).await)
     }
 
     async fn destroy_storage_pool(
@@ -330,23 +335,23 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn get_storage_pool_info(
         &self,
-        _: Request<pb::StoragePoolIdRequest>,
+        request: Request<pb::StoragePoolIdRequest>,
     ) -> Result<Response<pb::StoragePoolInfoResponse>, Status> {
-        pending::answer("GetStoragePoolInfo")
+        reply(self.get_pool(&request.into_inner().pool_id).await)
     }
 
     async fn list_storage_pools(
         &self,
         _: Request<()>,
     ) -> Result<Response<pb::ListStoragePoolsResponse>, Status> {
-        pending::answer("ListStoragePools")
+        reply(self.list_pools().await)
     }
 
     async fn list_storage_pool_files(
         &self,
-        _: Request<pb::ListStoragePoolFilesRequest>,
+        request: Request<pb::ListStoragePoolFilesRequest>,
     ) -> Result<Response<pb::ListStoragePoolFilesResponse>, Status> {
-        pending::answer("ListStoragePoolFiles")
+        reply(self.pool_files(request.into_inner()).await)
     }
 
     async fn list_volumes(
