@@ -51,6 +51,8 @@ const DEV_EXTRA: &[(&str, &str, &[&str])] = &[
     ("limiquantix-qemu", "limiquantix-vm", &["fixtures"]),
     ("limiquantix-qemu", "limiquantix-storage", &["fixtures"]),
     ("limiquantix-storage", "limiquantix-vm", &["fixtures"]),
+    // The service's unit tests (ChangeMedia) start from `limiquantix_vm::model::fixtures`.
+    ("limiquantix-node", "limiquantix-vm", &["fixtures"]),
 ];
 
 /// Build-dependencies on workspace crates: (crate, dependency). None.
@@ -348,13 +350,8 @@ fn check_fails_on_an_added_edge_and_names_it_and_the_table() {
             "NORMAL",
         ),
         (
-            Edge::new(
-                "limiquantix-node",
-                "limiquantix-vm",
-                Kind::Dev,
-                &["fixtures"],
-            ),
-            "limiquantix-node -> limiquantix-vm[fixtures] (dev dependency)",
+            Edge::new("lqctl", "limiquantix-cloudinit", Kind::Dev, &["fixtures"]),
+            "lqctl -> limiquantix-cloudinit[fixtures] (dev dependency)",
             "DEV_EXTRA",
         ),
         // The test support is for tests only, and depends on nothing of the workspace.
