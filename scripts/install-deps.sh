@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything limiquantix-node needs to build, run and test on Debian/Ubuntu:
 # QEMU, the ISO and cloud-init tools the tests compare against, the guest-image build tools,
-# and a Rust toolchain when none is present. Safe to run again.
+# a Rust toolchain when none is present, and cargo-machete. Safe to run again.
 set -euo pipefail
 
 SUDO=""
@@ -10,7 +10,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 stamp_dir="${XDG_CACHE_HOME:-$HOME/.cache}/limiquantix"
 stamp="$stamp_dir/deps-$(sha256sum "$0" | cut -c1-16)"
-if [ -e "$stamp" ] && command -v qemu-system-x86_64 >/dev/null && command -v cargo >/dev/null; then
+if [ -e "$stamp" ] && command -v qemu-system-x86_64 >/dev/null && command -v cargo >/dev/null \
+    && cargo machete --version >/dev/null 2>&1; then
     echo "install-deps: already done ($stamp)"
     exit 0
 fi
@@ -47,6 +48,12 @@ if ! command -v cargo >/dev/null; then
         --component clippy,rustfmt
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"
+fi
+
+# cargo-machete: scripts/test.sh fails on an unused dependency. Pinned; built from crates.io.
+machete_version=0.9.2
+if ! cargo machete --version >/dev/null 2>&1; then
+    cargo install cargo-machete --version "$machete_version" --locked
 fi
 
 mkdir -p "$stamp_dir" && touch "$stamp"

@@ -234,7 +234,7 @@ async fn a_cloud_image_vm_lives_through_every_verb_and_a_daemon_restart() {
     assert!(!alive(second), "QEMU of the deleted VM is gone");
     assert!(node.vm_dirs().is_empty(), "{:?}", node.vm_dirs());
     assert!(
-        image.exists() && common::tiny_disk().exists(),
+        image.exists() && limiquantix_test_support::tiny_guest_disk().exists(),
         "the image is never deleted"
     );
     node.terminate();
