@@ -1,13 +1,14 @@
 //! The service's shared state: [`NodeService`] and what its handlers share.
 
 use super::agent_cache::AgentCache;
+use crate::cluster::ClusterStatus;
 use crate::config::Config;
 use crate::confine::Confinement;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::VmBackend;
 use limiquantix_vm::accel::AccelKind;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
@@ -40,6 +41,8 @@ pub(super) struct Inner<B> {
     pub(super) shutdown: watch::Sender<bool>,
     /// The guest agents' answers.
     pub(super) agents: AgentCache,
+    /// How the node stands with its control plane, when one is configured.
+    pub(super) control_plane: OnceLock<watch::Receiver<ClusterStatus>>,
 }
 
 /// The gRPC service. Cheap to clone.
