@@ -11,9 +11,12 @@
 //! - [`confine`]: host paths must stay inside pools and the images directory; [`pools`]: the
 //!   storage pools (configured and made by InitStoragePool), persisted.
 //! - [`error`]: [`error::ApiError`], the one mapping of errors to gRPC codes.
+//! - [`cluster`]: joining a LimiQuantix control plane (registration, heartbeats), started by the
+//!   binary when one is configured.
 //! - [`hostinfo`], [`fault`]: host facts, crash-test injection points.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod confine;
 pub mod console;

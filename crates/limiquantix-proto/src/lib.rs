@@ -7,6 +7,10 @@
 //! extensions of limiquantix-node: `NodeImageService` (`images.proto`, the image library) and
 //! `NodeConsoleService` (`console.proto`, a VM's interactive serial console), both in [`v1`].
 //!
+//! The daemon is also a client of the LimiQuantix control plane, whose Connect JSON API carries
+//! upstream's own messages: [`compute::v1`] (RegisterNode, UpdateHeartbeat, SyncNodeVMs, ...)
+//! and [`storage::v1`] (ScanLocalImages), messages only, with protojson `serde` implementations.
+//!
 //! Connecting a client to a daemon over its Unix socket:
 //!
 //! ```no_run
@@ -22,6 +26,8 @@
 //! ```
 
 pub mod client;
+pub mod compute;
+pub mod storage;
 pub mod v1;
 
 pub use client::{ClientError, NodeClient, TlsOptions, connect, connect_tls};

@@ -5,6 +5,7 @@
 //! replaced whole, not merged), and what is still unset takes the documented default
 //! ([`Config::resolve`]). `packaging/limiquantix-node.toml` is the annotated example file.
 
+mod control_plane;
 mod layer;
 mod resolve;
 #[cfg(test)]
@@ -16,6 +17,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use control_plane::{
+    ControlPlane, ControlPlaneLayer, DEFAULT_HEARTBEAT_INTERVAL_SECS, MAX_HEARTBEAT_INTERVAL_SECS,
+};
 pub use layer::{Layer, parse_pools};
 
 /// Default state directory.
@@ -175,6 +179,9 @@ pub struct Config {
     pub stop_timeout: Duration,
     /// Largest gRPC request decoded; larger ones get RESOURCE_EXHAUSTED. Default 16 MiB.
     pub max_request_bytes: usize,
+    /// The LimiQuantix control plane to register with (`[control_plane]`). Default: none, the
+    /// node stays standalone.
+    pub control_plane: Option<ControlPlane>,
 }
 
 mod secs {

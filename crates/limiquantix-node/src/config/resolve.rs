@@ -34,6 +34,8 @@ impl Config {
             .max_request_bytes
             .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         check_max_request_bytes(max_request_bytes)?;
+        let control_plane = super::control_plane::resolve(merged.control_plane)
+            .map_err(|p| origins.invalid("control_plane", p))?;
         Ok(Config {
             images_dir: merged
                 .images_dir
@@ -55,6 +57,7 @@ impl Config {
                     .unwrap_or(DEFAULT_STOP_TIMEOUT_SECS),
             ),
             max_request_bytes,
+            control_plane,
         })
     }
 }
@@ -83,6 +86,7 @@ fn merge(layers: &[(&'static str, Layer)]) -> (Layer, Origins) {
             ("accel", layer.accel.is_some()),
             ("log_format", layer.log_format.is_some()),
             ("tls", layer.tls.is_some()),
+            ("control_plane", layer.control_plane.is_some()),
         ] {
             if set {
                 origin.insert(key, name);

@@ -149,3 +149,28 @@ fn bad_values_name_the_source_and_key() {
             .contains("ID=DIR")
     );
 }
+
+#[test]
+fn control_plane_keys_merge_across_sources() {
+    let file = Layer::from_toml(
+        "[control_plane]\nurl = \"http://file:8080\"\nheartbeat_interval = 5\n\
+         management_ip = \"192.168.0.53\"\n",
+    )
+    .unwrap();
+    let c = Config::resolve(&[("config file", file.clone())]).unwrap();
+    let cp = c.control_plane.unwrap();
+    assert_eq!(cp.url, "http://file:8080");
+    assert_eq!(cp.heartbeat_interval, Duration::from_secs(5));
+    let url = env(&[("LQ_CONTROL_PLANE", "http://env:8080/")]);
+    let c = Config::resolve(&[("config file", file), ("environment", url)]).unwrap();
+    let cp = c.control_plane.unwrap();
+    assert_eq!(cp.url, "http://env:8080", "env beats file, key by key");
+    assert_eq!(cp.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(cp.management_ip, Some("192.168.0.53".parse().unwrap()));
+    assert_eq!(Config::resolve(&[]).unwrap().control_plane, None);
+    let bad = env(&[("LQ_CONTROL_PLANE", "cp.example:8080")]);
+    let err = Config::resolve(&[("environment", bad)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("environment control_plane: url"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! The service's shared state: [`NodeService`] and what its handlers share.
 
 use super::agent_cache::AgentCache;
+use crate::cluster::ClusterStatus;
 use crate::config::Config;
 use crate::confine::Confinement;
 use crate::pools::PoolRegistry;
@@ -10,7 +11,7 @@ use limiquantix_vm::accel::AccelKind;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
@@ -43,6 +44,8 @@ pub(super) struct Inner<B> {
     pub(super) shutdown: watch::Sender<bool>,
     /// The guest agents' answers.
     pub(super) agents: AgentCache,
+    /// How the node stands with its control plane, when one is configured.
+    pub(super) control_plane: OnceLock<watch::Receiver<ClusterStatus>>,
 }
 
 /// The gRPC service. Cheap to clone.

@@ -17,6 +17,7 @@ mod pending;
 mod storage;
 mod vm;
 
+use crate::cluster::ClusterStatus;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::pools::PoolRegistry;
@@ -24,7 +25,7 @@ use limiquantix_proto::v1 as pb;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonService;
 use limiquantix_vm::VmBackend;
 use limiquantix_vm::VmOp;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::{broadcast, watch};
 use tonic::{Request, Response, Status};
@@ -55,9 +56,18 @@ impl<B: VmBackend> NodeService<B> {
             events,
             shutdown: watch::Sender::new(false),
             agents: AgentCache::default(),
+            control_plane: OnceLock::new(),
         });
         agent::follow(agent_events, Arc::downgrade(&inner));
         Self { inner }
+    }
+
+    /// Shows the control-plane status `status` in GetNodeInfo (`control_plane`, and the
+    /// registered management address). A second call is ignored.
+    pub fn attach_control_plane(&self, status: watch::Receiver<ClusterStatus>) {
+        if self.inner.control_plane.set(status).is_err() {
+            tracing::warn!("a control-plane status is already attached");
+        }
     }
 }
 
