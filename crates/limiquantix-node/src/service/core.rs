@@ -3,6 +3,7 @@
 use super::agent_cache::AgentCache;
 use crate::config::Config;
 use crate::confine::Confinement;
+use crate::images::jobs::DownloadJobs;
 use crate::pools::PoolRegistry;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::VmBackend;
@@ -43,6 +44,10 @@ pub(super) struct Inner<B> {
     pub(super) shutdown: watch::Sender<bool>,
     /// The guest agents' answers.
     pub(super) agents: AgentCache,
+    /// Image downloads running in the background (DownloadImage).
+    pub(super) downloads: DownloadJobs,
+    /// The Open vSwitch tool the network RPCs ask.
+    pub(super) ovs_vsctl: PathBuf,
 }
 
 /// The gRPC service. Cheap to clone.
