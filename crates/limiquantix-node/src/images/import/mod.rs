@@ -89,6 +89,8 @@ struct Reporter<'a> {
     started: Instant,
     start_offset: u64,
     last: Option<Instant>,
+    /// A report the rate limit held back, to send when the transfer goes quiet.
+    held: Option<(u64, Option<u64>)>,
 }
 
 impl<'a> Reporter<'a> {
@@ -98,14 +100,17 @@ impl<'a> Reporter<'a> {
             started: Instant::now(),
             start_offset,
             last: None,
+            held: None,
         }
     }
 
     fn report(&mut self, done: u64, total: Option<u64>, force: bool) {
         let now = Instant::now();
         if !force && self.last.is_some_and(|t| now - t < PROGRESS_EVERY) {
+            self.held = Some((done, total));
             return;
         }
+        self.held = None;
         self.last = Some(now);
         let secs = (now - self.started).as_secs_f64();
         let moved = done.saturating_sub(self.start_offset) as f64;
@@ -115,6 +120,14 @@ impl<'a> Reporter<'a> {
             total,
             bytes_per_sec,
         });
+    }
+
+    /// Sends the report the rate limit held back, if any: for a transfer that stalls right
+    /// after a burst, so the caller does not see the state before the burst.
+    fn flush(&mut self) {
+        if let Some((done, total)) = self.held {
+            self.report(done, total, true);
+        }
     }
 }
 
