@@ -4,6 +4,7 @@ use super::agent_cache::AgentCache;
 use crate::cluster::ClusterStatus;
 use crate::config::Config;
 use crate::confine::Confinement;
+use crate::images::jobs::DownloadJobs;
 use crate::pools::PoolRegistry;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::VmBackend;
@@ -46,6 +47,10 @@ pub(super) struct Inner<B> {
     pub(super) agents: AgentCache,
     /// How the node stands with its control plane, when one is configured.
     pub(super) control_plane: OnceLock<watch::Receiver<ClusterStatus>>,
+    /// Image downloads running in the background (DownloadImage).
+    pub(super) downloads: DownloadJobs,
+    /// The Open vSwitch tool the network RPCs ask.
+    pub(super) ovs_vsctl: PathBuf,
 }
 
 /// The gRPC service. Cheap to clone.

@@ -2,16 +2,19 @@
 //!
 //! One module per group of RPCs: [`node`] (HealthCheck, GetNodeInfo), [`create`] (CreateVM),
 //! [`vm`] (lifecycle, status, console, logs, media), [`agent`] (the guest agents' answers in
-//! status), [`events`] (StreamEvents). The RPCs this
-//! daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
+//! status), [`events`] (StreamEvents), [`storage`] (storage pools), [`download`] (DownloadImage,
+//! GetDownloadStatus, CancelDownload), [`network`] (GetOVSStatus and the network ports). The RPCs
+//! this daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
 //! Handlers return [`ApiError`]; [`crate::error`] turns it into the gRPC status.
 
 mod agent;
 mod agent_cache;
 mod core;
 mod create;
+mod download;
 mod events;
 mod media;
+mod network;
 mod node;
 mod pending;
 mod storage;
@@ -20,6 +23,8 @@ mod vm;
 use crate::cluster::ClusterStatus;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::images::HttpOptions;
+use crate::images::jobs::{DownloadJobs, JobLimits};
 use crate::pools::PoolRegistry;
 use limiquantix_proto::v1 as pb;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonService;
@@ -47,6 +52,11 @@ impl<B: VmBackend> NodeService<B> {
         let (events, _) = broadcast::channel(1024);
         events::forward(backend.subscribe(), events.clone());
         let agent_events = backend.subscribe();
+        let downloads = DownloadJobs::new(
+            &config.images_dir,
+            HttpOptions::default(),
+            JobLimits::default(),
+        );
         let inner = Arc::new(Inner {
             backend,
             config,
@@ -57,6 +67,8 @@ impl<B: VmBackend> NodeService<B> {
             shutdown: watch::Sender::new(false),
             agents: AgentCache::default(),
             control_plane: OnceLock::new(),
+            downloads,
+            ovs_vsctl: network::OVS_VSCTL.into(),
         });
         agent::follow(agent_events, Arc::downgrade(&inner));
         Self { inner }
@@ -417,6 +429,64 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
         _: Request<pb::CreateVolumeSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
         pending::answer("CreateVolumeSnapshot")
+    }
+
+    type DownloadImageStream = BoxStream<pb::DownloadProgress>;
+
+    async fn download_image(
+        &self,
+        request: Request<pb::DownloadImageOnNodeRequest>,
+    ) -> Result<Response<Self::DownloadImageStream>, Status> {
+        reply(self.download_image(request.into_inner()).await)
+    }
+
+    async fn get_download_status(
+        &self,
+        request: Request<pb::GetDownloadStatusRequest>,
+    ) -> Result<Response<pb::DownloadProgress>, Status> {
+        reply(self.download_status(&request.into_inner().job_id))
+    }
+
+    async fn cancel_download(
+        &self,
+        request: Request<pb::CancelDownloadRequest>,
+    ) -> Result<Response<()>, Status> {
+        reply(self.cancel_download(&request.into_inner().job_id).await)
+    }
+
+    async fn get_ovs_status(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::OvsStatusResponse>, Status> {
+        reply(self.ovs_status().await)
+    }
+
+    async fn configure_network_port(
+        &self,
+        _: Request<pb::ConfigureNetworkPortRequest>,
+    ) -> Result<Response<pb::NetworkPortInfo>, Status> {
+        reply(self.network_port("ConfigureNetworkPort").await)
+    }
+
+    async fn delete_network_port(
+        &self,
+        _: Request<pb::DeleteNetworkPortRequest>,
+    ) -> Result<Response<()>, Status> {
+        reply(self.network_port("DeleteNetworkPort").await)
+    }
+
+    async fn get_network_port_status(
+        &self,
+        _: Request<pb::GetNetworkPortStatusRequest>,
+    ) -> Result<Response<pb::NetworkPortInfo>, Status> {
+        reply(self.network_port("GetNetworkPortStatus").await)
+    }
+
+    async fn list_network_ports(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListNetworkPortsResponse>, Status> {
+        reply(self.network_port("ListNetworkPorts").await)
     }
 }
 
