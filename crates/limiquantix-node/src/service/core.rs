@@ -94,3 +94,21 @@ impl<B> Inner<B> {
         self.pools.dirs()
     }
 }
+
+impl<B> Inner<B> {
+    /// The node's management address, when it has one: the configured `management_ip`, else
+    /// the one registered with the control plane. VNC displays the control plane proxies listen
+    /// there (never on 0.0.0.0).
+    pub(super) fn management_address(&self) -> Option<std::net::Ipv4Addr> {
+        let configured = self
+            .config
+            .control_plane
+            .as_ref()
+            .and_then(|c| c.management_ip);
+        configured.or_else(|| {
+            self.control_plane
+                .get()
+                .and_then(|status| status.borrow().management_ip)
+        })
+    }
+}

@@ -108,6 +108,7 @@ impl<B: VmBackend> NodeService<B> {
             let ctx = Context {
                 confinement: &confinement,
                 pools: &pools,
+                console_address: inner.management_address(),
             };
             let prepared = prepare_definition(&req, id.clone(), &ctx)?;
             let spec = req

@@ -107,9 +107,18 @@ impl<B: VmBackend> NodeService<B> {
             ))
             .into());
         };
+        // A display on every address is reached at the management address (a client cannot
+        // dial 0.0.0.0).
+        let host = match vnc.host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => self
+                .inner
+                .management_address()
+                .map_or(vnc.host, |a| a.to_string()),
+            _ => vnc.host,
+        };
         Ok(pb::ConsoleInfoResponse {
             r#type: "vnc".into(),
-            host: vnc.host,
+            host,
             port: vnc.port.into(),
             password: entry
                 .definition

@@ -32,9 +32,10 @@ pub(super) fn console(c: &pb::ConsoleSpec) -> Result<m::ConsoleSpec, ApiError> {
     })
 }
 
-/// The console of a request that names none: VNC, with a random password (8 characters, VNC's
-/// limit) that GetConsole returns to whoever may ask for it; never a display without one.
-pub(super) fn default_console() -> m::ConsoleSpec {
+/// The console of a request that names none: VNC on `address` (the node's management address,
+/// loopback without one), with a random password (8 characters, VNC's limit) that GetConsole
+/// returns to whoever may ask for it; never a display without one.
+pub(super) fn default_console(address: Option<std::net::Ipv4Addr>) -> m::ConsoleSpec {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let random = uuid::Uuid::new_v4().into_bytes();
     let password = random[..8]
@@ -44,6 +45,7 @@ pub(super) fn default_console() -> m::ConsoleSpec {
     m::ConsoleSpec {
         vnc: true,
         vnc_password: Some(password),
+        vnc_listen: address.unwrap_or(std::net::Ipv4Addr::LOCALHOST),
         ..m::ConsoleSpec::default()
     }
 }
@@ -54,7 +56,12 @@ mod tests {
 
     #[test]
     fn a_request_without_console_gets_vnc_with_its_own_password() {
-        let (a, b) = (default_console(), default_console());
+        let (a, b) = (
+            default_console(None),
+            default_console(Some([10, 0, 0, 5].into())),
+        );
+        assert_eq!(a.vnc_listen, std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(b.vnc_listen, std::net::Ipv4Addr::new(10, 0, 0, 5));
         assert!(a.vnc);
         let pw = a.vnc_password.unwrap();
         assert_eq!(pw.len(), 8);

@@ -19,6 +19,9 @@ pub struct Context<'a> {
     pub confinement: &'a Confinement,
     /// Configured pools: id → directory.
     pub pools: &'a BTreeMap<String, PathBuf>,
+    /// The node's management address: where the VNC display of a VM without a console spec
+    /// listens (loopback when the node has none).
+    pub console_address: Option<std::net::Ipv4Addr>,
 }
 
 /// A CreateVM request checked field by field and turned into a definition. The definition as
@@ -133,7 +136,7 @@ fn add_devices(
     }
     def.console = match &spec.console {
         Some(c) => console(c)?,
-        None => default_console(),
+        None => default_console(ctx.console_address),
     };
     apply_boot_order(def, spec, &flagged)?;
     Ok(has_backing_file)

@@ -44,6 +44,7 @@ fn prepare(f: &Fx, spec: pb::VmSpec) -> Result<Prepared, ApiError> {
     let ctx = Context {
         confinement: &f.confinement,
         pools: &f.pools,
+        console_address: None,
     };
     // As CreateVM does: the definition as a whole is validated once, after translation.
     let prepared = prepare_definition(&req, VmId::parse(ID).unwrap(), &ctx)?;
