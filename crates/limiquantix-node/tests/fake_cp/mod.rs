@@ -2,6 +2,7 @@
 //! control plane answers them (protojson: int64 as strings; Connect errors
 //! `{"code","message"}`), every call recorded. Nodes are known by host name, as upstream keys
 //! them; [`FakeCp::forget_nodes`] plays a control plane that lost its database.
+#![allow(dead_code)]
 
 use axum::body::Bytes;
 use axum::extract::State;
