@@ -30,8 +30,10 @@ pkgs=(
     openssh-client
     # tiny test guests
     busybox-static cpio
-    # the toolchain's C needs
+    # the toolchain's C needs (build-essential brings dpkg-dev: dpkg-shlibdeps for the package)
     build-essential pkg-config curl ca-certificates
+    # the Debian package's checks (scripts/test-deb.sh)
+    lintian
 )
 
 # qemu-utils must come from the same release as qemu-system-x86: a newer qemu-utils
