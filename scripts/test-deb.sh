@@ -49,11 +49,13 @@ phase() { log "$* (at $((SECONDS - started)) s)"; }
 
 tmp="$(mktemp -d /tmp/lq-deb.XXXXXX)"
 daemon_pid=""
+cp_pid=""
 had_state_dir=0
 if [ -e /var/lib/limiquantix ]; then had_state_dir=1; fi
 keep="/var/lib/limiquantix/images/lq-deb-test.keep"
 cleanup() {
     local rc=$?
+    if [ -n "${cp_pid:-}" ]; then kill "$cp_pid" 2>/dev/null || true; fi
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -TERM "$daemon_pid" 2>/dev/null || true
         wait "$daemon_pid" 2>/dev/null || true
@@ -153,10 +155,16 @@ contains "--print-config" "$printed" '"state_dir": "/var/lib/limiquantix"'
 contains "--print-config" "$printed" '"run_dir": "/run/limiquantix"'
 sock="$tmp/run/limiquantix-node.sock"
 daemon_args=(--config "$conf" --state-dir "$tmp/state" --run-dir "$tmp/run" --accel tcg)
-# Hook for the control-plane step: the daemon registers with the test double at this URL.
-if [ -n "${LQ_DEB_CONTROL_PLANE:-}" ]; then
-    daemon_args+=(--control-plane "$LQ_DEB_CONTROL_PLANE")
+# The installed daemon joins a control-plane test double (scripts/fake-control-plane.py): it
+# must register and send a heartbeat. LQ_DEB_CONTROL_PLANE points it at another one instead.
+cp_record="$tmp/control-plane.jsonl"
+if [ -z "${LQ_DEB_CONTROL_PLANE:-}" ]; then
+    cp_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    python3 scripts/fake-control-plane.py "$cp_port" "$cp_record" &
+    cp_pid=$!
+    LQ_DEB_CONTROL_PLANE="http://127.0.0.1:$cp_port"
 fi
+daemon_args+=(--control-plane "$LQ_DEB_CONTROL_PLANE")
 printed="$(/usr/bin/limiquantix-node "${daemon_args[@]}" --print-config)"
 contains "--print-config with flags" "$printed" "\"state_dir\": \"$tmp/state\""
 contains "--print-config with flags" "$printed" "\"images_dir\": \"$tmp/state/images\""
@@ -179,6 +187,18 @@ contains "lqctl node info" "$info" "hostname:"
 contains "lqctl node info" "$info" "limiquantix-node $upstream"
 contains "lqctl version" "$("${lqctl[@]}" version)" "limiquantix-node $upstream ("
 [ "$("${lqctl[@]}" -o json vm list | tr -d '[:space:]')" = "[]" ] || fail "vm list is not empty"
+if [ -n "${cp_pid:-}" ]; then
+    for _ in $(seq 1 100); do
+        grep -q '"UpdateHeartbeat"' "$cp_record" 2>/dev/null && break
+        sleep 0.2
+    done
+    grep -q '"RegisterNode"' "$cp_record" || fail "the installed daemon did not register with the control plane"
+    grep -q '"UpdateHeartbeat"' "$cp_record" || fail "the installed daemon sent no heartbeat"
+    contains "lqctl node info" "$("${lqctl[@]}" node info)" "9d1c0e4a-7b3f-4e2a-8c5d-1f0a2b3c4d5e"
+    kill "$cp_pid" 2>/dev/null || true
+    cp_pid=""
+    phase "registered and heartbeating with the control-plane test double"
+fi
 kill -TERM "$daemon_pid"
 rc=0
 wait "$daemon_pid" || rc=$?
