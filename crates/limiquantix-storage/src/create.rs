@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-use crate::qcow2::Qcow2Header;
 use crate::error::StorageError;
 use crate::format::{DetectedFormat, detect_format};
+use crate::qcow2::Qcow2Header;
 use limiquantix_vm::model::DiskFormat;
 
 /// Runs blocking storage work off the async runtime.

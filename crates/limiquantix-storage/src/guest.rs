@@ -10,9 +10,9 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::qcow2::{Qcow2Header, incompatible};
 use crate::error::StorageError;
 use crate::format::{DetectedFormat, detect_format};
+use crate::qcow2::{Qcow2Header, incompatible};
 
 const MAX_CHAIN: usize = 8;
 const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;

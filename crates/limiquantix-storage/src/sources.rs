@@ -8,8 +8,8 @@
 
 use std::path::Path;
 
-use crate::format::is_image_file;
 use crate::error::StorageError;
+use crate::format::is_image_file;
 use crate::format::{DetectedFormat, detect_format};
 use limiquantix_vm::model::{CdromRole, DiskSource, VmDefinition};
 
