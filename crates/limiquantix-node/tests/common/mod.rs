@@ -10,6 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod pki;
+
 /// Tests that run QEMU take this lock: one guest at a time on a 2-core machine.
 pub static QEMU: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -84,9 +86,9 @@ impl Node {
         v
     }
 
-    /// Starts the daemon with extra environment variables and waits for its socket.
-    pub fn start_with(&mut self, env: &[(&str, &str)]) {
-        assert!(self.child.is_none(), "daemon already running");
+    /// The daemon's command line: this node's directories, the test accelerator, the pool,
+    /// `args`, and `env`; stderr appended to the log.
+    fn command(&self, env: &[(&str, &str)]) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -113,6 +115,20 @@ impl Node {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Runs the daemon expecting it to refuse to start: its exit status and its log.
+    pub fn run_expecting_refusal(&self) -> (ExitStatus, String) {
+        let mut child = self.command(&[]).spawn().expect("spawn limiquantix-node");
+        let status = wait_timeout(&mut child, Duration::from_secs(30));
+        (status, self.log_text())
+    }
+
+    /// Starts the daemon with extra environment variables and waits for its socket.
+    pub fn start_with(&mut self, env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "daemon already running");
+        let mut cmd = self.command(env);
         let mut child = cmd.spawn().expect("spawn limiquantix-node");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
