@@ -2,7 +2,7 @@
 # Installs everything limiquantix-node needs to build, run and test on Debian/Ubuntu:
 # QEMU, the ISO and cloud-init tools the tests compare against, the guest-image build tools,
 # Python's grpcio (pinned, in a virtualenv under the cache directory) for the gRPC C-core client
-# test, and a Rust toolchain when none is present. Safe to run again.
+# test, a Rust toolchain when none is present, and cargo-machete. Safe to run again.
 set -euo pipefail
 
 SUDO=""
@@ -23,7 +23,7 @@ grpcio_ok() {
 }
 
 if [ -e "$stamp" ] && command -v qemu-system-x86_64 >/dev/null && command -v cargo >/dev/null \
-    && grpcio_ok; then
+    && cargo machete --version >/dev/null 2>&1 && grpcio_ok; then
     echo "install-deps: already done ($stamp)"
     exit 0
 fi
@@ -62,6 +62,12 @@ if ! command -v cargo >/dev/null; then
         --component clippy,rustfmt
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"
+fi
+
+# cargo-machete: scripts/test.sh fails on an unused dependency. Pinned; built from crates.io.
+machete_version=0.9.2
+if ! cargo machete --version >/dev/null 2>&1; then
+    cargo install cargo-machete --version "$machete_version" --locked
 fi
 
 mkdir -p "$stamp_dir"

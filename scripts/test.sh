@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need, builds (or reuses the cached)
-# test guest image, checks formatting and lints, and runs every test against real QEMU under TCG.
+# test guest image, checks formatting, unused dependencies and lints, and runs every test against
+# real QEMU under TCG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +25,9 @@ export LQ_TEST_ACCEL="${LQ_TEST_ACCEL:-tcg}"
 export LQ_TEST_PYTHON="${LQ_TEST_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/limiquantix/venv-grpcio/bin/python3}"
 
 cargo fmt --all -- --check
+# Files and functions a reader can hold (500 and 80 lines, tests excepted).
+python3 scripts/check-sizes.py
+# No unused dependency (false positives: [package.metadata.cargo-machete] in the crate's manifest).
+cargo machete
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

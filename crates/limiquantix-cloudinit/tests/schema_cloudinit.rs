@@ -96,3 +96,24 @@ fn deprecated_and_unknown_keys_warn() {
         "{text:?}"
     );
 }
+
+/// The cloud-config the LimiQuantix web UI builds for a cloud-image VM (deprecated
+/// `chpasswd.list`, `write_files[].defer`, a block-scalar `runcmd`, `package_update`) passes
+/// with warnings, never errors: a VM the UI creates is never refused for its user-data.
+#[test]
+fn the_control_plane_uis_cloud_config_passes_with_warnings() {
+    let yaml = include_bytes!("fixtures/limiquantix-ui-user-data.yaml");
+    let warnings = validate_user_data(yaml, &installed_schema()).unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.path.as_deref() == Some("chpasswd.list")),
+        "{warnings:?}"
+    );
+    // Warnings name the key and the line, never the password.
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.to_string().contains("secret123"))
+    );
+}

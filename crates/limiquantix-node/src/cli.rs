@@ -1,6 +1,6 @@
 //! Command-line flags of `limiquantix-node`, turned into the highest-precedence config [`Layer`].
 
-use crate::config::{Config, ConfigError, Layer, TlsFiles, parse_pools};
+use crate::config::{Config, ConfigError, ControlPlaneLayer, Layer, TlsFiles, parse_pools};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -26,7 +26,8 @@ pub struct Flags {
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
     /// Address or network (`10.0.0.2`, `10.0.0.0/24`, `fd00::/8`) that may connect to the
-    /// plaintext+tcp: listeners; repeatable. Other connections are closed at accept time.
+    /// plaintext+tcp: listeners; repeatable. Other connections are closed at accept time
+    /// [default: the address of --control-plane's URL, when it names one].
     #[arg(long, value_name = "CIDR")]
     pub allow_from: Vec<String>,
     /// PEM server certificate for tcp: listeners.
@@ -58,6 +59,10 @@ pub struct Flags {
     /// Log format: text or json [default: text]. The level comes from RUST_LOG (default info).
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// LimiQuantix control plane to register with and send heartbeats to, http(s)://HOST:PORT
+    /// (env LQ_CONTROL_PLANE; the config file's [control_plane] has the other settings).
+    #[arg(long, value_name = "URL")]
+    pub control_plane: Option<String>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -89,6 +94,10 @@ impl Flags {
             log_format: self.log_format.clone(),
             stop_timeout_seconds: None,
             max_request_bytes: None,
+            control_plane: self.control_plane.clone().map(|url| ControlPlaneLayer {
+                url: Some(url),
+                ..Default::default()
+            }),
         })
     }
 

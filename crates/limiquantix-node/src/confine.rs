@@ -44,6 +44,18 @@ pub enum ConfineError {
         /// The path given.
         path: String,
     },
+    /// A directory other than the one allowed for the field (`inside`: it is below that one).
+    #[error("{field}: {path:?} is not allowed: use {allowed} (or leave it empty for the same)")]
+    WrongDir {
+        /// The request field.
+        field: String,
+        /// The path given.
+        path: String,
+        /// The one directory allowed.
+        allowed: String,
+        /// Whether the path is inside the allowed directory (a subdirectory).
+        inside: bool,
+    },
     /// Exists inside a root, but is not a regular file.
     #[error("{field}: {path:?} is not a regular file")]
     NotAFile {
@@ -52,6 +64,39 @@ pub enum ConfineError {
         /// The path given.
         path: String,
     },
+}
+
+/// Checks that directory `path` (request field `field`) is `dir` itself, after symlinks: for a
+/// request that may only write into `dir`. Canonicalisation touches the filesystem: call from
+/// blocking context.
+pub fn check_is_dir(field: &str, path: &str, dir: &Path) -> Result<(), ConfineError> {
+    let malformed = |problem| ConfineError::Malformed {
+        field: field.into(),
+        path: path.into(),
+        problem,
+    };
+    let p = Path::new(path);
+    if path.contains('\0') {
+        return Err(malformed("it contains a NUL byte"));
+    }
+    if !p.is_absolute() {
+        return Err(malformed("it must be an absolute path"));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(malformed("it must not contain `..`"));
+    }
+    let canonical_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let inside = match std::fs::canonicalize(p) {
+        Ok(resolved) if resolved == canonical_dir => return Ok(()),
+        Ok(resolved) => resolved.starts_with(&canonical_dir),
+        Err(_) => p.starts_with(dir) || p.starts_with(&canonical_dir),
+    };
+    Err(ConfineError::WrongDir {
+        field: field.into(),
+        path: path.into(),
+        allowed: dir.display().to_string(),
+        inside,
+    })
 }
 
 /// The allowed roots of host paths.
@@ -253,6 +298,34 @@ mod tests {
         ] {
             let err = check(&f, rel).unwrap_err();
             assert!(matches!(err, ConfineError::Outside { .. }), "{rel}: {err}");
+        }
+    }
+
+    #[test]
+    fn only_the_directory_itself_passes_check_is_dir() {
+        let f = fixture();
+        let images = f.root.join("images");
+        symlink(&images, f.root.join("images-link")).unwrap();
+        symlink(f.root.join("elsewhere"), images.join("out")).unwrap();
+        let check =
+            |p: &std::path::Path| check_is_dir("target_dir", &p.display().to_string(), &images);
+        check(&images).unwrap();
+        check(&f.root.join("images-link")).unwrap();
+        for (rel, inside) in [
+            ("images/sub", true),
+            ("images/absent", true),
+            ("elsewhere", false),
+            ("images/out", false),
+            ("nowhere/x", false),
+        ] {
+            match check(&f.root.join(rel)).unwrap_err() {
+                ConfineError::WrongDir { inside: i, .. } => assert_eq!(i, inside, "{rel}"),
+                e => panic!("{rel}: {e}"),
+            }
+        }
+        for bad in ["images", "/x/../images", "/x\0"] {
+            let e = check_is_dir("target_dir", bad, &images).unwrap_err();
+            assert!(matches!(e, ConfineError::Malformed { .. }), "{bad}: {e}");
         }
     }
 

@@ -5,6 +5,8 @@
 //! passwords (validators report line and key, not content).
 
 use crate::confine::ConfineError;
+use crate::images::ImageError;
+use crate::images::jobs::JobError;
 use limiquantix_vm::BackendError;
 use tonic::{Code, Status};
 
@@ -41,6 +43,12 @@ pub enum ApiError {
     /// The backend refused or failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The image library refused or failed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The download-job registry refused.
+    #[error(transparent)]
+    Download(#[from] JobError),
     /// The method is not implemented yet.
     #[error("{method} is not implemented yet: {waits_for}")]
     Unimplemented {
@@ -49,6 +57,15 @@ pub enum ApiError {
         /// What it waits for.
         waits_for: &'static str,
     },
+    /// What the request names does not exist (the message says what).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request may not do this (the message says why).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The request cannot be satisfied in the current state of the node (the message says why).
+    #[error("{0}")]
+    Precondition(String),
     /// A server-side failure (I/O, a task that panicked).
     #[error("{0}")]
     Internal(String),
@@ -68,6 +85,7 @@ impl ApiError {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::Confine(ConfineError::Outside { .. }) => Code::PermissionDenied,
+            Self::Confine(ConfineError::WrongDir { inside: false, .. }) => Code::PermissionDenied,
             Self::Confine(_) => Code::InvalidArgument,
             Self::TooLarge { .. } => Code::InvalidArgument,
             Self::AlreadyExists { .. } => Code::AlreadyExists,
@@ -82,9 +100,44 @@ impl ApiError {
                 BackendError::Timeout(_) => Code::DeadlineExceeded,
                 BackendError::Internal(_) => Code::Internal,
             },
+            Self::Image(e) => image_code(e),
+            Self::Download(e) => match e {
+                JobError::InvalidId(_) => Code::InvalidArgument,
+                JobError::NotFound(_) => Code::NotFound,
+                JobError::Conflict(_) | JobError::NameBusy { .. } => Code::AlreadyExists,
+                JobError::TooMany(_) => Code::ResourceExhausted,
+                JobError::Finished { .. } => Code::FailedPrecondition,
+                JobError::Slow(_) => Code::DeadlineExceeded,
+                JobError::Image(e) => image_code(e),
+            },
             Self::Unimplemented { .. } => Code::Unimplemented,
+            Self::NotFound(_) => Code::NotFound,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::Precondition(_) => Code::FailedPrecondition,
             Self::Internal(_) => Code::Internal,
         }
+    }
+}
+
+/// The gRPC code of an image-library error.
+fn image_code(e: &ImageError) -> Code {
+    use ImageError as E;
+    match e {
+        E::InvalidName { .. }
+        | E::NoName { .. }
+        | E::Ambiguous { .. }
+        | E::InvalidChecksum(_)
+        | E::InvalidSource { .. }
+        | E::UnsupportedFormat { .. }
+        | E::ChecksumMismatch { .. }
+        | E::Empty(_) => Code::InvalidArgument,
+        E::AlreadyExists(_) => Code::AlreadyExists,
+        E::NotFound(_) => Code::NotFound,
+        E::InUse { .. } | E::HttpStatus { .. } => Code::FailedPrecondition,
+        E::Busy(_) | E::Upload { .. } => Code::Aborted,
+        E::Cancelled(_) => Code::Cancelled,
+        E::Transfer { .. } | E::Incomplete { .. } => Code::Unavailable,
+        E::Io { .. } => Code::Internal,
     }
 }
 
@@ -193,6 +246,37 @@ mod tests {
         .into();
         assert_eq!(s.code(), Code::Unimplemented);
         assert!(s.message().contains("CreateSnapshot"));
+        let not_dir = |inside| ConfineError::WrongDir {
+            field: "target_dir".into(),
+            path: "/x".into(),
+            allowed: "/images".into(),
+            inside,
+        };
+        assert_eq!(
+            ApiError::from(not_dir(false)).code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(ApiError::from(not_dir(true)).code(), Code::InvalidArgument);
+        assert_eq!(
+            ApiError::from(ImageError::Cancelled("x".into())).code(),
+            Code::Cancelled
+        );
+        assert_eq!(
+            ApiError::from(JobError::NotFound("j".into())).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            ApiError::from(JobError::TooMany(8)).code(),
+            Code::ResourceExhausted
+        );
+        assert_eq!(
+            ApiError::from(JobError::Image(ImageError::AlreadyExists("x".into()))).code(),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            ApiError::Precondition("no ovs".into()).code(),
+            Code::FailedPrecondition
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Facts about the host for GetNodeInfo and HealthCheck: CPU (`/proc/cpuinfo`), memory
-//! (`/proc/meminfo`), kernel and host name (`uname(2)`), OS (`/etc/os-release`), uptime
+//! Facts about the host for GetNodeInfo, HealthCheck and the control plane: CPU
+//! (`/proc/cpuinfo`, topology and clock from `/sys/devices/system/cpu`), memory (`/proc/meminfo`), kernel and host name (`uname(2)`), OS (`/etc/os-release`), uptime
 //! (`/proc/uptime`), state-directory filesystem (`statvfs(3)`), and the QEMU version
 //! (`qemu-system-x86_64 --version`, run asynchronously once at start-up).
 
@@ -65,6 +65,73 @@ pub fn parse_cpuinfo(text: &str) -> CpuFacts {
         1
     };
     facts
+}
+
+/// Where Linux describes the CPUs.
+const SYS_CPU: &str = "/sys/devices/system/cpu";
+
+/// CPU topology from sysfs: `root` is `/sys/devices/system/cpu`. Returns (sockets, cores per
+/// socket, threads per core, logical CPUs) over the online CPUs (an offline CPU has no
+/// topology), or `None` when nothing is readable.
+pub fn sysfs_topology(root: &Path) -> Option<(u32, u32, u32, u32)> {
+    let mut packages = BTreeSet::new();
+    let mut cores = BTreeSet::new();
+    let mut threads = 0u32;
+    for entry in std::fs::read_dir(root).ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(index) = name.to_str().and_then(|n| n.strip_prefix("cpu")) else {
+            continue;
+        };
+        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let topology = entry.path().join("topology");
+        let read = |f: &str| -> Option<i64> {
+            std::fs::read_to_string(topology.join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let (Some(package), Some(core)) = (read("physical_package_id"), read("core_id")) else {
+            continue;
+        };
+        packages.insert(package);
+        cores.insert((package, core));
+        threads += 1;
+    }
+    if threads == 0 {
+        return None;
+    }
+    let sockets = packages.len() as u32;
+    let all_cores = cores.len() as u32;
+    Some((
+        sockets,
+        (all_cores / sockets).max(1),
+        (threads / all_cores).max(1),
+        threads,
+    ))
+}
+
+/// The CPU facts of this host: `/proc/cpuinfo`, with the topology from sysfs when it has one
+/// (cpuinfo lacks `physical id` in many guests and on other architectures) and the clock from
+/// cpufreq when cpuinfo has none.
+pub fn cpu_facts() -> CpuFacts {
+    let mut cpu = parse_cpuinfo(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default());
+    let root = Path::new(SYS_CPU);
+    if let Some((sockets, cores, threads, total)) = sysfs_topology(root) {
+        cpu.sockets = sockets;
+        cpu.cores_per_socket = cores;
+        cpu.threads_per_core = threads;
+        cpu.total_threads = total;
+    }
+    if cpu.frequency_mhz == 0 {
+        cpu.frequency_mhz = std::fs::read_to_string(root.join("cpu0/cpufreq/cpuinfo_max_freq"))
+            .ok()
+            .and_then(|khz| khz.trim().parse::<u64>().ok())
+            .map_or(0, |khz| khz / 1000);
+    }
+    cpu
 }
 
 /// Memory facts, bytes.
@@ -177,7 +244,7 @@ impl HostFacts {
             .map_or(0, |f| f as u64);
         let machine_id = Some(read("/etc/machine-id").trim().to_string()).filter(|s| !s.is_empty());
         HostFacts {
-            cpu: parse_cpuinfo(&read("/proc/cpuinfo")),
+            cpu: cpu_facts(),
             memory: parse_meminfo(&read("/proc/meminfo")),
             kernel,
             hostname,
@@ -227,6 +294,25 @@ processor\t: 1\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\nphysical id\t: 0\n
         );
         assert_eq!(c.frequency_mhz, 2200);
         assert_eq!(c.features, ["fpu", "vmx", "sse2"]);
+    }
+
+    #[test]
+    fn sysfs_topology_counts_packages_cores_and_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2 packages × 2 cores × 2 threads; cpu8 is offline (no topology), cpufreq is no CPU.
+        for cpu in 0..8 {
+            let t = dir.path().join(format!("cpu{cpu}/topology"));
+            std::fs::create_dir_all(&t).unwrap();
+            std::fs::write(t.join("physical_package_id"), format!("{}\n", cpu / 4)).unwrap();
+            std::fs::write(t.join("core_id"), format!("{}\n", (cpu / 2) % 2)).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("cpu8")).unwrap();
+        std::fs::create_dir_all(dir.path().join("cpufreq")).unwrap();
+        assert_eq!(sysfs_topology(dir.path()), Some((2, 2, 2, 8)));
+        assert_eq!(sysfs_topology(&dir.path().join("none")), None);
+        let c = cpu_facts();
+        assert!(c.sockets * c.cores_per_socket * c.threads_per_core >= 1);
+        assert!(c.total_threads >= 1);
     }
 
     #[test]

@@ -9,12 +9,16 @@
 //! - [`console`]: `NodeConsoleService`, a VM's interactive serial console; [`images`]: the image
 //!   library and `NodeImageService`.
 //! - [`translate`]: wire types ↔ the VM model; [`provision`]: the seed decision.
-//! - [`confine`]: host paths must stay inside pools and the images directory.
+//! - [`confine`]: host paths must stay inside pools and the images directory; [`pools`]: the
+//!   storage pools (configured and made by InitStoragePool), persisted.
 //! - [`error`]: [`error::ApiError`], the one mapping of errors to gRPC codes.
+//! - [`cluster`]: joining a LimiQuantix control plane (registration, heartbeats), started by the
+//!   binary when one is configured.
 //! - [`hostinfo`], [`fault`]: host facts, crash-test injection points.
 
 pub mod accept;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod confine;
 pub mod console;
@@ -22,6 +26,7 @@ pub mod error;
 pub mod fault;
 pub mod hostinfo;
 pub mod images;
+pub mod pools;
 pub mod provision;
 pub mod server;
 pub mod service;

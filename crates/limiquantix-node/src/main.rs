@@ -8,7 +8,7 @@ use clap::Parser as _;
 use limiquantix_node::cli::Flags;
 use limiquantix_node::config::{Config, LogFormat};
 use limiquantix_node::service::{Hypervisor, NodeService};
-use limiquantix_node::{fault, hostinfo, server};
+use limiquantix_node::{cluster, fault, hostinfo, server};
 use limiquantix_qemu::{BackendConfig, QemuBackend};
 use std::sync::Arc;
 
@@ -58,7 +58,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "limiquantix-node {} starting",
         env!("CARGO_PKG_VERSION")
     );
-    let service = NodeService::new(Arc::new(backend), config.clone(), hypervisor);
+    let backend = Arc::new(backend);
+    let service = NodeService::new(backend.clone(), config.clone(), hypervisor);
+    if let Some(settings) = &config.control_plane {
+        // In the background: serving never waits for the control plane.
+        match cluster::spawn(settings.clone(), &config, backend) {
+            Ok(status) => service.attach_control_plane(status),
+            Err(e) => tracing::error!(error = %e, "the node stays standalone"),
+        }
+    }
     server::serve(&config, service, server::termination_signal()).await?;
     tracing::info!("stopped; VMs keep running");
     Ok(())

@@ -152,6 +152,7 @@ pub async fn serve<B: VmBackend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let shutdown_tx = service.shutdown_switch();
+    warn_if_unreachable_by_control_plane(config);
     // The image library (NodeImageService) beside the node API; DeleteImage asks the backend
     // which images VMs use.
     let images = crate::images::ImageLibrary::open(&config.images_dir).map_err(|e| {
@@ -274,6 +275,22 @@ fn warn_plaintext(hostport: &str, allow_from: &[Cidr]) {
         tracing::warn!(
             allow_from = %describe_allow_list(allow_from),
             "the allow-list of the plaintext listener admits every address of a family (/0)"
+        );
+    }
+}
+
+/// The control plane registers this node as `<management IP>:9090` and dials that with plaintext
+/// gRPC: without a `plaintext+tcp:` listener on port 9090 it cannot manage the node's VMs.
+fn warn_if_unreachable_by_control_plane(config: &Config) {
+    let dialed = config.listen.iter().any(|l| {
+        matches!(l, ListenAddr::Plaintext(a)
+            if a.parse::<std::net::SocketAddr>().is_ok_and(|a| a.port() == 9090))
+    });
+    if config.control_plane.is_some() && !dialed {
+        tracing::warn!(
+            "a control plane is configured but no plaintext+tcp: listener is on port 9090, where \
+             it dials nodes: it will register this node and fail to reach it \
+             (add --listen plaintext+tcp:<management IP>:9090)"
         );
     }
 }

@@ -98,7 +98,12 @@ async fn health_reflection_node_info_and_pending_rpcs() {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     assert_eq!(info.kernel_version, release.trim());
     assert_eq!(info.hypervisor_version, h.hypervisor_version);
-    assert!(info.capabilities.unwrap().name.contains(&common::accel()));
+    assert!(
+        info.capabilities
+            .unwrap()
+            .name
+            .contains(&limiquantix_test_support::accel())
+    );
 
     let err = client
         .create_snapshot(pb::CreateSnapshotRequest::default())

@@ -161,7 +161,7 @@ async fn typing_into_the_serial_console_reaches_the_guest() {
     refused(
         attach(&mut console, "0f0f0f0f-0000-4000-8000-000000000000", 0).await,
         Code::NotFound,
-        "does not exist",
+        "VM not found",
     );
     refused(
         attach(&mut console, ID, 0).await,

@@ -8,8 +8,7 @@
 //! from inside through the guest agent. Booting scenarios run one at a time (a lock), so a 2-core machine boots one guest at
 //! once.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use limiquantix_proto::v1 as pb;
 use limiquantix_qemu::paths::RuntimePaths;
 use limiquantix_qemu::qga::QgaClient;
 use limiquantix_qemu::readiness::SerialLogTail;
+use limiquantix_test_support::{DaemonPaths, DaemonProcess, guest_image, kill_vm_qemus};
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::readiness::{BootPhase, ReadinessTracker};
 
@@ -31,38 +31,10 @@ const IMAGE_NAME: &str = "lq-test-debian.qcow2";
 const TEST_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHrTQa1Qy1vCj3mZ6Pz0hS0nXbXo1uV9d1Zq0zZ4nq7E lq-e2e";
 
-/// The cached test image: `LQ_TEST_GUEST_IMAGE`, or built (or found in the cache) by the script.
-fn guest_image() -> PathBuf {
-    static IMAGE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("LQ_TEST_GUEST_IMAGE").filter(|p| !p.is_empty()) {
-                return PathBuf::from(p);
-            }
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-guest-image.sh");
-            let out = Command::new(&script)
-                .arg("--print-path")
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("run scripts/build-guest-image.sh");
-            assert!(out.status.success(), "building the test image failed");
-            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-        })
-        .clone()
-}
-
-fn accel() -> String {
-    std::env::var("LQ_TEST_ACCEL")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "tcg".into())
-}
-
 /// A daemon process on a temporary state directory, killed when dropped (its QEMUs too).
 struct Daemon {
     dir: tempfile::TempDir,
-    child: Option<Child>,
+    process: Option<DaemonProcess>,
 }
 
 impl Daemon {
@@ -78,74 +50,41 @@ impl Daemon {
         if std::fs::hard_link(&image, &target).is_err() {
             std::fs::copy(&image, &target).expect("copy the test image");
         }
-        let mut daemon = Daemon { dir, child: None };
+        let mut daemon = Daemon { dir, process: None };
         let client = daemon.spawn().await;
         (daemon, client)
     }
 
+    /// State and run directory, socket and log, under the temporary directory.
+    fn daemon_paths(&self) -> DaemonPaths {
+        DaemonPaths::under(self.dir.path())
+    }
+
     fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
+        self.daemon_paths().state
     }
 
     fn run(&self) -> PathBuf {
-        self.dir.path().join("run")
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.run().join("limiquantix-node.sock")
+        self.daemon_paths().run
     }
 
     async fn spawn(&mut self) -> NodeClient {
-        let _ = std::fs::remove_file(self.socket());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_limiquantix-node"))
-            .arg("--state-dir")
-            .arg(self.state())
-            .arg("--run-dir")
-            .arg(self.run())
-            .arg("--accel")
-            .arg(accel())
-            .arg("--listen")
-            .arg(format!("unix:{}", self.socket().display()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start limiquantix-node");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if self.socket().exists() {
-                let target = format!("unix:{}", self.socket().display());
-                if let Ok(client) = limiquantix_proto::connect(&target).await {
-                    return client;
-                }
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the daemon exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not listen within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let paths = self.daemon_paths();
+        let _ = std::fs::remove_file(&paths.socket);
+        let target = format!("unix:{}", paths.socket.display());
+        let binary = env!("CARGO_BIN_EXE_limiquantix-node");
+        self.process = Some(DaemonProcess::start(binary, &paths, |cmd| {
+            cmd.arg("--listen").arg(&target);
+        }));
+        limiquantix_proto::connect(&target)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the daemon: {e}\n{}", self.log()))
     }
 
     /// Stops the daemon with SIGTERM (its QEMUs keep running).
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the pid of a child we own and have not reaped yet.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while child.try_wait().unwrap().is_none() {
-                assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        if let Some(process) = self.process.take() {
+            process.terminate(Duration::from_secs(20));
         }
     }
 
@@ -156,7 +95,7 @@ impl Daemon {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        self.daemon_paths().log_text()
     }
 
     fn paths(&self, vm_id: &str) -> RuntimePaths {
@@ -167,19 +106,8 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         // QEMUs are detached from the daemon: end them by their pidfiles first.
-        if let Ok(vms) = std::fs::read_dir(self.run().join("vms")) {
-            for vm in vms.flatten() {
-                let pid = std::fs::read_to_string(vm.path().join("qemu.pid")).unwrap_or_default();
-                if let Ok(pid) = pid.trim().parse::<i32>() {
-                    // SAFETY: kill(2) with a pid read from the VM's own pidfile.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_vm_qemus(&self.run());
+        drop(self.process.take());
     }
 }
 

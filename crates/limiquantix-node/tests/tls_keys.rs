@@ -5,10 +5,10 @@
 mod common;
 
 use common::Node;
-use common::pki::{Key, Pki, make_key, openssl};
 use limiquantix_proto::tls::{load_ca, load_identity};
 use limiquantix_proto::v1 as pb;
 use limiquantix_proto::{TlsOptions, connect_tls};
+use limiquantix_test_support::pki::{Key, Pki, make_key, openssl};
 use std::path::Path;
 
 fn free_port() -> u16 {

@@ -7,6 +7,10 @@
 //! extensions of limiquantix-node: `NodeImageService` (`images.proto`, the image library) and
 //! `NodeConsoleService` (`console.proto`, a VM's interactive serial console), both in [`v1`].
 //!
+//! The daemon is also a client of the LimiQuantix control plane, whose Connect JSON API carries
+//! upstream's own messages: [`compute::v1`] (RegisterNode, UpdateHeartbeat, SyncNodeVMs, ...)
+//! and [`storage::v1`] (ScanLocalImages), messages only, with protojson `serde` implementations.
+//!
 //! Clients connect over the Unix socket ([`connect`]), TLS ([`connect_tls`]) or a plaintext
 //! listener ([`connect_plaintext`]); [`tls`] reads certificates and keys with errors that say
 //! what is wrong with them, for the clients and the daemon alike.
@@ -26,6 +30,8 @@
 //! ```
 
 pub mod client;
+pub mod compute;
+pub mod storage;
 pub mod tls;
 pub mod v1;
 

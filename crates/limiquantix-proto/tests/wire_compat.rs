@@ -1,19 +1,27 @@
 //! Wire compatibility with the two upstream forks of `limiquantix.node.v1`.
 //!
-//! The tables below were written down by reading the LimiQuantix control plane's
-//! `proto/limiquantix/node/v1/node_daemon.proto` and the node agent's
-//! `agent/limiquantix-proto/proto/node_daemon.proto`. Every (message, field, number, type),
-//! enum value and method listed here must be present, unchanged, in our descriptor, so a
-//! renumbering or a retyping breaks this test. Where the forks disagree the control plane's
-//! facts are listed (our resolution); node-fork facts that clash are left out and documented in
-//! the `.proto`.
+//! The tables below were written down by reading, in the upstream repository
+//! `Galev01/LimiQuantix` at commit `ceea64f3877c7a9efb684a2510ff28038731bdc0` (its HEAD of
+//! 2026-01-31), the control plane's `proto/limiquantix/node/v1/node_daemon.proto` (last changed
+//! in `577beeedde75`) and the node agent's `agent/limiquantix-proto/proto/node_daemon.proto`
+//! (last changed in `eb616cf3d7f3`). They hold every method, every (message, field, number,
+//! type) and every enum value of both files; each must be present, unchanged, in our
+//! descriptor, so a missing method or field, a renumbering or a retyping breaks this test.
+//!
+//! Where the forks disagree the control plane's facts are listed (our resolution) and the
+//! node-fork facts that clash are left out, documented in the `.proto`: `NodeInfoResponse`
+//! 4–8, `VMStatusResponse` 4–7, `ConsoleInfoResponse.console_type`, `NodeMetrics.vms` at 5,
+//! `EventType` values 7–13. One disagreement is resolved the node fork's way: `CreateVolume`
+//! answers `VolumeInfoResponse` (the control plane's fork says `google.protobuf.Empty`, which
+//! decodes any message).
 
 use prost::Message as _;
 use prost_types::field_descriptor_proto::{Label, Type};
-use prost_types::{DescriptorProto, FileDescriptorSet};
+use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorSet};
 use std::collections::BTreeMap;
 
-/// `Message field number type`; type is a scalar, `repeated T`, `map<K,V>` or a message/enum name.
+/// `Message field number type`; type is a scalar, `repeated T`, `map<K,V>` or a message/enum
+/// name (`Message.Enum` for a nested enum).
 const FIELDS: &str = "
 HealthCheckResponse healthy 1 bool
 HealthCheckResponse version 2 string
@@ -414,9 +422,67 @@ ListImagesResponse images 1 repeated ImageInfo
 ChangeMediaRequest vm_id 1 string
 ChangeMediaRequest device 2 string
 ChangeMediaRequest iso_path 3 string
+DownloadImageOnNodeRequest job_id 1 string
+DownloadImageOnNodeRequest image_id 2 string
+DownloadImageOnNodeRequest url 3 string
+DownloadImageOnNodeRequest target_dir 4 string
+DownloadImageOnNodeRequest filename 5 string
+DownloadImageOnNodeRequest checksum 6 string
+DownloadImageOnNodeRequest checksum_type 7 string
+DownloadProgress job_id 1 string
+DownloadProgress image_id 2 string
+DownloadProgress status 3 DownloadProgress.Status
+DownloadProgress progress_percent 4 uint32
+DownloadProgress bytes_downloaded 5 uint64
+DownloadProgress bytes_total 6 uint64
+DownloadProgress download_speed 7 uint64
+DownloadProgress eta_seconds 8 uint32
+DownloadProgress path 9 string
+DownloadProgress error 10 string
+GetDownloadStatusRequest job_id 1 string
+CancelDownloadRequest job_id 1 string
+OVSStatusResponse available 1 bool
+OVSStatusResponse ovs_version 2 string
+OVSStatusResponse ovn_controller_connected 3 bool
+OVSStatusResponse integration_bridge 4 string
+OVSStatusResponse encap_type 5 string
+OVSStatusResponse encap_ip 6 string
+OVSStatusResponse chassis_id 7 string
+ConfigureNetworkPortRequest port_id 1 string
+ConfigureNetworkPortRequest vm_id 2 string
+ConfigureNetworkPortRequest network_id 3 string
+ConfigureNetworkPortRequest mac_address 4 string
+ConfigureNetworkPortRequest ip_addresses 5 repeated string
+ConfigureNetworkPortRequest ovn_port_name 6 string
+ConfigureNetworkPortRequest binding_type 7 NetworkPortBindingType
+ConfigureNetworkPortRequest qos 8 NetworkPortQoS
+ConfigureNetworkPortRequest port_security_enabled 9 bool
+ConfigureNetworkPortRequest security_group_ids 10 repeated string
+NetworkPortQoS ingress_rate_kbps 1 uint64
+NetworkPortQoS egress_rate_kbps 2 uint64
+NetworkPortQoS ingress_burst_kb 3 uint64
+NetworkPortQoS egress_burst_kb 4 uint64
+NetworkPortInfo port_id 1 string
+NetworkPortInfo vm_id 2 string
+NetworkPortInfo network_id 3 string
+NetworkPortInfo mac_address 4 string
+NetworkPortInfo ip_addresses 5 repeated string
+NetworkPortInfo phase 6 NetworkPortPhase
+NetworkPortInfo error_message 7 string
+NetworkPortInfo ovs_port_name 8 string
+NetworkPortInfo ovn_port_name 9 string
+NetworkPortInfo interface_xml 10 string
+NetworkPortInfo rx_bytes 11 uint64
+NetworkPortInfo tx_bytes 12 uint64
+NetworkPortInfo rx_packets 13 uint64
+NetworkPortInfo tx_packets 14 uint64
+DeleteNetworkPortRequest port_id 1 string
+DeleteNetworkPortRequest vm_id 2 string
+GetNetworkPortStatusRequest port_id 1 string
+ListNetworkPortsResponse ports 1 repeated NetworkPortInfo
 ";
 
-/// `Enum VALUE number`.
+/// `Enum VALUE number`; a nested enum is named `Message.Enum`.
 const ENUM_VALUES: &str = "
 Firmware FIRMWARE_BIOS 0
 Firmware FIRMWARE_UEFI 1
@@ -474,6 +540,24 @@ VolumeSourceType VOLUME_SOURCE_EMPTY 0
 VolumeSourceType VOLUME_SOURCE_CLONE 1
 VolumeSourceType VOLUME_SOURCE_IMAGE 2
 VolumeSourceType VOLUME_SOURCE_SNAPSHOT 3
+DownloadProgress.Status STATUS_UNKNOWN 0
+DownloadProgress.Status STATUS_PENDING 1
+DownloadProgress.Status STATUS_DOWNLOADING 2
+DownloadProgress.Status STATUS_VERIFYING 3
+DownloadProgress.Status STATUS_CONVERTING 4
+DownloadProgress.Status STATUS_COMPLETED 5
+DownloadProgress.Status STATUS_FAILED 6
+DownloadProgress.Status STATUS_CANCELLED 7
+NetworkPortBindingType NETWORK_PORT_BINDING_NORMAL 0
+NetworkPortBindingType NETWORK_PORT_BINDING_DIRECT 1
+NetworkPortBindingType NETWORK_PORT_BINDING_MACVTAP 2
+NetworkPortBindingType NETWORK_PORT_BINDING_VHOST_USER 3
+NetworkPortPhase NETWORK_PORT_PHASE_UNKNOWN 0
+NetworkPortPhase NETWORK_PORT_PHASE_PENDING 1
+NetworkPortPhase NETWORK_PORT_PHASE_BUILDING 2
+NetworkPortPhase NETWORK_PORT_PHASE_ACTIVE 3
+NetworkPortPhase NETWORK_PORT_PHASE_DOWN 4
+NetworkPortPhase NETWORK_PORT_PHASE_ERROR 5
 ";
 
 /// `Method Input Output`; `stream` before a type marks a stream. `Empty` is google.protobuf.Empty.
@@ -527,6 +611,14 @@ CloneVolume CloneVolumeRequest Empty
 GetVolumeAttachInfo VolumeIdRequest VolumeAttachInfoResponse
 CreateVolumeSnapshot CreateVolumeSnapshotRequest Empty
 ChangeMedia ChangeMediaRequest Empty
+DownloadImage DownloadImageOnNodeRequest stream DownloadProgress
+GetDownloadStatus GetDownloadStatusRequest DownloadProgress
+CancelDownload CancelDownloadRequest Empty
+GetOVSStatus Empty OVSStatusResponse
+ConfigureNetworkPort ConfigureNetworkPortRequest NetworkPortInfo
+DeleteNetworkPort DeleteNetworkPortRequest Empty
+GetNetworkPortStatus GetNetworkPortStatusRequest NetworkPortInfo
+ListNetworkPorts Empty ListNetworkPortsResponse
 ";
 
 const PACKAGE: &str = "limiquantix.node.v1";
@@ -560,6 +652,17 @@ fn scalar(name: &str) -> Option<Type> {
     })
 }
 
+/// Every enum of the file by name: top-level ones as `Enum`, nested ones as `Message.Enum`.
+fn enums(file: &prost_types::FileDescriptorProto) -> BTreeMap<String, &EnumDescriptorProto> {
+    let top = file.enum_type.iter().map(|e| (e.name().to_string(), e));
+    let nested = file.message_type.iter().flat_map(|m| {
+        m.enum_type
+            .iter()
+            .map(move |e| (format!("{}.{}", m.name(), e.name()), e))
+    });
+    top.chain(nested).collect()
+}
+
 fn messages(file: &prost_types::FileDescriptorProto) -> BTreeMap<String, &DescriptorProto> {
     file.message_type
         .iter()
@@ -570,7 +673,7 @@ fn messages(file: &prost_types::FileDescriptorProto) -> BTreeMap<String, &Descri
 #[test]
 fn every_upstream_field_keeps_its_number_and_type() {
     let file = our_file();
-    let enums: Vec<&str> = file.enum_type.iter().map(|e| e.name()).collect();
+    let enums = enums(&file);
     let msgs = messages(&file);
     let mut failures = Vec::new();
     for line in FIELDS.lines().filter(|l| !l.trim().is_empty()) {
@@ -611,7 +714,7 @@ fn every_upstream_field_keeps_its_number_and_type() {
                 failures.push(format!("{msg}.{field} is {:?} not {s:?}", f.r#type()));
             }
         } else {
-            let want_kind = if enums.contains(&base) {
+            let want_kind = if enums.contains_key(base) {
                 Type::Enum
             } else {
                 Type::Message
@@ -635,16 +738,15 @@ fn every_upstream_field_keeps_its_number_and_type() {
 #[test]
 fn every_upstream_enum_value_keeps_its_number() {
     let file = our_file();
+    let enums = enums(&file);
     let mut failures = Vec::new();
     for line in ENUM_VALUES.lines().filter(|l| !l.trim().is_empty()) {
         let [e, value, number] = line.split(' ').collect::<Vec<_>>()[..] else {
             panic!("bad table line {line:?}")
         };
         let number: i32 = number.parse().unwrap();
-        let got = file
-            .enum_type
-            .iter()
-            .find(|d| d.name() == e)
+        let got = enums
+            .get(e)
             .and_then(|d| d.value.iter().find(|v| v.name() == value))
             .map(|v| v.number());
         if got != Some(number) {

@@ -162,7 +162,9 @@ fn boot_image(def: &VmDefinition, paths: &RuntimePaths) -> Option<PathBuf> {
     match &disk.source {
         DiskSource::Path { path } => Some(path.clone()),
         DiskSource::Overlay { backing, .. } => {
-            let created = paths.disk_file(i, disk.format);
+            let created = paths
+                .created_disk(def, i)
+                .unwrap_or_else(|| paths.disk_file(i, disk.format));
             Some(if created.exists() {
                 created
             } else {

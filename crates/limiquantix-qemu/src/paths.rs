@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use limiquantix_vm::model::{DiskFormat, DiskSpec, VmId};
+use limiquantix_vm::model::{DiskFormat, DiskSource, VmDefinition, VmId};
 
 /// The file layout of one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +32,26 @@ impl RuntimePaths {
         self.vm_dir.join("vm.json")
     }
 
-    /// The file of disk number `index` when the backend creates it (overlay or blank);
-    /// `None` for a disk given by path.
-    pub fn created_disk(&self, index: usize, disk: &DiskSpec) -> Option<PathBuf> {
-        disk.is_created()
-            .then(|| self.disk_file(index, disk.format))
+    /// The file of disk number `index` of `def` when the backend creates it (overlay or blank):
+    /// in the disk's directory when the definition gives one (a pool), else in the VM
+    /// directory; `None` for a disk given by path.
+    pub fn created_disk(&self, def: &VmDefinition, index: usize) -> Option<PathBuf> {
+        let disk = def.disks.get(index).filter(|d| d.is_created())?;
+        Some(
+            match (def.disk_dirs.get(&disk.id), def.pool_disk_name(index)) {
+                (Some(dir), Some(name)) => dir.join(name),
+                _ => self.disk_file(index, disk.format),
+            },
+        )
+    }
+
+    /// The host file of disk number `index` of `def`: the given path, or where the backend
+    /// creates it.
+    pub fn disk_of(&self, def: &VmDefinition, index: usize) -> Option<PathBuf> {
+        match &def.disks.get(index)?.source {
+            DiskSource::Path { path } => Some(path.clone()),
+            _ => self.created_disk(def, index),
+        }
     }
 
     /// `disk-<index>.<qcow2|img>` in the VM directory: where disk number `index` lives when the

@@ -2,27 +2,22 @@
 //! QEMU is started paused (`-S`) under TCG, answers QMP, shows the expected block devices,
 //! and is told to quit.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::accel_kind;
 use limiquantix_qemu::argv::{HostConfig, QemuCommand, ResolvedFirmware};
 use limiquantix_qemu::paths::RuntimePaths;
-use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::{
     CdromRole, CdromSpec, DiskBus, DiskFormat, DiskSource, DiskSpec, Firmware, IoLimits,
     MachineType, NicModel, NicNetwork, NicSpec, PortForward, Protocol, VmDefinition, VmId,
 };
 use serde_json::{Value, json};
-
-fn accel() -> AccelKind {
-    match std::env::var("LQ_TEST_ACCEL").as_deref() {
-        Ok("kvm") => AccelKind::Kvm,
-        _ => AccelKind::Tcg,
-    }
-}
 
 fn qemu_img(args: &[&str]) {
     let out = Command::new("qemu-img").args(args).output().unwrap();
@@ -159,7 +154,7 @@ fn bios_argv_is_accepted_by_qemu() {
     let cmd = QemuCommand::build(
         &def,
         &paths,
-        &HostConfig::new(accel()),
+        &HostConfig::new(accel_kind()),
         &ResolvedFirmware::Bios,
     )
     .unwrap();
@@ -231,7 +226,7 @@ fn option_shapes_are_accepted_by_qemu() {
         };
         let paths = RuntimePaths::new(dir.path(), dir.path(), &def.id);
         std::fs::create_dir_all(&paths.vm_dir).unwrap();
-        let mut host = HostConfig::new(accel());
+        let mut host = HostConfig::new(accel_kind());
         host.hugepages_dir = dir.path().to_owned();
         let cmd = QemuCommand::build(&def, &paths, &host, &ResolvedFirmware::Bios).unwrap();
         let mut q = Qemu::start(&cmd, &paths.qmp_socket());
@@ -269,7 +264,7 @@ fn uefi_argv_with_hostile_paths_is_accepted_by_qemu() {
         code: code.into(),
         vars: paths.uefi_vars(),
     };
-    let cmd = QemuCommand::build(&def, &paths, &HostConfig::new(accel()), &fw).unwrap();
+    let cmd = QemuCommand::build(&def, &paths, &HostConfig::new(accel_kind()), &fw).unwrap();
     let mut q = Qemu::start(&cmd, &paths.qmp_socket());
     let devs = block_devices(&mut q);
     assert!(

@@ -556,6 +556,36 @@ async fn a_failed_define_leaves_nothing_and_stale_staging_is_cleared_at_open() {
         Err(QemuError::NotFound { .. })
     ));
 
+    // A disk created in a pool directory is in the pool, and a failed define removes it too.
+    let pool = tmp.path().join("pool");
+    std::fs::create_dir(&pool).unwrap();
+    def.disk_dirs.insert("ok".into(), pool.clone());
+    backend
+        .define(def.clone().into_valid().unwrap(), DefineExtras::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        std::fs::read_dir(&pool).unwrap().count(),
+        0,
+        "the pool is left as it was"
+    );
+    def.disks.pop();
+    backend
+        .define(def.clone().into_valid().unwrap(), DefineExtras::default())
+        .await
+        .unwrap();
+    let in_pool = pool.join(format!("{}-disk-0.qcow2", def.id));
+    assert!(in_pool.exists(), "the disk is created in its pool");
+    let entry = limiquantix_vm::VmBackend::get(&backend, &def.id)
+        .await
+        .unwrap();
+    assert_eq!(entry.disk_files, std::slice::from_ref(&in_pool));
+    backend.delete(&def.id).await.unwrap();
+    assert!(
+        !in_pool.exists(),
+        "a disk the backend created goes with the VM"
+    );
+
     // A staging directory from a crashed define is removed by the next open.
     std::fs::create_dir(vms.join(".staging-crashed")).unwrap();
     std::fs::write(vms.join(".staging-crashed/disk-0.qcow2"), b"x").unwrap();

@@ -3,15 +3,17 @@
 //! OVMF: an unbootable disk never leads to iPXE (unless network boot is asked for). The boot
 //! sectors are a few hand-assembled instructions that print a marker on COM1.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::accel_kind;
 use limiquantix_qemu::argv::{HostConfig, QemuCommand};
 use limiquantix_qemu::firmware::{OvmfPaths, prepare};
 use limiquantix_qemu::paths::RuntimePaths;
 use limiquantix_storage::create_overlay;
-use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::{
     CdromRole, CdromSpec, DiskSource, DiskSpec, Firmware, NicSpec, VmDefinition, VmId,
 };
@@ -35,13 +37,6 @@ fn boot_sector(marker: &str, len: usize) -> Vec<u8> {
     b.extend_from_slice(b"\r\n\0");
     b.resize(len, 0);
     b
-}
-
-fn accel() -> AccelKind {
-    match std::env::var("LQ_TEST_ACCEL").as_deref() {
-        Ok("kvm") => AccelKind::Kvm,
-        _ => AccelKind::Tcg,
-    }
 }
 
 /// A raw 1 MiB disk image; with an MBR boot signature when `bootable`.
@@ -140,7 +135,7 @@ impl Vm {
             .unwrap();
         let ovmf = OvmfPaths::discover().expect("ovmf must be installed (scripts/install-deps.sh)");
         let (fw, _) = prepare(&def, &paths, Some(&ovmf)).unwrap();
-        let cmd = QemuCommand::build(&def, &paths, &HostConfig::new(accel()), &fw).unwrap();
+        let cmd = QemuCommand::build(&def, &paths, &HostConfig::new(accel_kind()), &fw).unwrap();
         let debugcon = dir.join("debugcon.log");
         let child = Command::new("qemu-system-x86_64")
             .args(cmd.args())

@@ -112,6 +112,66 @@ fn invalid(field: &'static str, problem: impl Into<String>) -> Qcow2Error {
     }
 }
 
+/// Checks the magic and returns the version (2 or 3).
+fn parse_version(buf: &[u8]) -> Result<u32, Qcow2Error> {
+    need(buf, "magic", 4)?;
+    if buf[..4] != MAGIC {
+        return Err(Qcow2Error::BadMagic);
+    }
+    need(buf, "version", 8)?;
+    let version = be32(buf, 4);
+    if version != 2 && version != 3 {
+        return Err(Qcow2Error::UnsupportedVersion(version));
+    }
+    Ok(version)
+}
+
+/// The version 3 fields: incompatible features, header length and compression type (0 when
+/// the header is too short to hold it).
+fn parse_v3_fields(buf: &[u8], cluster_size: u64) -> Result<(u64, u32, u8), Qcow2Error> {
+    need(buf, "version 3 header", 104)?;
+    let incompatible_features = be64(buf, 72);
+    let header_length = be32(buf, 100);
+    if header_length < 104 || u64::from(header_length) > cluster_size {
+        return Err(invalid(
+            "header_length",
+            format!("{header_length} is outside 104..={cluster_size}"),
+        ));
+    }
+    let mut compression_type = 0;
+    if header_length > 104 {
+        need(buf, "compression type", 105)?;
+        compression_type = buf[104];
+    }
+    Ok((incompatible_features, header_length, compression_type))
+}
+
+/// The backing file name at `offset` (`len` bytes), which must lie in the first cluster.
+fn backing_file_name(
+    buf: &[u8],
+    offset: u64,
+    len: u32,
+    cluster_size: u64,
+) -> Result<Vec<u8>, Qcow2Error> {
+    if len == 0 || len > 1023 {
+        return Err(invalid(
+            "backing_file_size",
+            format!("{len} is outside 1..=1023"),
+        ));
+    }
+    let end = offset
+        .checked_add(u64::from(len))
+        .ok_or_else(|| invalid("backing_file_offset", "overflows"))?;
+    if end > cluster_size {
+        return Err(invalid(
+            "backing_file_offset",
+            "the backing file name must lie in the first cluster",
+        ));
+    }
+    need(buf, "backing file name", end)?;
+    Ok(buf[offset as usize..end as usize].to_vec())
+}
+
 /// Bytes [`Qcow2Header::read`] reads at most: the header, its extensions and the backing file
 /// name must sit in the first cluster (at most 2 MiB).
 pub const HEADER_READ_LIMIT: usize = 2 << 20;
@@ -120,15 +180,7 @@ impl Qcow2Header {
     /// Parses a header from the start of an image (at least the header, its extensions and the
     /// backing file name; reading the first cluster is always enough).
     pub fn parse(buf: &[u8]) -> Result<Self, Qcow2Error> {
-        need(buf, "magic", 4)?;
-        if buf[..4] != MAGIC {
-            return Err(Qcow2Error::BadMagic);
-        }
-        need(buf, "version", 8)?;
-        let version = be32(buf, 4);
-        if version != 2 && version != 3 {
-            return Err(Qcow2Error::UnsupportedVersion(version));
-        }
+        let version = parse_version(buf)?;
         need(buf, "header", 72)?;
         let backing_offset = be64(buf, 8);
         let backing_len = be32(buf, 16);
@@ -153,22 +205,11 @@ impl Qcow2Header {
                 format!("{l1_table_offset} is not sector-aligned"),
             ));
         }
-        let (mut incompatible_features, mut header_length, mut compression_type) = (0, 72u32, 0);
-        if version == 3 {
-            need(buf, "version 3 header", 104)?;
-            incompatible_features = be64(buf, 72);
-            header_length = be32(buf, 100);
-            if header_length < 104 || u64::from(header_length) > cluster_size {
-                return Err(invalid(
-                    "header_length",
-                    format!("{header_length} is outside 104..={cluster_size}"),
-                ));
-            }
-            if header_length > 104 {
-                need(buf, "compression type", 105)?;
-                compression_type = buf[104];
-            }
-        }
+        let (incompatible_features, header_length, compression_type) = if version == 3 {
+            parse_v3_fields(buf, cluster_size)?
+        } else {
+            (0, 72, 0)
+        };
         let mut h = Self {
             version,
             virtual_size,
@@ -184,23 +225,12 @@ impl Qcow2Header {
         };
         h.parse_extensions(buf, cluster_size)?;
         if backing_offset != 0 {
-            if backing_len == 0 || backing_len > 1023 {
-                return Err(invalid(
-                    "backing_file_size",
-                    format!("{backing_len} is outside 1..=1023"),
-                ));
-            }
-            let end = backing_offset
-                .checked_add(u64::from(backing_len))
-                .ok_or_else(|| invalid("backing_file_offset", "overflows"))?;
-            if end > cluster_size {
-                return Err(invalid(
-                    "backing_file_offset",
-                    "the backing file name must lie in the first cluster",
-                ));
-            }
-            need(buf, "backing file name", end)?;
-            h.backing_file = Some(buf[backing_offset as usize..end as usize].to_vec());
+            h.backing_file = Some(backing_file_name(
+                buf,
+                backing_offset,
+                backing_len,
+                cluster_size,
+            )?);
         }
         Ok(h)
     }

@@ -8,8 +8,9 @@ use crate::state::{VmOp, VmState};
 /// Why a [`crate::VmBackend`] operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
-    /// No VM has this id.
-    #[error("VM {vm_id} does not exist")]
+    /// No VM has this id. The message holds "VM not found", the words the LimiQuantix control
+    /// plane looks for.
+    #[error("VM not found: no VM {vm_id} on this node")]
     NotFound {
         /// The id asked for.
         vm_id: VmId,

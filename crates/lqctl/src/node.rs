@@ -1,11 +1,15 @@
-//! `lqctl node info`, `lqctl events` and the daemon half of `lqctl version`.
+//! `lqctl node info` (with the node's standing with its control plane), `lqctl events` and the
+//! daemon half of `lqctl version`.
 
 use std::collections::HashMap;
 use std::io::Write as _;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use limiquantix_proto::v1::{EventType, HealthCheckRequest, NodeEvent};
+use limiquantix_proto::v1::{
+    ControlPlaneStatus, EventType, HealthCheckRequest, HealthCheckResponse, NodeEvent,
+    NodeInfoResponse,
+};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
@@ -47,6 +51,35 @@ struct NodeView {
     uptime_seconds: u64,
     daemon_version: String,
     daemon_uptime_seconds: u64,
+    /// `null` when the node joins no control plane.
+    control_plane: Option<ControlPlaneView>,
+}
+
+/// The node's standing with its LimiQuantix control plane.
+#[derive(Debug, Serialize)]
+struct ControlPlaneView {
+    url: String,
+    registered: bool,
+    /// The id the control plane assigned (empty before the first registration).
+    node_id: String,
+    management_ip: String,
+    /// RFC 3339, or `null` before the first acknowledged heartbeat.
+    last_heartbeat: Option<String>,
+    /// `null` when the last call succeeded.
+    last_error: Option<String>,
+}
+
+impl From<ControlPlaneStatus> for ControlPlaneView {
+    fn from(s: ControlPlaneStatus) -> Self {
+        ControlPlaneView {
+            url: s.url,
+            registered: s.registered,
+            node_id: s.node_id,
+            management_ip: s.management_ip,
+            last_heartbeat: s.last_heartbeat.map(|t| t.to_string()),
+            last_error: Some(s.last_error).filter(|e| !e.is_empty()),
+        }
+    }
 }
 
 /// Runs `node info`.
@@ -58,9 +91,18 @@ pub async fn run(ctx: &Ctx, command: NodeCommand) -> anyhow::Result<()> {
         .health_check(HealthCheckRequest {})
         .await
         .or_fail(&ctx.daemon)?;
+    let view = node_view(info, health);
+    if ctx.format != Format::Table {
+        return print_structured(&view, ctx.format);
+    }
+    print_table(&view);
+    Ok(())
+}
+
+fn node_view(info: NodeInfoResponse, health: HealthCheckResponse) -> NodeView {
     let cpu = info.cpu.clone().unwrap_or_default();
     let memory = info.memory.unwrap_or_default();
-    let view = NodeView {
+    NodeView {
         hostname: info.hostname,
         node_id: info.node_id,
         os: format!("{} {}", info.os_name, info.os_version)
@@ -77,10 +119,35 @@ pub async fn run(ctx: &Ctx, command: NodeCommand) -> anyhow::Result<()> {
         uptime_seconds: info.uptime_seconds,
         daemon_version: health.version,
         daemon_uptime_seconds: health.uptime_seconds,
-    };
-    if ctx.format != Format::Table {
-        return print_structured(&view, ctx.format);
+        control_plane: info.control_plane.map(Into::into),
     }
+}
+
+/// The `cluster` line: where the node registers and how that stands.
+fn cluster_line(cp: Option<&ControlPlaneView>) -> String {
+    let Some(cp) = cp else {
+        return "standalone (no control plane configured)".into();
+    };
+    let mut line = if cp.registered {
+        format!(
+            "{}: registered as {} ({})",
+            cp.url, cp.node_id, cp.management_ip
+        )
+    } else if cp.node_id.is_empty() {
+        format!("{}: not registered", cp.url)
+    } else {
+        format!("{}: not registered (known as {})", cp.url, cp.node_id)
+    };
+    if let Some(t) = &cp.last_heartbeat {
+        line.push_str(&format!(", last heartbeat {t}"));
+    }
+    if let Some(e) = &cp.last_error {
+        line.push_str(&format!("; last error: {e}"));
+    }
+    line
+}
+
+fn print_table(view: &NodeView) {
     let secs = |s| human_duration(std::time::Duration::from_secs(s));
     let rows = [
         ("hostname", view.hostname.clone()),
@@ -112,11 +179,11 @@ pub async fn run(ctx: &Ctx, command: NodeCommand) -> anyhow::Result<()> {
                 secs(view.daemon_uptime_seconds)
             ),
         ),
+        ("cluster", cluster_line(view.control_plane.as_ref())),
     ];
     for (k, v) in rows {
         println!("{:<11} {v}", format!("{k}:"));
     }
-    Ok(())
 }
 
 /// Prints lqctl's version, and the daemon's when it answers.
@@ -234,5 +301,49 @@ pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<()> {
         writeln!(out, "{}", line.trim_end())
             .and_then(|()| out.flush())
             .context("cannot write to stdout")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(registered: bool, node_id: &str, error: &str) -> ControlPlaneView {
+        ControlPlaneStatus {
+            url: "http://cp:8080".into(),
+            registered,
+            node_id: node_id.into(),
+            management_ip: "10.0.0.5".into(),
+            last_heartbeat: registered.then_some(prost_types::Timestamp {
+                seconds: 1_767_323_045,
+                nanos: 0,
+            }),
+            last_error: error.into(),
+            last_error_at: None,
+        }
+        .into()
+    }
+
+    #[test]
+    fn the_cluster_line_says_where_the_node_stands() {
+        assert_eq!(
+            cluster_line(None),
+            "standalone (no control plane configured)"
+        );
+        assert_eq!(
+            cluster_line(Some(&view(true, "n1", ""))),
+            "http://cp:8080: registered as n1 (10.0.0.5), last heartbeat 2026-01-02T03:04:05Z"
+        );
+        assert_eq!(
+            cluster_line(Some(&view(false, "n1", "refused"))),
+            "http://cp:8080: not registered (known as n1); last error: refused"
+        );
+        assert_eq!(
+            cluster_line(Some(&view(false, "", ""))),
+            "http://cp:8080: not registered"
+        );
+        let json = serde_json::to_value(view(false, "", "x")).unwrap();
+        assert_eq!(json["last_heartbeat"], serde_json::Value::Null);
+        assert_eq!(json["last_error"], "x");
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{
     BOOT_MARKER, RangeServer, TestDaemon, boot_disk, eventually, free_port, make_certs, sha256_of,
-    tiny_guest_disk,
 };
+use limiquantix_test_support::tiny_guest_disk;
 
 #[test]
 fn image_import_checksums_and_resumed_download() {

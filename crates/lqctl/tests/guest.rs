@@ -6,24 +6,9 @@
 mod common;
 
 use common::{TestDaemon, eventually};
-use std::path::{Path, PathBuf};
+use limiquantix_test_support::guest_image;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// The cached test image: `LQ_TEST_GUEST_IMAGE`, or built (or found in the cache) by the script.
-fn guest_image() -> PathBuf {
-    if let Some(p) = std::env::var_os("LQ_TEST_GUEST_IMAGE").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-guest-image.sh");
-    let out = Command::new(&script)
-        .arg("--print-path")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run scripts/build-guest-image.sh");
-    assert!(out.status.success(), "building the test image failed");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 #[test]
 fn create_wait_ready_list_show_and_ssh_into_the_guest() {

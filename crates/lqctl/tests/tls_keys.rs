@@ -3,11 +3,9 @@
 //! wrong with an unusable key. Certificates are made by `openssl`.
 
 mod common;
-#[path = "../../limiquantix-node/tests/common/pki.rs"]
-mod pki;
 
 use common::{TestDaemon, eventually, free_port};
-use pki::{Key, Pki, openssl};
+use limiquantix_test_support::pki::{Key, Pki, openssl};
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;

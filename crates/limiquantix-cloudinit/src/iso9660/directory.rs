@@ -1,6 +1,6 @@
 //! Directory records, their packing into sectors, and ISO 9660 level-1 (8.3) names.
 
-use super::{SECTOR, both_u16, both_u32};
+use super::bytes::{SECTOR, both_u16, both_u32};
 
 /// File flag: the record describes a directory.
 const FLAG_DIRECTORY: u8 = 0x02;

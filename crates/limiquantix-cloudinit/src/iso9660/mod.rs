@@ -25,18 +25,19 @@
 //! The output depends only on the file set (not its order) and [`IsoOptions`]: every timestamp
 //! is [`IsoOptions::timestamp`]; [`IsoOptions::from_env`] takes it from `SOURCE_DATE_EPOCH`.
 
+mod bytes;
 mod directory;
 mod joliet;
 mod rockridge;
 mod time;
 
 use crate::image::{ImageError, ImageFile, check_files};
+use bytes::{both_u16, both_u32};
 use directory::Record;
 use rockridge::{MODE_DIR, MODE_FILE, RR_NM, RR_PX, RR_TF};
 use time::{Civil, UNSPECIFIED_DATE};
 
-/// Logical sector and block size in bytes.
-pub const SECTOR: usize = 2048;
+pub use bytes::SECTOR;
 
 /// The volume id cloud-init's NoCloud datasource looks for.
 pub const CIDATA: &str = "cidata";
@@ -400,20 +401,4 @@ fn path_table_entry(root: u32, big_endian: bool) -> [u8; 10] {
         e[6..8].copy_from_slice(&1u16.to_le_bytes());
     }
     e
-}
-
-/// A 32-bit value in both byte orders (little-endian first), ECMA-119 7.3.3.
-pub(crate) fn both_u32(value: u32) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&value.to_le_bytes());
-    out[4..].copy_from_slice(&value.to_be_bytes());
-    out
-}
-
-/// A 16-bit value in both byte orders (little-endian first), ECMA-119 7.2.3.
-pub(crate) fn both_u16(value: u16) -> [u8; 4] {
-    let mut out = [0u8; 4];
-    out[..2].copy_from_slice(&value.to_le_bytes());
-    out[2..].copy_from_slice(&value.to_be_bytes());
-    out
 }

@@ -5,7 +5,7 @@
 //! continuation area holding the `ER` entry that names the extension: `ER` (237 bytes) does not
 //! fit in a directory record next to the others.
 
-use super::both_u32;
+use super::bytes::both_u32;
 
 /// `RR` flags (RRIP 1.09 4.1.7): which Rock Ridge entries this record carries.
 pub(crate) const RR_PX: u8 = 0x01;

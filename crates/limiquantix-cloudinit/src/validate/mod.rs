@@ -11,6 +11,7 @@
 //!
 //! Every error names the file, the line and/or path when known, and what is allowed.
 
+mod common;
 pub mod hostname;
 pub mod kind;
 pub mod network;
@@ -25,14 +26,9 @@ pub use kind::UserDataKind;
 pub use network::validate_network_config;
 
 use crate::error::{ValidationError, ValidationWarning};
-use crate::yaml11::{self, Loaded};
 
-/// Largest single seed file we accept: 16 MiB. cloud-init reads seeds into memory, and a seed
-/// larger than this is a mistake (images and packages belong elsewhere).
-pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
-
-/// Largest total of all seed files: 32 MiB.
-pub const MAX_SEED_BYTES: usize = 32 * 1024 * 1024;
+pub use common::{MAX_FILE_BYTES, MAX_SEED_BYTES};
+use common::{check_size, json_kind, load, utf8};
 
 /// Where cloud-init's schema comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,6 +239,17 @@ pub fn validate_meta_data(data: &[u8]) -> Result<Vec<ValidationWarning>, Validat
                     .at_path(key));
                 }
             }
+            for key in ["local-hostname", "hostname"] {
+                let Some(v) = map.get(key) else { continue };
+                let name = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                // Held to the rules of the host names the daemon generates: a guest's
+                // hostname tools and /etc/hosts take it as given.
+                if let Err(e) = hostname::validate_fqdn(&name) {
+                    return Err(ValidationError::new(file, e.problem, e.allowed)
+                        .at_line(doc.line_of(key))
+                        .at_path(key));
+                }
+            }
             if !map.contains_key("instance-id") {
                 warnings.push(ValidationWarning {
                     file: file.to_owned(),
@@ -276,55 +283,6 @@ pub fn check_total_size(total: usize) -> Result<(), ValidationError> {
         ));
     }
     Ok(())
-}
-
-pub(crate) fn check_size(file: &str, len: usize) -> Result<(), ValidationError> {
-    if len > MAX_FILE_BYTES {
-        return Err(ValidationError::new(
-            file,
-            format!("the file is {len} bytes"),
-            format!("at most {MAX_FILE_BYTES} bytes"),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn utf8<'a>(file: &str, data: &'a [u8]) -> Result<&'a str, ValidationError> {
-    std::str::from_utf8(data).map_err(|e| {
-        let line = data[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        ValidationError::new(
-            file,
-            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            "UTF-8 text",
-        )
-        .at_line(Some(line))
-    })
-}
-
-pub(crate) fn load(file: &str, text: &str) -> Result<Loaded, ValidationError> {
-    yaml11::load(text).map_err(|e| {
-        ValidationError::new(
-            file,
-            format!("YAML does not parse: {}", e.message),
-            "YAML that PyYAML safe_load reads (YAML 1.1); quote strings such as `=`",
-        )
-        .at_line(e.line)
-    })
-}
-
-pub(crate) fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "list",
-        Value::Object(_) => "mapping",
-    }
 }
 
 #[cfg(test)]
@@ -380,6 +338,15 @@ mod tests {
         );
         assert_eq!(validate_meta_data(b"local-hostname: a\n").unwrap().len(), 1);
         assert!(validate_meta_data(b"- a\n").is_err());
+        // Host names are held to RFC 1123, as the daemon's own are; an FQDN is fine.
+        let e =
+            validate_meta_data(b"instance-id: a\nlocal-hostname: \"a;rm -rf /\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.path.as_deref()),
+            (Some(2), Some("local-hostname"))
+        );
+        assert!(validate_meta_data(b"instance-id: a\nlocal-hostname: web1.example.com\n").is_ok());
+        assert!(validate_meta_data(b"instance-id: a\nhostname: -x\n").is_err());
         let e = validate_meta_data(b"instance-id: [1]\n").unwrap_err();
         assert_eq!(e.path.as_deref(), Some("instance-id"));
     }

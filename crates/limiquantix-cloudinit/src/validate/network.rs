@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{check_size, json_kind, load, utf8};
+use super::common::{check_size, json_kind, load, utf8};
 use crate::error::{ValidationError, ValidationWarning};
 use crate::yaml11::Loaded;
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
 use serde_json::{Map, Value};
 
+use super::document::{Loaded, YamlError, err};
 use super::limits::{add_expansion, check_depth};
 use super::scalar::{check_collection_tag, scalar};
-use super::{Loaded, YamlError, err};
 
 enum Frame {
     Seq {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{YamlError, err};
+use super::document::{YamlError, err};
 
 /// Deepest nesting of collections accepted (PyYAML itself fails a little deeper, on Python's
 /// recursion limit).

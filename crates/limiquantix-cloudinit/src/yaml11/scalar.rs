@@ -7,7 +7,7 @@ use regex::Regex;
 use saphyr_parser::{ScalarStyle, Tag};
 use serde_json::{Number, Value};
 
-use super::{YamlError, err};
+use super::document::{YamlError, err};
 
 /// The non-specific tag `!`: a plain string (or a collection of its own kind).
 fn is_non_specific(tag: &Tag) -> bool {

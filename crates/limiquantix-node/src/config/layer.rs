@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{ConfigError, TlsFiles};
+use super::{ConfigError, ControlPlaneLayer, TlsFiles};
 
 /// One source's settings; everything optional. Also the schema of the TOML file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -37,6 +37,8 @@ pub struct Layer {
     pub stop_timeout_seconds: Option<u64>,
     /// `max_request_bytes`: largest gRPC request decoded.
     pub max_request_bytes: Option<usize>,
+    /// `[control_plane]`: the LimiQuantix control plane to join.
+    pub control_plane: Option<ControlPlaneLayer>,
 }
 
 impl Layer {
@@ -98,6 +100,12 @@ impl Layer {
                 "LQ_MAX_REQUEST_BYTES" => {
                     layer.max_request_bytes = Some(number(&key, &value)? as usize)
                 }
+                "LQ_CONTROL_PLANE" => {
+                    layer.control_plane = Some(ControlPlaneLayer {
+                        url: Some(value),
+                        ..Default::default()
+                    })
+                }
                 _ => {}
             }
         }
@@ -107,7 +115,8 @@ impl Layer {
         Ok(layer)
     }
 
-    /// `self` with every setting `over` has replaced by `over`'s. TLS files merge field by field.
+    /// `self` with every setting `over` has replaced by `over`'s. TLS files and `[control_plane]`
+    /// merge key by key.
     pub fn overlay(mut self, over: Layer) -> Layer {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
@@ -132,6 +141,9 @@ impl Layer {
             t.key = o.key.or(t.key);
             t.client_ca = o.client_ca.or(t.client_ca);
             self.tls = Some(t);
+        }
+        if let Some(o) = over.control_plane {
+            self.control_plane = Some(self.control_plane.unwrap_or_default().overlay(o));
         }
         self
     }

@@ -6,6 +6,7 @@
 //! ([`Config::resolve`]). `packaging/limiquantix-node.toml` is the annotated example file.
 
 mod allow;
+mod control_plane;
 mod layer;
 mod resolve;
 #[cfg(test)]
@@ -18,6 +19,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use allow::{Cidr, describe as describe_allow_list};
+pub use control_plane::{
+    ControlPlane, ControlPlaneLayer, DEFAULT_HEARTBEAT_INTERVAL_SECS, MAX_HEARTBEAT_INTERVAL_SECS,
+};
 pub use layer::{Layer, parse_pools};
 
 /// Default state directory.
@@ -197,6 +201,9 @@ pub struct Config {
     pub stop_timeout: Duration,
     /// Largest gRPC request decoded; larger ones get RESOURCE_EXHAUSTED. Default 16 MiB.
     pub max_request_bytes: usize,
+    /// The LimiQuantix control plane to register with (`[control_plane]`). Default: none, the
+    /// node stays standalone.
+    pub control_plane: Option<ControlPlane>,
 }
 
 mod secs {

@@ -29,10 +29,11 @@ impl Config {
             None => LogFormat::Text,
         };
         let tls = tls_for(&listen, merged.tls.unwrap_or_default(), &origins)?;
-        // The hook for the control-plane settings (registration, `node/cluster/`): once the
-        // control plane's address is configured, the plaintext listeners default to allowing it.
-        let control_plane: Option<IpAddr> = None;
-        let allow_from = allow_list(&listen, merged.allow_from, control_plane, &origins)?;
+        let control_plane = super::control_plane::resolve(merged.control_plane)
+            .map_err(|p| origins.invalid("control_plane", p))?;
+        // Without an allow-list, the plaintext listeners allow the control plane's address.
+        let control_plane_ip = control_plane.as_ref().and_then(|cp| cp.address());
+        let allow_from = allow_list(&listen, merged.allow_from, control_plane_ip, &origins)?;
         let pools = merged.pools.unwrap_or_default();
         check_pools(&pools)?;
         let max_request_bytes = merged
@@ -61,6 +62,7 @@ impl Config {
                     .unwrap_or(DEFAULT_STOP_TIMEOUT_SECS),
             ),
             max_request_bytes,
+            control_plane,
         })
     }
 }
@@ -91,6 +93,7 @@ fn merge(layers: &[(&'static str, Layer)]) -> (Layer, Origins) {
             ("accel", layer.accel.is_some()),
             ("log_format", layer.log_format.is_some()),
             ("tls", layer.tls.is_some()),
+            ("control_plane", layer.control_plane.is_some()),
         ] {
             if set {
                 origin.insert(key, name);
@@ -160,8 +163,8 @@ fn tls_for(
 }
 
 /// The allow-list of the plaintext listeners: as configured; else the control plane's address
-/// when one is known (`control_plane`, the hook for the registration settings to come); else a
-/// plaintext listener is refused. An allow-list without a plaintext listener is a mistake.
+/// when its URL names one (`control_plane`); else a plaintext listener is refused. An
+/// allow-list without a plaintext listener is a mistake.
 pub(super) fn allow_list(
     listen: &[ListenAddr],
     configured: Option<Vec<String>>,
@@ -193,7 +196,8 @@ pub(super) fn allow_list(
         "listen",
         "a plaintext+tcp: listener (no TLS, no authentication) is only served with an \
          allow-list: set allow_from to the control plane's address or network \
-         (--allow-from ADDR|CIDR, repeatable; LQ_ALLOW_FROM; allow_from = [...] in the config file)"
+         (--allow-from ADDR|CIDR, repeatable; LQ_ALLOW_FROM; allow_from = [...] in the config \
+         file), or give the control plane's URL with an IP address, which is then allowed"
             .into(),
     ))
 }

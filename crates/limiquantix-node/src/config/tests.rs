@@ -152,6 +152,31 @@ fn bad_values_name_the_source_and_key() {
 }
 
 #[test]
+fn control_plane_keys_merge_across_sources() {
+    let file = Layer::from_toml(
+        "[control_plane]\nurl = \"http://file:8080\"\nheartbeat_interval = 5\n\
+         management_ip = \"192.168.0.53\"\n",
+    )
+    .unwrap();
+    let c = Config::resolve(&[("config file", file.clone())]).unwrap();
+    let cp = c.control_plane.unwrap();
+    assert_eq!(cp.url, "http://file:8080");
+    assert_eq!(cp.heartbeat_interval, Duration::from_secs(5));
+    let url = env(&[("LQ_CONTROL_PLANE", "http://env:8080/")]);
+    let c = Config::resolve(&[("config file", file), ("environment", url)]).unwrap();
+    let cp = c.control_plane.unwrap();
+    assert_eq!(cp.url, "http://env:8080", "env beats file, key by key");
+    assert_eq!(cp.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(cp.management_ip, Some("192.168.0.53".parse().unwrap()));
+    assert_eq!(Config::resolve(&[]).unwrap().control_plane, None);
+    let bad = env(&[("LQ_CONTROL_PLANE", "cp.example:8080")]);
+    let err = Config::resolve(&[("environment", bad)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("environment control_plane: url"), "{err}");
+}
+
+#[test]
 fn plaintext_needs_an_allow_list() {
     let flags = Layer {
         listen: Some(vec!["plaintext+tcp:10.0.0.5:9090".into()]),
@@ -234,4 +259,32 @@ fn the_control_plane_address_is_the_default_allow_list() {
         "a given list wins"
     );
     assert!(resolve::allow_list(&listen, None, None, &origins).is_err());
+}
+
+#[test]
+fn the_control_plane_url_gives_the_default_allow_list() {
+    let file = |url: &str| {
+        Layer::from_toml(&format!(
+            "listen = [\"plaintext+tcp:0.0.0.0:9090\"]\n[control_plane]\nurl = \"{url}\"\n"
+        ))
+        .unwrap()
+    };
+    let c = Config::resolve(&[("config file", file("http://10.0.0.2:8080"))]).unwrap();
+    assert_eq!(describe_allow_list(&c.allow_from), "10.0.0.2/32");
+    let c = Config::resolve(&[("config file", file("http://[fd00::2]:8080/"))]).unwrap();
+    assert_eq!(describe_allow_list(&c.allow_from), "fd00::2/128");
+    let given = env(&[("LQ_ALLOW_FROM", "10.0.0.0/24")]);
+    let c = Config::resolve(&[
+        ("config file", file("http://10.0.0.2:8080")),
+        ("environment", given),
+    ])
+    .unwrap();
+    assert_eq!(describe_allow_list(&c.allow_from), "10.0.0.0/24");
+    let err = Config::resolve(&[("config file", file("http://cp.example:8080"))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--allow-from"),
+        "a DNS name is no default: {err}"
+    );
 }

@@ -106,6 +106,9 @@ pub enum ImageError {
         /// What happened.
         reason: String,
     },
+    /// The import was cancelled; its partial files were removed.
+    #[error("the import of {0:?} was cancelled; nothing was kept")]
+    Cancelled(String),
     /// Another import of the same name is running.
     #[error("an import of {0:?} is already in progress")]
     Busy(String),

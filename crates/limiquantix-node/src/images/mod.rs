@@ -4,11 +4,13 @@
 //! http(s) URL) land in `<images>/.partial/<name>.part`, are checked (sha256 when given, format
 //! from the header) and only then become visible with a no-clobber link into place, so a failed or
 //! refused import leaves nothing in the library. An interrupted download keeps its partial file
-//! and resumes with an HTTP `Range` request. No gRPC here: `service` mounts this on the API.
+//! and resumes with an HTTP `Range` request. [`jobs`] runs URL imports in the background as
+//! download jobs. No gRPC here: `service` mounts this on the API.
 
 mod error;
 mod format;
 mod import;
+pub mod jobs;
 mod name;
 pub mod service;
 
@@ -18,7 +20,10 @@ use std::time::Duration;
 
 pub use error::ImageError;
 pub use format::{Foreign, HEADER_LEN, ImageFormat, Packed, check_importable, detect};
-pub use import::{ChunkStream, ImportOutcome, ImportProgress, ImportRequest, ImportSource};
+pub use import::{
+    CancelOutcome, ChunkStream, ImportCancel, ImportOutcome, ImportProgress, ImportRequest,
+    ImportSource,
+};
 pub use name::{KNOWN_EXTENSIONS, MAX_NAME_LEN, derive_name, stem, validate_name};
 
 /// Name of the directory, inside the library, that holds imports in progress.

@@ -114,27 +114,10 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// The code is chosen with every other in [`crate::error`].
 impl From<ImageError> for Status {
     fn from(e: ImageError) -> Self {
-        use ImageError as E;
-        let msg = e.to_string();
-        match e {
-            E::InvalidName { .. }
-            | E::NoName { .. }
-            | E::Ambiguous { .. }
-            | E::InvalidChecksum(_)
-            | E::InvalidSource { .. }
-            | E::UnsupportedFormat { .. }
-            | E::ChecksumMismatch { .. }
-            | E::Empty(_) => Status::invalid_argument(msg),
-            E::AlreadyExists(_) => Status::already_exists(msg),
-            E::NotFound(_) => Status::not_found(msg),
-            E::InUse { .. } => Status::failed_precondition(msg),
-            E::Busy(_) | E::Upload { .. } => Status::aborted(msg),
-            E::HttpStatus { .. } => Status::failed_precondition(msg),
-            E::Transfer { .. } | E::Incomplete { .. } => Status::unavailable(msg),
-            E::Io { .. } => Status::internal(msg),
-        }
+        crate::error::ApiError::from(e).into()
     }
 }
 

@@ -12,20 +12,20 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::*;
 
 /// A raw disk image: a zero boot sector, then a pattern.
-fn raw_image(len: usize) -> Vec<u8> {
+pub(super) fn raw_image(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| if i < 1024 { 0 } else { (i * 7 % 251) as u8 })
         .collect()
 }
 
-fn sha(data: &[u8]) -> String {
+pub(super) fn sha(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn fast_http() -> HttpOptions {
+pub(super) fn fast_http() -> HttpOptions {
     HttpOptions {
         retries: 3,
         retry_delay: Duration::from_millis(10),
@@ -35,7 +35,7 @@ fn fast_http() -> HttpOptions {
 }
 
 /// Files of the library directory, `.partial` included, for "leaves nothing" checks.
-fn files_in(dir: &Path) -> Vec<String> {
+pub(super) fn files_in(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = walk(dir)
         .into_iter()
         .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
@@ -210,13 +210,13 @@ async fn foreign_formats_are_refused_and_leave_nothing() {
 
 /// A small HTTP/1.1 server for one file, supporting `Range: bytes=N-` and `If-Range`; the
 /// n-th request is cut after `cuts[n]` body bytes when given.
-struct TestServer {
-    url: String,
+pub(super) struct TestServer {
+    pub(super) url: String,
     ranges: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 impl TestServer {
-    async fn start(body: Vec<u8>, cuts: Vec<Option<usize>>) -> Self {
+    pub(super) async fn start(body: Vec<u8>, cuts: Vec<Option<usize>>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/images/disk.img", listener.local_addr().unwrap());
         let ranges = Arc::new(Mutex::new(Vec::new()));

@@ -2,7 +2,7 @@
 //!
 //! Asking an agent costs a round trip through the guest (and up to the agent client's timeout
 //! when no agent runs yet), so answers are cached per VM:
-//! * GetVMStatus asks the agent itself when the last answer is older than [`FRESH`] and the
+//! * GetVMStatus asks the agent itself when the last answer is older than [`super::agent_cache::FRESH`] and the
 //!   guest's boot is over (ready or failed); earlier in the boot it answers from the cache and
 //!   refreshes in the background, so a status call never waits on an agent that is not up yet.
 //! * ListVMs answers from the cache and refreshes stale entries in the background.
@@ -12,71 +12,14 @@
 //! The first answer after none (or after a failure) publishes `EVENT_TYPE_AGENT_CONNECTED`; the
 //! first failure after an answer publishes `EVENT_TYPE_AGENT_DISCONNECTED`.
 
-use super::{Inner, NodeService};
+use super::core::{Inner, NodeService};
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::readiness::BootPhase;
 use limiquantix_vm::{GuestFacts, VmBackend, VmEntry, VmEvent, VmEventKind, VmState};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 use tokio::sync::broadcast;
-
-/// How long an agent's answer stays current.
-pub(super) const FRESH: Duration = Duration::from_secs(10);
-
-/// The cached answers, by VM.
-#[derive(Default)]
-pub(super) struct AgentCache {
-    entries: Mutex<HashMap<VmId, Entry>>,
-}
-
-#[derive(Default)]
-struct Entry {
-    /// The last answer (connected or not); `None` before the first attempt ended.
-    info: Option<pb::GuestAgentInfo>,
-    /// When the last attempt ended.
-    asked: Option<Instant>,
-    /// An attempt is under way.
-    asking: bool,
-}
-
-impl AgentCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<VmId, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn forget(&self, id: &VmId) {
-        self.lock().remove(id);
-    }
-
-    /// The cached answer, and whether it is stale.
-    fn peek(&self, id: &VmId) -> (Option<pb::GuestAgentInfo>, bool) {
-        let mut entries = self.lock();
-        let e = entries.entry(id.clone()).or_default();
-        let stale = e.asked.is_none_or(|t| t.elapsed() >= FRESH);
-        (e.info.clone(), stale)
-    }
-
-    /// Marks the entry as being asked; false when an attempt is already under way.
-    fn claim(&self, id: &VmId) -> bool {
-        let mut entries = self.lock();
-        let e = entries.entry(id.clone()).or_default();
-        !std::mem::replace(&mut e.asking, true)
-    }
-
-    /// Records an attempt's outcome; returns the connection change, if any.
-    fn record(&self, id: &VmId, info: pb::GuestAgentInfo) -> Option<bool> {
-        let mut entries = self.lock();
-        let e = entries.entry(id.clone()).or_default();
-        let was = e.info.as_ref().map(|i| i.connected);
-        let now = info.connected;
-        e.info = Some(info);
-        e.asked = Some(Instant::now());
-        e.asking = false;
-        (was != Some(now) && (now || was == Some(true))).then_some(now)
-    }
-}
 
 /// The wire form of what the agent said.
 fn wire_info(f: GuestFacts) -> pb::GuestAgentInfo {
@@ -271,28 +214,5 @@ mod tests {
         );
         assert!(info.interfaces[1].is_up);
         assert!(!info.interfaces[2].is_up);
-    }
-
-    #[test]
-    fn connection_changes_are_reported_once() {
-        let cache = AgentCache::default();
-        let id = VmId::parse("0d6b5c3e-8f1a-4c2b-9e7d-1a2b3c4d5e6f").unwrap();
-        let up = pb::GuestAgentInfo {
-            connected: true,
-            ..Default::default()
-        };
-        let down = pb::GuestAgentInfo::default();
-        // Not answering from the start is no change.
-        assert_eq!(cache.record(&id, down.clone()), None);
-        assert_eq!(cache.record(&id, up.clone()), Some(true));
-        assert_eq!(cache.record(&id, up.clone()), None);
-        assert_eq!(cache.record(&id, down.clone()), Some(false));
-        assert_eq!(cache.record(&id, down), None);
-        // A fresh answer is current; a forgotten VM's is not, and one attempt at a time claims it.
-        assert!(!cache.peek(&id).1);
-        cache.forget(&id);
-        assert!(cache.peek(&id).1);
-        assert!(cache.claim(&id));
-        assert!(!cache.claim(&id), "an attempt is already under way");
     }
 }

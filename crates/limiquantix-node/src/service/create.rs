@@ -12,7 +12,7 @@
 //! Injection points for crash tests ([`crate::fault`]): `createvm:after-validate`,
 //! `createvm:after-seed`, `createvm:after-define`.
 
-use super::NodeService;
+use super::core::NodeService;
 use crate::error::ApiError;
 use crate::fault;
 use crate::provision::{self, SeedKind};
@@ -104,9 +104,11 @@ impl<B: VmBackend> NodeService<B> {
         let inner = self.inner.clone();
         let seed_path = inner.backend.seed_path(&id);
         tokio::task::spawn_blocking(move || {
+            let (confinement, pools) = (inner.confinement(), inner.pool_dirs());
             let ctx = Context {
-                confinement: &inner.confinement,
-                pools: &inner.config.pools,
+                confinement: &confinement,
+                pools: &pools,
+                console_address: inner.management_address(),
             };
             let prepared = prepare_definition(&req, id.clone(), &ctx)?;
             let spec = req

@@ -1,6 +1,6 @@
 //! StreamEvents: backend events, and the daemon's own (VM defined, VM deleted), as NodeEvents.
 
-use super::{BoxStream, NodeService};
+use super::core::{BoxStream, NodeService};
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::{VmBackend, VmEvent, VmEventKind};

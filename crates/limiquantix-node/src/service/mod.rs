@@ -2,100 +2,84 @@
 //!
 //! One module per group of RPCs: [`node`] (HealthCheck, GetNodeInfo), [`create`] (CreateVM),
 //! [`vm`] (lifecycle, status, console, logs, media), [`agent`] (the guest agents' answers in
-//! status), [`events`] (StreamEvents). The RPCs this
-//! daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
+//! status), [`events`] (StreamEvents), [`storage`] (storage pools), [`download`] (DownloadImage,
+//! GetDownloadStatus, CancelDownload), [`network`] (GetOVSStatus and the network ports). The RPCs
+//! this daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
 //! Handlers return [`ApiError`]; [`crate::error`] turns it into the gRPC status.
 
 mod agent;
+mod agent_cache;
+mod core;
 mod create;
+mod download;
 mod events;
+mod media;
+mod network;
 mod node;
 mod pending;
+mod storage;
 mod vm;
 
+use crate::cluster::ClusterStatus;
 use crate::config::Config;
-use crate::confine::Confinement;
 use crate::error::ApiError;
+use crate::images::HttpOptions;
+use crate::images::jobs::{DownloadJobs, JobLimits};
+use crate::pools::PoolRegistry;
 use limiquantix_proto::v1 as pb;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonService;
 use limiquantix_vm::VmBackend;
 use limiquantix_vm::VmOp;
-use limiquantix_vm::accel::AccelKind;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::{broadcast, watch};
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use self::agent_cache::AgentCache;
+use self::core::{BoxStream, Inner};
+pub use self::core::{Hypervisor, NodeService};
 pub use create::request_digest;
-
-/// What the service knows about the host, gathered once at start-up.
-#[derive(Debug, Clone)]
-pub struct Hypervisor {
-    /// QEMU's version (`None` when `qemu-system-x86_64 --version` did not run).
-    pub qemu_version: Option<String>,
-    /// The accelerator VMs get.
-    pub accel: AccelKind,
-}
-
-struct Inner<B> {
-    backend: Arc<B>,
-    config: Config,
-    confinement: Confinement,
-    hypervisor: Hypervisor,
-    started: Instant,
-    events: broadcast::Sender<pb::NodeEvent>,
-    shutdown: watch::Sender<bool>,
-    agents: agent::AgentCache,
-}
-
-/// The gRPC service. Cheap to clone.
-pub struct NodeService<B> {
-    inner: Arc<Inner<B>>,
-}
-
-impl<B> Clone for NodeService<B> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl<B: VmBackend> NodeService<B> {
     /// A service over `backend`. Spawns the task that forwards backend events to StreamEvents
     /// subscribers (call inside a tokio runtime).
     pub fn new(backend: Arc<B>, config: Config, hypervisor: Hypervisor) -> Self {
-        let confinement = Confinement::new(&config.images_dir, config.pools.values().cloned());
+        let pools = PoolRegistry::open(
+            &config.state_dir,
+            &config.pools,
+            vec![config.state_dir.join("pools")],
+        );
         let (events, _) = broadcast::channel(1024);
         events::forward(backend.subscribe(), events.clone());
         let agent_events = backend.subscribe();
+        let downloads = DownloadJobs::new(
+            &config.images_dir,
+            HttpOptions::default(),
+            JobLimits::default(),
+        );
         let inner = Arc::new(Inner {
             backend,
             config,
-            confinement,
+            pools,
             hypervisor,
             started: Instant::now(),
             events,
             shutdown: watch::Sender::new(false),
-            agents: agent::AgentCache::default(),
+            agents: AgentCache::default(),
+            control_plane: OnceLock::new(),
+            downloads,
+            ovs_vsctl: network::OVS_VSCTL.into(),
         });
         agent::follow(agent_events, Arc::downgrade(&inner));
         Self { inner }
     }
 
-    /// The switch that ends the service's streams (StreamEvents) for a graceful shutdown: send
-    /// `true`.
-    pub fn shutdown_switch(&self) -> watch::Sender<bool> {
-        self.inner.shutdown.clone()
-    }
-
-    /// The backend.
-    pub fn backend(&self) -> &Arc<B> {
-        &self.inner.backend
+    /// Shows the control-plane status `status` in GetNodeInfo (`control_plane`, and the
+    /// registered management address). A second call is ignored.
+    pub fn attach_control_plane(&self, status: watch::Receiver<ClusterStatus>) {
+        if self.inner.control_plane.set(status).is_err() {
+            tracing::warn!("a control-plane status is already attached");
+        }
     }
 }
 
@@ -359,9 +343,9 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn init_storage_pool(
         &self,
-        _: Request<pb::InitStoragePoolRequest>,
+        request: Request<pb::InitStoragePoolRequest>,
     ) -> Result<Response<pb::StoragePoolInfoResponse>, Status> {
-        pending::answer("InitStoragePool")
+        reply(self.init_pool(request.into_inner()).await)
     }
 
     async fn destroy_storage_pool(
@@ -373,23 +357,23 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn get_storage_pool_info(
         &self,
-        _: Request<pb::StoragePoolIdRequest>,
+        request: Request<pb::StoragePoolIdRequest>,
     ) -> Result<Response<pb::StoragePoolInfoResponse>, Status> {
-        pending::answer("GetStoragePoolInfo")
+        reply(self.get_pool(&request.into_inner().pool_id).await)
     }
 
     async fn list_storage_pools(
         &self,
         _: Request<()>,
     ) -> Result<Response<pb::ListStoragePoolsResponse>, Status> {
-        pending::answer("ListStoragePools")
+        reply(self.list_pools().await)
     }
 
     async fn list_storage_pool_files(
         &self,
-        _: Request<pb::ListStoragePoolFilesRequest>,
+        request: Request<pb::ListStoragePoolFilesRequest>,
     ) -> Result<Response<pb::ListStoragePoolFilesResponse>, Status> {
-        pending::answer("ListStoragePoolFiles")
+        reply(self.pool_files(request.into_inner()).await)
     }
 
     async fn list_volumes(
@@ -445,6 +429,64 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
         _: Request<pb::CreateVolumeSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
         pending::answer("CreateVolumeSnapshot")
+    }
+
+    type DownloadImageStream = BoxStream<pb::DownloadProgress>;
+
+    async fn download_image(
+        &self,
+        request: Request<pb::DownloadImageOnNodeRequest>,
+    ) -> Result<Response<Self::DownloadImageStream>, Status> {
+        reply(self.download_image(request.into_inner()).await)
+    }
+
+    async fn get_download_status(
+        &self,
+        request: Request<pb::GetDownloadStatusRequest>,
+    ) -> Result<Response<pb::DownloadProgress>, Status> {
+        reply(self.download_status(&request.into_inner().job_id))
+    }
+
+    async fn cancel_download(
+        &self,
+        request: Request<pb::CancelDownloadRequest>,
+    ) -> Result<Response<()>, Status> {
+        reply(self.cancel_download(&request.into_inner().job_id).await)
+    }
+
+    async fn get_ovs_status(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::OvsStatusResponse>, Status> {
+        reply(self.ovs_status().await)
+    }
+
+    async fn configure_network_port(
+        &self,
+        _: Request<pb::ConfigureNetworkPortRequest>,
+    ) -> Result<Response<pb::NetworkPortInfo>, Status> {
+        reply(self.network_port("ConfigureNetworkPort").await)
+    }
+
+    async fn delete_network_port(
+        &self,
+        _: Request<pb::DeleteNetworkPortRequest>,
+    ) -> Result<Response<()>, Status> {
+        reply(self.network_port("DeleteNetworkPort").await)
+    }
+
+    async fn get_network_port_status(
+        &self,
+        _: Request<pb::GetNetworkPortStatusRequest>,
+    ) -> Result<Response<pb::NetworkPortInfo>, Status> {
+        reply(self.network_port("GetNetworkPortStatus").await)
+    }
+
+    async fn list_network_ports(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListNetworkPortsResponse>, Status> {
+        reply(self.network_port("ListNetworkPorts").await)
     }
 }
 

@@ -1,6 +1,6 @@
 //! HealthCheck and GetNodeInfo.
 
-use super::NodeService;
+use super::core::NodeService;
 use crate::error::ApiError;
 use crate::hostinfo::{HostFacts, filesystem_usage};
 use limiquantix_proto::v1 as pb;
@@ -45,13 +45,21 @@ impl<B: VmBackend> NodeService<B> {
             max_memory_bytes: facts.memory.total,
         };
         let c = &facts.cpu;
+        let control_plane = self
+            .inner
+            .control_plane
+            .get()
+            .map(|status| status.borrow().to_proto());
         Ok(pb::NodeInfoResponse {
             node_id: facts
                 .machine_id
                 .clone()
                 .unwrap_or_else(|| facts.hostname.clone()),
             hostname: facts.hostname.clone(),
-            management_ip: String::new(),
+            management_ip: control_plane
+                .as_ref()
+                .map(|cp| cp.management_ip.clone())
+                .unwrap_or_default(),
             cpu: Some(pb::CpuInfo {
                 model: c.model.clone(),
                 sockets: c.sockets,
@@ -90,6 +98,7 @@ impl<B: VmBackend> NodeService<B> {
             max_memory_bytes: facts.memory.total,
             os_name: facts.os_name.clone(),
             capabilities: Some(capabilities),
+            control_plane,
         })
     }
 }

@@ -73,23 +73,7 @@ pub const PENDING: &[(&str, &str)] = &[
         "guest-agent time sync in the daemon (after issue 6; not scheduled yet)",
     ),
     (
-        "InitStoragePool",
-        "storage pool management; pools are configured with --pool (not scheduled yet)",
-    ),
-    (
         "DestroyStoragePool",
-        "storage pool management; pools are configured with --pool (not scheduled yet)",
-    ),
-    (
-        "GetStoragePoolInfo",
-        "storage pool management; pools are configured with --pool (not scheduled yet)",
-    ),
-    (
-        "ListStoragePools",
-        "storage pool management; pools are configured with --pool (not scheduled yet)",
-    ),
-    (
-        "ListStoragePoolFiles",
         "storage pool management; pools are configured with --pool (not scheduled yet)",
     ),
     (

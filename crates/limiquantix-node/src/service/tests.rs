@@ -510,10 +510,6 @@ async fn lifecycle_codes_and_events() {
     assert_eq!(started.r#type, pb::EventType::VmStarted as i32);
     let console = s.service.get_console(id()).await.unwrap().into_inner();
     assert_eq!((console.r#type.as_str(), console.port), ("vnc", 5900));
-    assert_eq!(
-        s.service.delete_vm(id()).await.unwrap_err().code(),
-        Code::FailedPrecondition
-    );
     s.service
         .stop_vm(Request::new(pb::StopVmRequest {
             vm_id: ID.into(),
@@ -521,6 +517,10 @@ async fn lifecycle_codes_and_events() {
         }))
         .await
         .unwrap();
+    s.service.start_vm(id()).await.unwrap();
+    let started = events.next().await.unwrap().unwrap();
+    assert_eq!(started.r#type, pb::EventType::VmStarted as i32);
+    // A running VM is forced off and deleted.
     s.service.delete_vm(id()).await.unwrap();
     let deleted = events.next().await.unwrap().unwrap();
     assert_eq!(deleted.r#type, pb::EventType::VmDeleted as i32);

@@ -1,6 +1,6 @@
 //! The lifecycle verbs, status, list, console, logs and media of existing VMs.
 
-use super::NodeService;
+use super::core::NodeService;
 use crate::error::ApiError;
 use crate::translate::{parse_vm_id, status_response};
 use limiquantix_proto::v1 as pb;
@@ -39,7 +39,7 @@ impl<B: VmBackend> NodeService<B> {
             VmOp::Reboot => backend.reboot(&id).await,
             VmOp::Pause => backend.pause(&id).await,
             VmOp::Resume => backend.resume(&id).await,
-            VmOp::Delete => backend.delete(&id).await,
+            VmOp::Delete => self.delete_even_running(&id).await,
             VmOp::ChangeMedia => Err(BackendError::Invalid(
                 "change_media takes a CD-ROM and a medium: use ChangeMedia".into(),
             )),
@@ -53,6 +53,23 @@ impl<B: VmBackend> NodeService<B> {
             self.emit(&id, VmEventKind::Deleted, "VM deleted".into());
         }
         Ok(())
+    }
+
+    /// Deletes a VM; a running one is forced off first. The LimiQuantix control plane's forced
+    /// delete sends a plain DeleteVM for a running VM and forgets the VM whatever the answer,
+    /// so refusing would leave a guest running that nobody manages.
+    async fn delete_even_running(&self, id: &VmId) -> Result<(), BackendError> {
+        let backend = &self.inner.backend;
+        let state = backend.get(id).await?.status.state;
+        if state.is_active() {
+            tracing::warn!(vm_id = %id, state = %state, "DeleteVM of a VM that runs: forcing it off first");
+            match backend.force_stop(id).await {
+                // It ended on its own meanwhile.
+                Ok(()) | Err(BackendError::InvalidTransition { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        backend.delete(id).await
     }
 
     /// The wire status; `wait_for_agent`: see [`NodeService::guest_agent`].
@@ -90,9 +107,18 @@ impl<B: VmBackend> NodeService<B> {
             ))
             .into());
         };
+        // A display on every address is reached at the management address (a client cannot
+        // dial 0.0.0.0).
+        let host = match vnc.host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => self
+                .inner
+                .management_address()
+                .map_or(vnc.host, |a| a.to_string()),
+            _ => vnc.host,
+        };
         Ok(pb::ConsoleInfoResponse {
             r#type: "vnc".into(),
-            host: vnc.host,
+            host,
             port: vnc.port.into(),
             password: entry
                 .definition
@@ -141,32 +167,6 @@ impl<B: VmBackend> NodeService<B> {
             serial_lines_returned: s.lines,
             serial_truncated: s.truncated,
         })
-    }
-
-    pub(super) async fn media(&self, req: pb::ChangeMediaRequest) -> Result<(), ApiError> {
-        let id = parse_vm_id("vm_id", &req.vm_id)?;
-        if req.device.is_empty() {
-            return Err(ApiError::invalid(
-                "device",
-                "required: the CD-ROM drive's id",
-            ));
-        }
-        let iso = if req.iso_path.is_empty() {
-            None
-        } else {
-            let inner = self.inner.clone();
-            let path = req.iso_path.clone();
-            Some(
-                tokio::task::spawn_blocking(move || inner.confinement.check("iso_path", &path))
-                    .await??,
-            )
-        };
-        tracing::info!(vm_id = %id, device = %req.device, eject = iso.is_none(), "changing CD-ROM media");
-        self.inner
-            .backend
-            .change_media(&id, &req.device, iso)
-            .await?;
-        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Booting a VM of a CreateVM request: firmware, guest OS family and boot order.
 
-use super::enum_value;
+use super::fields::enum_value;
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::{self as m, VmDefinition};

@@ -1,7 +1,7 @@
 //! CD-ROMs of a CreateVM request. The id [`SEED_CDROM_ID`] is kept for the cloud-init seed
 //! drive the daemon adds itself.
 
-use super::device_id;
+use super::fields::device_id;
 use crate::confine::Confinement;
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;

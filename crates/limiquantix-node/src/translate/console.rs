@@ -1,4 +1,5 @@
-//! The console of a CreateVM request: VNC only (SPICE is refused).
+//! The console of a CreateVM request: VNC only (SPICE is refused). A request without a console
+//! (what the LimiQuantix control plane sends) gets VNC anyway, with a password of its own.
 
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
@@ -29,4 +30,42 @@ pub(super) fn console(c: &pb::ConsoleSpec) -> Result<m::ConsoleSpec, ApiError> {
         vnc_password: (!c.vnc_password.is_empty()).then(|| c.vnc_password.clone()),
         ..m::ConsoleSpec::default()
     })
+}
+
+/// The console of a request that names none: VNC on `address` (the node's management address,
+/// loopback without one), with a random password (8 characters, VNC's limit) that GetConsole
+/// returns to whoever may ask for it; never a display without one.
+pub(super) fn default_console(address: Option<std::net::Ipv4Addr>) -> m::ConsoleSpec {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let random = uuid::Uuid::new_v4().into_bytes();
+    let password = random[..8]
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    m::ConsoleSpec {
+        vnc: true,
+        vnc_password: Some(password),
+        vnc_listen: address.unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+        ..m::ConsoleSpec::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_without_console_gets_vnc_with_its_own_password() {
+        let (a, b) = (
+            default_console(None),
+            default_console(Some([10, 0, 0, 5].into())),
+        );
+        assert_eq!(a.vnc_listen, std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(b.vnc_listen, std::net::Ipv4Addr::new(10, 0, 0, 5));
+        assert!(a.vnc);
+        let pw = a.vnc_password.unwrap();
+        assert_eq!(pw.len(), 8);
+        assert!(pw.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(Some(pw), b.vnc_password, "every VM has its own");
+    }
 }

@@ -2,7 +2,7 @@
 //! an overlay on a backing image, a blank disk) and I/O limits. Images are opened to check
 //! their format and that their backing chain stays inside the allowed roots.
 
-use super::{GIB, device_id, enum_value, size_bytes};
+use super::fields::{GIB, device_ids, enum_value, size_bytes};
 use crate::confine::Confinement;
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
@@ -21,16 +21,17 @@ pub(super) fn disk(
     d: &pb::DiskSpec,
     confinement: &Confinement,
     pools: &BTreeMap<String, PathBuf>,
-) -> Result<(m::DiskSpec, bool), ApiError> {
+) -> Result<(m::DiskSpec, DiskIds), ApiError> {
     let f = format!("spec.disks[{i}]");
-    let id = device_id(&d.id, "disk", i);
-    m::check_device_id(&id).map_err(|p| ApiError::invalid(format!("{f}.id"), p))?;
+    let (id, api_id) = device_ids(&f, &d.id, "disk", i)?;
     let bus = disk_bus(&f, d.bus)?;
     let requested =
         enum_value::<pb::DiskFormat>(&format!("{f}.format"), d.format, "0 QCOW2, 1 RAW")?;
-    if !d.pool_id.is_empty() {
-        check_pool(&f, d, pools)?;
-    }
+    let pool_dir = if d.pool_id.is_empty() {
+        None
+    } else {
+        Some(check_pool(&f, d, pools)?)
+    };
     let (source, format) = match (d.path.is_empty(), d.backing_file.is_empty()) {
         (false, false) => {
             return Err(ApiError::invalid(
@@ -42,7 +43,6 @@ pub(super) fn disk(
         (true, false) => overlay(&f, d, requested, confinement)?,
         (true, true) => blank(&f, d, requested)?,
     };
-    let has_backing = matches!(source, DiskSource::Overlay { .. });
     Ok((
         m::DiskSpec {
             id,
@@ -53,14 +53,36 @@ pub(super) fn disk(
             boot_index: None,
             limits: io_limits(d),
         },
-        has_backing,
+        DiskIds {
+            api_id,
+            // Only a disk the daemon creates goes into the pool; an existing image stays put.
+            dir: pool_dir.filter(|_| d.path.is_empty()),
+        },
     ))
 }
 
-/// The model bus of wire field `{f}.bus`.
+/// What [`disk`] found besides the disk itself.
+pub(super) struct DiskIds {
+    /// The caller's id for the disk, when it is not a device id of ours.
+    pub(super) api_id: Option<String>,
+    /// The pool directory the disk is created in, when it is not the VM's directory.
+    pub(super) dir: Option<PathBuf>,
+}
+
+/// The model bus of wire field `{f}.bus`. The LimiQuantix control plane casts its own bus enum
+/// to ours by number, so 4 (its IDE) also arrives; it gets SATA, the disk bus every machine
+/// type has (on q35, IDE disks are SATA anyway: both sit on the AHCI controller).
 fn disk_bus(f: &str, bus: i32) -> Result<m::DiskBus, ApiError> {
-    let bus =
-        enum_value::<pb::DiskBus>(&format!("{f}.bus"), bus, "0 VIRTIO, 1 SCSI, 2 SATA, 3 IDE")?;
+    /// The control plane's IDE, cast to our enum.
+    const CAST_IDE: i32 = 4;
+    if bus == CAST_IDE {
+        return Ok(m::DiskBus::Sata);
+    }
+    let bus = enum_value::<pb::DiskBus>(
+        &format!("{f}.bus"),
+        bus,
+        "0 VIRTIO, 1 SCSI, 2 SATA, 3 IDE (4 is taken as SATA)",
+    )?;
     Ok(match bus {
         pb::DiskBus::Virtio => m::DiskBus::Virtio,
         pb::DiskBus::Scsi => m::DiskBus::Scsi,
@@ -69,33 +91,29 @@ fn disk_bus(f: &str, bus: i32) -> Result<m::DiskBus, ApiError> {
     })
 }
 
-/// Checks a disk's `pool_id`: the pool exists, the disk names an existing image (`path`) and
-/// that image lies inside the pool.
+/// Checks a disk's `pool_id` and returns the pool's directory: the pool exists, and a disk
+/// naming an existing image (`path`) has it inside the pool. A disk the daemon creates (no
+/// `path`) is created in the pool's directory.
 fn check_pool(
     f: &str,
     d: &pb::DiskSpec,
     pools: &BTreeMap<String, PathBuf>,
-) -> Result<(), ApiError> {
+) -> Result<PathBuf, ApiError> {
     let Some(pool_dir) = pools.get(&d.pool_id) else {
         return Err(ApiError::invalid(
             format!("{f}.pool_id"),
             format!(
-                "no pool {:?} on this node (configured: {})",
+                "pool {:?} not found on this node (configured: {})",
                 d.pool_id,
                 pools.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         ));
     };
-    if d.path.is_empty() {
-        return Err(ApiError::invalid(
-            format!("{f}.pool_id"),
-            "disks the daemon creates live in the VM directory; pool_id is accepted only \
-             with path, naming the pool the path is in",
-        ));
+    if !d.path.is_empty() {
+        let pool = Confinement::new(pool_dir, []);
+        pool.check(&format!("{f}.path"), &d.path)?;
     }
-    let pool = Confinement::new(pool_dir, []);
-    pool.check(&format!("{f}.path"), &d.path)?;
-    Ok(())
+    Ok(pool_dir.clone())
 }
 
 /// A disk that uses an existing image (`path`), in the detected format unless RAW is asked.

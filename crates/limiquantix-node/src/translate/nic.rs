@@ -1,17 +1,17 @@
 //! NICs of a CreateVM request: MAC, model, network (user-mode, tap or bridge) and the port
 //! forwards of user-mode networking.
 
-use super::{device_id, enum_value};
+use super::fields::{device_ids, enum_value};
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::{self as m, MacAddr, NicNetwork, PortForward, Protocol};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 /// Checks NIC `i` of the request and builds its model.
-pub(super) fn nic(i: usize, n: &pb::NicSpec) -> Result<m::NicSpec, ApiError> {
+pub(super) fn nic(i: usize, n: &pb::NicSpec) -> Result<(m::NicSpec, Option<String>), ApiError> {
     let f = format!("spec.nics[{i}]");
-    let id = device_id(&n.id, "nic", i);
-    m::check_device_id(&id).map_err(|p| ApiError::invalid(format!("{f}.id"), p))?;
+    let (id, api_id) = device_ids(&f, &n.id, "nic", i)?;
     let mac = if n.mac_address.is_empty() {
         None
     } else {
@@ -34,18 +34,31 @@ pub(super) fn nic(i: usize, n: &pb::NicSpec) -> Result<m::NicSpec, ApiError> {
         .map(|(j, p)| port_forward(&format!("{f}.port_forwards[{j}]"), p))
         .collect::<Result<Vec<_>, _>>()?;
     let network = network(&f, n, port_forwards)?;
-    Ok(m::NicSpec {
-        id,
-        mac,
-        model,
-        network,
-    })
+    Ok((
+        m::NicSpec {
+            id,
+            mac,
+            model,
+            network,
+        },
+        api_id,
+    ))
 }
 
-/// The model NIC model of wire field `{f}.model`.
+/// The model NIC model of wire field `{f}.model`. The LimiQuantix control plane casts its own
+/// model enum to ours by number, so 3 (its VMXNET3) also arrives; it gets virtio, the model
+/// every cloud image has a driver for.
 fn nic_model(f: &str, model: i32) -> Result<m::NicModel, ApiError> {
-    let model =
-        enum_value::<pb::NicModel>(&format!("{f}.model"), model, "0 VIRTIO, 1 E1000, 2 RTL8139")?;
+    /// The control plane's VMXNET3, cast to our enum.
+    const CAST_VMXNET3: i32 = 3;
+    if model == CAST_VMXNET3 {
+        return Ok(m::NicModel::Virtio);
+    }
+    let model = enum_value::<pb::NicModel>(
+        &format!("{f}.model"),
+        model,
+        "0 VIRTIO, 1 E1000, 2 RTL8139 (3 is taken as VIRTIO)",
+    )?;
     Ok(match model {
         pb::NicModel::Virtio => m::NicModel::Virtio,
         pb::NicModel::E1000 => m::NicModel::E1000,
@@ -95,7 +108,8 @@ fn port(pf: &str, name: &str, v: u32) -> Result<u16, ApiError> {
 }
 
 /// The network of NIC `f`: a bridge when `bridge` is set, a tap device for `tap:IFNAME`,
-/// user-mode networking (the only kind with port forwards) for an empty network or `user`.
+/// user-mode networking (the only kind with port forwards) for an empty network, `user`, or a
+/// network this node does not know.
 fn network(
     f: &str,
     n: &pb::NicSpec,
@@ -124,13 +138,22 @@ fn network(
     } else if n.network.is_empty() || n.network == "user" {
         Ok(NicNetwork::User { port_forwards })
     } else {
-        Err(ApiError::invalid(
-            format!("{f}.network"),
-            format!(
-                "{:?} is not a network of this node (allowed: empty or \"user\" for user-mode \
-                 networking, \"tap:IFNAME\", or set bridge)",
-                n.network
-            ),
-        ))
+        // A network this node does not know (a control plane's network UUID): user-mode NAT,
+        // which every guest can use, said once per network.
+        if unknown_network_first_seen(&n.network) {
+            tracing::warn!(
+                network = %n.network,
+                "unknown network: NICs on it get user-mode networking (NAT)"
+            );
+        }
+        Ok(NicNetwork::User { port_forwards })
     }
+}
+
+/// Whether `network` is seen here for the first time since the daemon started.
+fn unknown_network_first_seen(network: &str) -> bool {
+    static SEEN: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    // Bounded: a flood of distinct names is logged for the first 1024 only.
+    seen.len() < 1024 && seen.insert(network.to_string())
 }

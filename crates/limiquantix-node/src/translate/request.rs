@@ -3,7 +3,7 @@
 
 use super::boot::{apply_boot_order, firmware, guest_os};
 use super::cdrom::cdrom;
-use super::console::console;
+use super::console::{console, default_console};
 use super::disk::disk;
 use super::nic::nic;
 use crate::confine::Confinement;
@@ -19,6 +19,9 @@ pub struct Context<'a> {
     pub confinement: &'a Confinement,
     /// Configured pools: id → directory.
     pub pools: &'a BTreeMap<String, PathBuf>,
+    /// The node's management address: where the VNC display of a VM without a console spec
+    /// listens (loopback when the node has none).
+    pub console_address: Option<std::net::Ipv4Addr>,
 }
 
 /// A CreateVM request checked field by field and turned into a definition. The definition as
@@ -65,8 +68,9 @@ pub fn prepare_definition(
     })
 }
 
-/// The CPU topology of the request: sockets, cores and threads, each 0 (meaning 1) up to its
-/// maximum.
+/// The vCPU topology. `cpu_cores` is the **total** vCPU count (what the LimiQuantix control
+/// plane sends: cores × sockets), split evenly over `cpu_sockets` and `cpu_threads_per_core`
+/// (0 means 1 for each).
 fn cpu_topology(spec: &pb::VmSpec) -> Result<m::CpuTopology, ApiError> {
     let one = |field: &str, v: u32, max: u32| {
         let v = v.max(1);
@@ -79,10 +83,23 @@ fn cpu_topology(spec: &pb::VmSpec) -> Result<m::CpuTopology, ApiError> {
             Ok(v)
         }
     };
+    let sockets = one("spec.cpu_sockets", spec.cpu_sockets, 16)?;
+    let threads = one("spec.cpu_threads_per_core", spec.cpu_threads_per_core, 2)?;
+    let total = spec.cpu_cores.max(1);
+    let per_socket = sockets * threads;
+    if !total.is_multiple_of(per_socket) {
+        return Err(ApiError::invalid(
+            "spec.cpu_cores",
+            format!(
+                "{total} vCPUs (cpu_cores is the total) cannot be split evenly over {sockets} \
+                 socket(s) of {threads} thread(s) per core; use a multiple of {per_socket}"
+            ),
+        ));
+    }
     Ok(m::CpuTopology {
-        sockets: one("spec.cpu_sockets", spec.cpu_sockets, 16)?,
-        cores: one("spec.cpu_cores", spec.cpu_cores, 128)?,
-        threads: one("spec.cpu_threads_per_core", spec.cpu_threads_per_core, 2)?,
+        sockets,
+        cores: one("spec.cpu_cores / cpu_sockets", total / per_socket, 128)?,
+        threads,
     })
 }
 
@@ -96,20 +113,31 @@ fn add_devices(
     let mut has_backing_file = false;
     let mut flagged = Vec::new();
     for (i, d) in spec.disks.iter().enumerate() {
-        let (disk, backing) = disk(i, d, ctx.confinement, ctx.pools)?;
-        has_backing_file |= backing;
+        let (disk, found) = disk(i, d, ctx.confinement, ctx.pools)?;
+        has_backing_file |= matches!(disk.source, m::DiskSource::Overlay { .. });
         flagged.push(d.bootable);
+        if let Some(api_id) = found.api_id {
+            def.api_ids.insert(disk.id.clone(), api_id);
+        }
+        if let Some(dir) = found.dir {
+            def.disk_dirs.insert(disk.id.clone(), dir);
+        }
         def.disks.push(disk);
     }
     for (i, c) in spec.cdroms.iter().enumerate() {
         def.cdroms.push(cdrom(i, c, ctx.confinement)?);
     }
     for (i, n) in spec.nics.iter().enumerate() {
-        def.nics.push(nic(i, n)?);
+        let (nic, api_id) = nic(i, n)?;
+        if let Some(api_id) = api_id {
+            def.api_ids.insert(nic.id.clone(), api_id);
+        }
+        def.nics.push(nic);
     }
-    if let Some(c) = &spec.console {
-        def.console = console(c)?;
-    }
+    def.console = match &spec.console {
+        Some(c) => console(c)?,
+        None => default_console(ctx.console_address),
+    };
     apply_boot_order(def, spec, &flagged)?;
     Ok(has_backing_file)
 }

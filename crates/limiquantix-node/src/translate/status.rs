@@ -1,6 +1,6 @@
 //! Backend entry → wire status: power state, disks and boot progress of a VM.
 
-use super::GIB;
+use super::fields::GIB;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::{self as m, DiskSource};
 use limiquantix_vm::readiness::BootPhase;
@@ -19,7 +19,7 @@ pub fn power_state(s: VmState) -> pb::PowerState {
 }
 
 /// The wire form of a disk; `file` is where its data lives on the host.
-fn wire_disk(d: &m::DiskSpec, file: Option<&PathBuf>) -> pb::DiskSpec {
+fn wire_disk(def: &m::VmDefinition, d: &m::DiskSpec, file: Option<&PathBuf>) -> pb::DiskSpec {
     let created_path = || {
         file.filter(|_| d.is_created())
             .map(|p| p.display().to_string())
@@ -34,7 +34,7 @@ fn wire_disk(d: &m::DiskSpec, file: Option<&PathBuf>) -> pb::DiskSpec {
         DiskSource::Blank { size_bytes } => (created_path(), String::new(), *size_bytes),
     };
     pb::DiskSpec {
-        id: d.id.clone(),
+        id: def.api_id(&d.id).to_string(),
         path,
         size_gib: size.div_ceil(GIB),
         bus: wire_disk_bus(d.bus) as i32,
@@ -108,7 +108,7 @@ pub fn status_response(entry: &VmEntry) -> pb::VmStatusResponse {
             .disks
             .iter()
             .enumerate()
-            .map(|(i, d)| wire_disk(d, entry.disk_files.get(i)))
+            .map(|(i, d)| wire_disk(def, d, entry.disk_files.get(i)))
             .collect(),
         labels: def.labels.clone(),
     }

@@ -44,6 +44,7 @@ fn prepare(f: &Fx, spec: pb::VmSpec) -> Result<Prepared, ApiError> {
     let ctx = Context {
         confinement: &f.confinement,
         pools: &f.pools,
+        console_address: None,
     };
     // As CreateVM does: the definition as a whole is validated once, after translation.
     let prepared = prepare_definition(&req, VmId::parse(ID).unwrap(), &ctx)?;
@@ -114,7 +115,18 @@ fn path_disks_keep_their_detected_format_and_pool_ids_are_checked() {
         }]),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("no pool \"slow\""), "{err}");
+    assert!(err.to_string().contains("pool \"slow\" not found"), "{err}");
+    // A disk the daemon creates, with a pool: created in the pool's directory.
+    let p = prepare(
+        &f,
+        spec(vec![pb::DiskSpec {
+            size_gib: 1,
+            pool_id: "fast".into(),
+            ..Default::default()
+        }]),
+    )
+    .unwrap();
+    assert_eq!(p.definition.disk_dirs["disk0"], f.pools["fast"]);
     let err = prepare(&f, spec(vec![pb::DiskSpec::default()])).unwrap_err();
     assert!(
         err.to_string().starts_with("spec.disks[0].size_gib"),
@@ -161,13 +173,10 @@ fn nics_networks_and_port_forwards() {
     assert!(
         matches!(&def.nics[0].network, NicNetwork::User { port_forwards } if port_forwards[0].host_port == 40022)
     );
-    s.nics[0].network = "prod-net".into();
-    assert!(
-        prepare(&f, s.clone())
-            .unwrap_err()
-            .to_string()
-            .starts_with("spec.nics[0].network")
-    );
+    // A network the node does not know (a control plane's network UUID) gets user-mode NAT.
+    s.nics[0].network = "5b0c3c55-4a8e-4f43-8a4e-0a0b0c0d0e0f".into();
+    let def = prepare(&f, s.clone()).unwrap().definition;
+    assert!(matches!(&def.nics[0].network, NicNetwork::User { .. }));
     s.nics[0].network.clear();
     s.nics[0].port_forwards[0].guest_port = 70000;
     assert!(
@@ -213,4 +222,58 @@ fn model_errors_use_wire_names() {
         problem: "y".into(),
     });
     assert_eq!(e.to_string(), "spec.disks[1].bus: y");
+}
+
+#[test]
+fn control_plane_requests_are_understood() {
+    let f = fx();
+    // cpu_cores is the total: 4 vCPUs over 2 sockets are 2 cores each.
+    let mut s = spec(vec![]);
+    s.cpu_cores = 4;
+    s.cpu_sockets = 2;
+    let def = prepare(&f, s.clone()).unwrap().definition;
+    assert_eq!((def.cpu.sockets, def.cpu.cores, def.cpu.vcpus()), (2, 2, 4));
+    s.cpu_cores = 3;
+    let e = prepare(&f, s).unwrap_err().to_string();
+    assert!(
+        e.starts_with("spec.cpu_cores") && e.contains("multiple of 2"),
+        "{e}"
+    );
+
+    // Raw enum casts: disk bus 4 (its IDE) is SATA, NIC model 3 (its VMXNET3) is virtio.
+    let mut s = spec(vec![pb::DiskSpec {
+        id: "6f1c2b9e-2f4a-4e8e-9c3d-1b2a3c4d5e6f".into(),
+        size_gib: 1,
+        bus: 4,
+        ..Default::default()
+    }]);
+    s.nics = vec![pb::NicSpec {
+        id: "nic-1733338000123456789".into(),
+        network: "default".into(),
+        model: 3,
+        ..Default::default()
+    }];
+    let def = prepare(&f, s.clone()).unwrap().definition;
+    assert_eq!(def.disks[0].bus, m::DiskBus::Sata);
+    assert_eq!(def.nics[0].model, m::NicModel::Virtio);
+    // The caller's ids map to short device ids; the API keeps speaking the caller's.
+    assert_eq!(def.disks[0].id, "disk0");
+    assert_eq!(def.api_id("disk0"), "6f1c2b9e-2f4a-4e8e-9c3d-1b2a3c4d5e6f");
+    assert_eq!(def.nics[0].id, "nic0");
+    assert_eq!(def.device_id_of("nic-1733338000123456789"), "nic0");
+    s.disks[0].bus = 5;
+    assert!(
+        prepare(&f, s.clone())
+            .unwrap_err()
+            .to_string()
+            .starts_with("spec.disks[0].bus")
+    );
+    s.disks[0].bus = 0;
+    s.disks[0].id = "x".repeat(65);
+    assert!(
+        prepare(&f, s)
+            .unwrap_err()
+            .to_string()
+            .starts_with("spec.disks[0].id")
+    );
 }

@@ -4,13 +4,11 @@
 
 use limiquantix_proto::NodeClient;
 use limiquantix_proto::v1 as pb;
+use limiquantix_test_support::{DaemonPaths, DaemonProcess, kill_vm_qemus, tiny_guest_disk};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
-
-pub mod pki;
 
 /// Tests that run QEMU take this lock: one guest at a time on a 2-core machine.
 pub static QEMU: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -28,18 +26,13 @@ pub struct Node {
     pub images: PathBuf,
     /// A pool (`--pool pool=<root>/pool`).
     pub pool: PathBuf,
-    /// The daemon's log (stderr), appended across restarts.
+    /// The daemon's log (stdout and stderr), appended across restarts.
     pub log: PathBuf,
     /// Extra `--qemu-img` to use.
     pub qemu_img: Option<PathBuf>,
     /// Extra command-line arguments.
     pub args: Vec<String>,
-    child: Option<Child>,
-}
-
-/// The accelerator tests use: `LQ_TEST_ACCEL`, TCG by default.
-pub fn accel() -> String {
-    std::env::var("LQ_TEST_ACCEL").unwrap_or_else(|_| "tcg".into())
+    daemon: Option<DaemonProcess>,
 }
 
 impl Node {
@@ -65,7 +58,7 @@ impl Node {
             pool,
             qemu_img: None,
             args: Vec::new(),
-            child: None,
+            daemon: None,
         }
     }
 
@@ -86,28 +79,21 @@ impl Node {
         v
     }
 
-    /// The daemon's command line: this node's directories, the test accelerator, the pool,
-    /// `args`, and `env`; stderr appended to the log.
-    fn command(&self, env: &[(&str, &str)]) -> Command {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_limiquantix-node"));
-        cmd.arg("--state-dir")
-            .arg(&self.state)
-            .arg("--run-dir")
-            .arg(&self.run)
-            .arg("--accel")
-            .arg(accel())
-            .arg("--pool")
+    fn paths(&self) -> DaemonPaths {
+        DaemonPaths {
+            state: self.state.clone(),
+            run: self.run.clone(),
+            socket: self.socket(),
+            log: self.log.clone(),
+        }
+    }
+
+    /// What this node adds to the daemon's command line: the pool, `qemu_img`, `args`, `env`.
+    fn configure(&self, cmd: &mut Command, env: &[(&str, &str)]) {
+        cmd.arg("--pool")
             .arg(format!("pool={}", self.pool.display()))
             .env("RUST_LOG", "debug")
-            .env_remove("LQ_FAULT_INJECT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+            .env_remove("LQ_FAULT_INJECT");
         if let Some(q) = &self.qemu_img {
             cmd.arg("--qemu-img").arg(q);
         }
@@ -115,40 +101,21 @@ impl Node {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd
-    }
-
-    /// Runs the daemon expecting it to refuse to start: its exit status and its log.
-    pub fn run_expecting_refusal(&self) -> (ExitStatus, String) {
-        let mut child = self.command(&[]).spawn().expect("spawn limiquantix-node");
-        let status = wait_timeout(&mut child, Duration::from_secs(30));
-        (status, self.log_text())
     }
 
     /// Starts the daemon with extra environment variables and waits for its socket.
     pub fn start_with(&mut self, env: &[(&str, &str)]) {
-        assert!(self.child.is_none(), "daemon already running");
-        let mut cmd = self.command(env);
-        let mut child = cmd.spawn().expect("spawn limiquantix-node");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "daemon exited at start ({status}); log:\n{}",
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon socket never appeared; log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child = Some(child);
+        assert!(self.daemon.is_none(), "daemon already running");
+        let binary = env!("CARGO_BIN_EXE_limiquantix-node");
+        let daemon = DaemonProcess::start(binary, &self.paths(), |cmd| self.configure(cmd, env));
+        self.daemon = Some(daemon);
+    }
+
+    /// Runs the daemon expecting it to refuse to start: its exit status and its log.
+    pub fn run_expecting_refusal(&self) -> (ExitStatus, String) {
+        let binary = env!("CARGO_BIN_EXE_limiquantix-node");
+        let daemon = DaemonProcess::spawn(binary, &self.paths(), |cmd| self.configure(cmd, &[]));
+        (daemon.wait_exit(Duration::from_secs(30)), self.log_text())
     }
 
     /// Starts the daemon.
@@ -165,16 +132,14 @@ impl Node {
 
     /// SIGTERM and wait: the graceful stop.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("daemon running");
-        // SAFETY: kill(2) with a pid we own.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        wait_timeout(&mut child, Duration::from_secs(20))
+        let daemon = self.daemon.take().expect("daemon running");
+        daemon.terminate(Duration::from_secs(20))
     }
 
     /// Waits for the daemon to exit by itself (an injected fault aborts it).
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("daemon running");
-        wait_timeout(&mut child, Duration::from_secs(30))
+        let daemon = self.daemon.take().expect("daemon running");
+        daemon.wait_exit(Duration::from_secs(30))
     }
 
     /// The daemon's log so far.
@@ -204,7 +169,7 @@ impl Node {
     pub fn tiny_image(&self) -> PathBuf {
         let p = self.images.join("tiny.qcow2");
         if !p.exists() {
-            std::fs::copy(tiny_disk(), &p).unwrap();
+            std::fs::copy(tiny_guest_disk(), &p).unwrap();
         }
         p
     }
@@ -212,75 +177,15 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        drop(self.daemon.take());
         // VMs left running by a failed test: kill their QEMUs (their pidfiles are ours).
-        if let Ok(rd) = std::fs::read_dir(self.run.join("vms")) {
-            for e in rd.flatten() {
-                if let Ok(pid) = std::fs::read_to_string(e.path().join("qemu.pid"))
-                    && let Ok(pid) = pid.trim().parse::<i32>()
-                {
-                    // SAFETY: kill(2); the pid came from our own VM's pidfile.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-    }
-}
-
-fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("daemon did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        kill_vm_qemus(&self.run);
     }
 }
 
 /// Whether an exit status is an abort (SIGABRT), as an injected fault produces.
 pub fn aborted(s: ExitStatus) -> bool {
     s.signal() == Some(libc::SIGABRT)
-}
-
-/// The tiny guest (kernel + initramfs): `LQ_TINY_GUEST_DIR`, or `scripts/build-tiny-guest.sh`.
-pub fn tiny_guest_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(d) = std::env::var_os("LQ_TINY_GUEST_DIR") {
-            return PathBuf::from(d);
-        }
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-tiny-guest.sh");
-        run_print_path(Command::new("bash").arg(script).arg("--print-path"))
-    })
-    .clone()
-}
-
-/// The tiny guest as a BIOS-bootable qcow2 disk (cached).
-pub fn tiny_disk() -> PathBuf {
-    static DISK: OnceLock<PathBuf> = OnceLock::new();
-    DISK.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make-tiny-disk.sh");
-        run_print_path(Command::new("bash").arg(script).arg(tiny_guest_dir()))
-    })
-    .clone()
-}
-
-fn run_print_path(cmd: &mut Command) -> PathBuf {
-    let out = cmd.output().expect("run fixture script");
-    assert!(
-        out.status.success(),
-        "fixture script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 /// A CreateVM request with one disk on `backing` and a user-mode NIC.

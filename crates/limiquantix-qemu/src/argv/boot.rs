@@ -14,7 +14,7 @@
 
 use limiquantix_vm::model::{CdromRole, VmDefinition};
 
-use super::BootError;
+use super::types::BootError;
 
 /// The kind of device in a boot entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

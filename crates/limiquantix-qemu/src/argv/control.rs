@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use super::{Argv, BootError, chardev, socket};
+use super::chardev;
+use super::common::{Argv, socket};
+use super::types::BootError;
 use crate::paths::RuntimePaths;
 use limiquantix_vm::model::VmDefinition;
 

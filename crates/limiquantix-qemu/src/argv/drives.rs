@@ -3,10 +3,12 @@
 use serde_json::json;
 
 use super::boot::{BootDevice, BootEntry, index_of};
+use super::common::{Argv, utf8};
 use super::device::CdBus;
-use super::{Argv, BootError, blockdev, device, utf8};
+use super::types::BootError;
+use super::{blockdev, device};
 use crate::paths::RuntimePaths;
-use limiquantix_vm::model::{CdromRole, DiskBus, DiskFormat, DiskSource, GuestOs, VmDefinition};
+use limiquantix_vm::model::{CdromRole, DiskBus, DiskFormat, GuestOs, VmDefinition};
 
 /// Emits the controllers, then every disk, then the CD-ROMs (the seed last).
 pub(super) fn drives(
@@ -38,10 +40,9 @@ pub(super) fn drives(
         );
     }
     for (i, d) in def.disks.iter().enumerate() {
-        let path = match &d.source {
-            DiskSource::Path { path } => path.clone(),
-            _ => paths.disk_file(i, d.format),
-        };
+        let path = paths
+            .disk_of(def, i)
+            .unwrap_or_else(|| paths.disk_file(i, d.format));
         let nodes = blockdev::image(
             &d.id,
             utf8(&format!("disks[{i}] file"), &path)?,

@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use super::{Argv, BootError, HostConfig, ResolvedFirmware, blockdev, chardev, utf8};
+use super::common::{Argv, utf8};
+use super::types::{BootError, HostConfig, ResolvedFirmware};
+use super::{blockdev, chardev};
 use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::{GuestOs, VmDefinition};
 
@@ -21,7 +23,18 @@ pub(super) fn machine(
     );
     a.opt("-uuid", def.id.as_str());
     a.opt("-msg", "timestamp=on");
+    a.opt("-machine", machine_option(def, firmware));
+    a.opt("-accel", host.accel.qemu_name());
+    a.opt("-cpu", cpu_model(def.guest_os, host.accel));
+    cpus_and_memory(a, def, host)?;
+    firmware_flash(a, firmware)?;
+    clock_and_boot(a, def, host);
+    Ok(())
+}
 
+/// The `-machine` value: the machine type, the firmware's flash devices or the BIOS console
+/// setting, and the hugepage memory backend.
+fn machine_option(def: &VmDefinition, firmware: &ResolvedFirmware) -> String {
     let mut machine_opt = format!("type={}", def.effective_machine().qemu_name());
     match firmware {
         ResolvedFirmware::Uefi { .. } => machine_opt.push_str(",pflash0=fw-code,pflash1=fw-vars"),
@@ -33,9 +46,11 @@ pub(super) fn machine(
     if def.memory.hugepages {
         machine_opt.push_str(",memory-backend=ram0");
     }
-    a.opt("-machine", machine_opt);
-    a.opt("-accel", host.accel.qemu_name());
-    a.opt("-cpu", cpu_model(def.guest_os, host.accel));
+    machine_opt
+}
+
+/// `-smp`, `-m` and, with hugepages, the file-backed memory object.
+fn cpus_and_memory(a: &mut Argv, def: &VmDefinition, host: &HostConfig) -> Result<(), BootError> {
     let c = def.cpu;
     a.opt(
         "-smp",
@@ -61,6 +76,11 @@ pub(super) fn machine(
             }),
         );
     }
+    Ok(())
+}
+
+/// The UEFI code and variable stores as pflash block devices (nothing for BIOS).
+fn firmware_flash(a: &mut Argv, firmware: &ResolvedFirmware) -> Result<(), BootError> {
     if let ResolvedFirmware::Uefi { code, vars } = firmware {
         for v in blockdev::pflash("fw-code", utf8("firmware.code", code)?, true) {
             a.json("-blockdev", v);
@@ -69,6 +89,11 @@ pub(super) fn machine(
             a.json("-blockdev", v);
         }
     }
+    Ok(())
+}
+
+/// The real-time clock, the Windows timer fix under KVM, strict boot order and a direct kernel.
+fn clock_and_boot(a: &mut Argv, def: &VmDefinition, host: &HostConfig) {
     a.opt(
         "-rtc",
         if def.guest_os.rtc_localtime() {
@@ -89,7 +114,6 @@ pub(super) fn machine(
         }
         a.opt("-append", k.cmdline.as_str());
     }
-    Ok(())
 }
 
 fn cpu_model(os: GuestOs, accel: AccelKind) -> &'static str {

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::Argv;
 use super::boot::{BootDevice, BootEntry, index_of};
+use super::common::Argv;
 use limiquantix_vm::model::{MacAddr, NicNetwork, NicSpec, VmDefinition};
 
 /// Emits a `-netdev` and a NIC `-device` per NIC.

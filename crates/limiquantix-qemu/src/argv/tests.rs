@@ -4,10 +4,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::*;
+use super::command::QemuCommand;
+use super::common::MAX_SOCKET_PATH;
+use super::types::{BootError, HostConfig, ResolvedFirmware};
+use crate::paths::RuntimePaths;
+use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::fixtures::{ID, cloud_vm};
 use limiquantix_vm::model::{
-    CdromRole, CdromSpec, DiskBus, DiskFormat, DiskSource, DiskSpec, GuestOs, IoLimits, NicNetwork,
+    CdromRole, CdromSpec, DiskBus, DiskFormat, DiskSource, DiskSpec, Firmware, GuestOs, IoLimits,
+    NicNetwork, VmDefinition,
 };
 
 fn paths() -> RuntimePaths {

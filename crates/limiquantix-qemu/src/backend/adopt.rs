@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::vm::{self, Vm};
-use super::{
-    ADOPT_QMP_WAIT, BackendConfig, EVENT_CAPACITY, Inner, QemuBackend, Result, blocking,
-    create_private_dir, define, lock,
+use super::core::{
+    ADOPT_QMP_WAIT, EVENT_CAPACITY, Inner, QemuBackend, Result, blocking, create_private_dir, lock,
 };
+use super::define;
+use super::monitor;
+use super::types::BackendConfig;
+use super::vm::{self, Vm};
 use crate::argv::HostConfig;
 use crate::persist::{self, ExitKind, RuntimeRecord};
 use crate::process::{self, QemuProcess};
@@ -157,7 +159,7 @@ impl QemuBackend {
             c.stop_requested = record.is_some_and(|r| r.shutdown_requested);
             c.generation
         };
-        let m = vm::spawn_monitor(
+        let m = monitor::spawn_monitor(
             Arc::downgrade(&self.inner),
             vm.clone(),
             generation,

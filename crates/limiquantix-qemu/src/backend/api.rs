@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use super::{DefineExtras, QemuBackend, QemuError, blocking};
+use super::core::{QemuBackend, blocking};
+use super::types::{DefineExtras, QemuError};
 use crate::argv::BootError;
 use crate::qga::{self, QgaClient, QgaError};
 use crate::qmp::QmpError;

@@ -9,14 +9,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tracing::Instrument;
+
+use super::core::{Inner, QemuBackend, Result, blocking, io_err, lock};
+use super::types::{DefineExtras, QemuError};
 use super::vm::Vm;
-use super::{DefineExtras, QemuBackend, QemuError, Result, VmEventKind, VmStatus, blocking};
 use crate::paths::RuntimePaths;
 use crate::persist;
 use limiquantix_vm::model::{
     CdromRole, DiskSource, ModelError, ValidDefinition, VmDefinition, VmId,
 };
 use limiquantix_vm::state::{VmOp, VmState};
+use limiquantix_vm::{VmEventKind, VmStatus};
 
 /// Prefix of staging directories.
 const STAGING_PREFIX: &str = ".staging-";
@@ -81,7 +85,27 @@ fn check_seed_cdrom(def: &VmDefinition, paths: &RuntimePaths, has_seed: bool) ->
     Ok(())
 }
 
-pub(super) async fn define(
+impl QemuBackend {
+    /// Defines a VM: validates it, creates its directory with the disks it owns and the seed
+    /// in a staging directory, writes `vm.json` last and renames the directory into place. A
+    /// failure leaves nothing behind; an identical definition of an existing VM succeeds again.
+    pub async fn define(&self, def: ValidDefinition, extras: DefineExtras) -> Result<VmStatus> {
+        let span = tracing::info_span!("define", vm_id = %def.id);
+        define(self, def, extras).instrument(span).await
+    }
+
+    /// Deletes a stopped VM: its `vm.json`, the disks the backend created, the seed, the UEFI
+    /// variables, logs and runtime files. Disks given by path and backing images are never
+    /// touched.
+    pub async fn delete(&self, id: &VmId) -> Result<()> {
+        let span = tracing::info_span!("delete", vm_id = %id);
+        delete(self, id).instrument(span).await
+    }
+}
+
+/// Defines a VM: checks the definition and its files, builds its directory in staging, moves
+/// it into place and registers the VM (see the module documentation).
+async fn define(
     backend: &QemuBackend,
     def: ValidDefinition,
     extras: DefineExtras,
@@ -108,72 +132,140 @@ pub(super) async fn define(
     blocking(move || Ok(limiquantix_storage::check_sources(&checked)?)).await?;
 
     let vms_dir = inner.vms_dir();
-    let staging = {
-        let (vms_dir, id) = (vms_dir.clone(), def.id.clone());
-        blocking(move || {
-            tempfile::Builder::new()
-                .prefix(&format!("{STAGING_PREFIX}{id}-"))
-                .tempdir_in(&vms_dir)
-                .map_err(super::io_err(&vms_dir))
-        })
-        .await?
-    };
+    let staging = create_staging(&vms_dir, &def.id).await?;
     let staged = RuntimePaths {
         vm_dir: staging.path().to_owned(),
         run_dir: paths.run_dir.clone(),
     };
-    let qemu_img = &inner.config.qemu_img;
-    for (i, d) in def.disks.iter().enumerate() {
-        let file = staged.disk_file(i, d.format);
-        match &d.source {
-            DiskSource::Path { .. } => {}
-            DiskSource::Overlay {
-                backing,
-                size_bytes,
-            } => {
-                limiquantix_storage::create_overlay(qemu_img, backing, &file, *size_bytes).await?;
-            }
-            DiskSource::Blank { size_bytes } => {
-                limiquantix_storage::create_blank(qemu_img, &file, d.format, *size_bytes).await?;
-            }
-        }
-    }
+    let outside = create_disks(&inner.config.qemu_img, &def, &staged).await?;
     let target = paths.vm_dir.clone();
     let saved = def.clone();
     let seed = extras.seed_iso;
-    blocking(move || {
-        if let Some(bytes) = seed {
-            persist::write_atomic(&staged.seed_iso(), &bytes, 0o600)?;
-        }
-        persist::save_definition(&staged.vm_json(), &saved)?;
-        let staging_path = staging.keep();
-        if let Err(e) = std::fs::rename(&staging_path, &target) {
-            let _ = std::fs::remove_dir_all(&staging_path);
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
-            ) {
-                return Err(QemuError::AlreadyExists { vm_id: saved.id });
-            }
-            return Err(QemuError::Io {
-                path: target,
-                source: e,
-            });
-        }
-        Ok(persist::sync_dir(&vms_dir)?)
+    let published = blocking(move || {
+        write_seed_and_definition(&staged, seed, &saved)?;
+        publish(staging, target, &vms_dir, saved.id)
     })
-    .await?;
+    .await;
+    if let Err(e) = published {
+        remove_files(outside).await;
+        return Err(e);
+    }
+    Ok(register(inner, def, paths))
+}
 
+/// Creates the staging directory `<vms_dir>/.staging-<id>-<random>/`; it is removed again when
+/// dropped, so an error before [`publish`] leaves nothing behind.
+async fn create_staging(vms_dir: &Path, id: &VmId) -> Result<tempfile::TempDir> {
+    let (vms_dir, id) = (vms_dir.to_owned(), id.clone());
+    blocking(move || {
+        tempfile::Builder::new()
+            .prefix(&format!("{STAGING_PREFIX}{id}-"))
+            .tempdir_in(&vms_dir)
+            .map_err(io_err(&vms_dir))
+    })
+    .await
+}
+
+/// Creates the disks the backend owns (overlays and blank disks): in the staging directory, or
+/// in place in their directory (a pool) when the definition gives one. Returns the files made
+/// outside the staging directory, which the caller removes if the define fails later; on an
+/// error here they are already removed.
+async fn create_disks(
+    qemu_img: &Path,
+    def: &VmDefinition,
+    staged: &RuntimePaths,
+) -> Result<Vec<PathBuf>> {
+    let mut outside = Vec::new();
+    for (i, d) in def.disks.iter().enumerate() {
+        let Some(file) = staged.created_disk(def, i) else {
+            continue;
+        };
+        let made = match &d.source {
+            DiskSource::Path { .. } => Ok(None),
+            DiskSource::Overlay {
+                backing,
+                size_bytes,
+            } => limiquantix_storage::create_overlay(qemu_img, backing, &file, *size_bytes)
+                .await
+                .map(|_| Some(())),
+            DiskSource::Blank { size_bytes } => {
+                limiquantix_storage::create_blank(qemu_img, &file, d.format, *size_bytes)
+                    .await
+                    .map(|_| Some(()))
+            }
+        };
+        match made {
+            Ok(Some(())) if !file.starts_with(&staged.vm_dir) => outside.push(file),
+            Ok(_) => {}
+            Err(e) => {
+                remove_files(outside).await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(outside)
+}
+
+/// Removes files a failed define made outside its staging directory.
+async fn remove_files(files: Vec<PathBuf>) {
+    let _ = blocking(move || {
+        for f in files {
+            tracing::info!(file = %f.display(), "removing a disk of a failed define");
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Writes the seed ISO (when given) and then `vm.json` into the staging directory (blocking).
+fn write_seed_and_definition(
+    staged: &RuntimePaths,
+    seed: Option<Vec<u8>>,
+    def: &VmDefinition,
+) -> Result<()> {
+    if let Some(bytes) = seed {
+        persist::write_atomic(&staged.seed_iso(), &bytes, 0o600)?;
+    }
+    persist::save_definition(&staged.vm_json(), def)?;
+    Ok(())
+}
+
+/// Renames the staging directory to `target` and syncs `vms_dir` (blocking); when the rename
+/// fails the staging directory is removed, and an existing `target` is
+/// [`QemuError::AlreadyExists`].
+fn publish(staging: tempfile::TempDir, target: PathBuf, vms_dir: &Path, id: VmId) -> Result<()> {
+    let staging_path = staging.keep();
+    if let Err(e) = std::fs::rename(&staging_path, &target) {
+        let _ = std::fs::remove_dir_all(&staging_path);
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
+        ) {
+            return Err(QemuError::AlreadyExists { vm_id: id });
+        }
+        return Err(QemuError::Io {
+            path: target,
+            source: e,
+        });
+    }
+    Ok(persist::sync_dir(vms_dir)?)
+}
+
+/// Adds the newly defined VM to the catalogue, announces it and returns its status.
+fn register(inner: &Inner, def: VmDefinition, paths: RuntimePaths) -> VmStatus {
     let vm = Arc::new(Vm::new(def, paths, VmState::Stopped));
     let (status, name) = (vm.status(), vm.cell().def.name.clone());
     let id = vm.id.clone();
-    super::lock(&inner.vms).insert(id.clone(), vm);
+    lock(&inner.vms).insert(id.clone(), vm);
     inner.emit(&id, VmEventKind::Defined);
     tracing::info!(name = %name, "VM defined");
-    Ok(status)
+    status
 }
 
-pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
+/// Deletes a VM: removes `vm.json` first, then the files the backend made, then the directories
+/// if nothing else is in them (see the module documentation).
+async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
     let inner = &backend.inner;
     let _catalog = inner.catalog_lock(id).await;
     let vm = backend.vm(id)?;
@@ -190,7 +282,7 @@ pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
             .disks
             .iter()
             .enumerate()
-            .filter_map(|(i, d)| paths.created_disk(i, d))
+            .filter_map(|(i, _)| paths.created_disk(&def, i))
             .collect();
         owned.extend([
             paths.seed_iso(),
@@ -219,7 +311,7 @@ pub(super) async fn delete(backend: &QemuBackend, id: &VmId) -> Result<()> {
         Ok(())
     })
     .await?;
-    super::lock(&inner.vms).remove(id);
+    lock(&inner.vms).remove(id);
     inner.emit(id, VmEventKind::Deleted);
     tracing::info!("VM deleted");
     Ok(())

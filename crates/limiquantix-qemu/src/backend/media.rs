@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::{QemuBackend, QemuError, Result, blocking};
+use super::core::{QemuBackend, Result, blocking};
+use super::types::QemuError;
 use crate::persist;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::state::VmOp;

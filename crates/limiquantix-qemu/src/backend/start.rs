@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use super::vm::{self, Vm};
 use serde_json::json;
 
+use super::core::{LOG_TAIL, QemuBackend, Result, blocking, create_private_dir, lock};
+use super::monitor;
 use super::stop::terminate;
-use super::{LOG_TAIL, QemuBackend, QemuError, Result, blocking, create_private_dir, lock};
+use super::types::QemuError;
+use super::vm::{self, Vm};
 use crate::argv::QemuCommand;
 use crate::firmware;
 use crate::persist::{self, RuntimeRecord};
-use crate::process::{self, SpawnSpec};
+use crate::process::{self, QemuProcess, SpawnSpec};
 use crate::qmp::QmpClient;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::state::{VmOp, VmState};
@@ -85,15 +87,33 @@ impl QemuBackend {
     /// within its first milliseconds) are not seen, but the exit itself is: QEMU's exit status
     /// tells a clean end from a crash.
     async fn launch(&self, vm: &Arc<Vm>) -> Result<()> {
-        let paths = vm.paths.clone();
         let args = self.build_args(vm, true).await?;
         // This boot is read from here on; earlier boots stay in the appended serial log.
-        let serial_offset = tokio::fs::metadata(paths.serial_log())
+        let serial_offset = tokio::fs::metadata(vm.paths.serial_log())
             .await
             .map_or(0, |m| m.len());
+        let (proc_, generation, rec) = self.spawn_qemu(vm, &args)?;
+        let qmp = match self.connect_qmp(vm, &proc_, rec).await {
+            Ok(q) => q,
+            Err(e) => {
+                // Nothing watches this QEMU yet: end it and record the end here.
+                vm.mark_stop_requested().await;
+                terminate(&proc_).await;
+                vm.finish(&self.inner, generation, proc_.wait().await).await;
+                return Err(e);
+            }
+        };
+        self.start_monitor(vm, generation, &proc_, qmp, serial_offset);
+        Ok(())
+    }
+
+    /// Spawns QEMU with `args` and makes it the VM's current process: returns the process, its
+    /// generation and the runtime record to save for it.
+    fn spawn_qemu(&self, vm: &Vm, args: &[OsString]) -> Result<(QemuProcess, u64, RuntimeRecord)> {
+        let paths = &vm.paths;
         let proc_ = process::spawn(&SpawnSpec {
             program: &self.inner.config.qemu_binary,
-            args: &args,
+            args,
             log: &paths.qemu_log(),
             cwd: &paths.vm_dir,
         })?;
@@ -116,55 +136,66 @@ impl QemuBackend {
             shutdown_requested: false,
             exit: None,
         };
+        Ok((proc_, generation, rec))
+    }
+
+    /// Saves the runtime record while QMP connects (failing when QEMU exits first), then sets
+    /// the VNC password if the definition has one.
+    async fn connect_qmp(
+        &self,
+        vm: &Vm,
+        proc_: &QemuProcess,
+        rec: RuntimeRecord,
+    ) -> Result<Arc<QmpClient>> {
+        let paths = &vm.paths;
         let rf = vm.runtime_file();
-        let ready = async {
-            let qmp_socket = paths.qmp_socket();
-            let connect = async {
-                tokio::select! {
-                    q = QmpClient::connect_with_retry(
-                        &qmp_socket,
-                        self.inner.config.qmp_timeout,
-                        self.inner.config.start_timeout,
-                    ) => q.map_err(|e| e.to_string()),
-                    exit = proc_.wait() => Err(format!("QEMU exited during start-up ({exit})")),
-                }
-            };
-            // The record is written while QEMU starts up.
-            let (saved, qmp) = tokio::join!(
-                blocking(move || Ok(persist::save_runtime(&rf, &rec)?)),
-                connect
-            );
-            saved?;
-            let qmp = Arc::new(qmp.map_err(|reason| QemuError::StartFailed {
-                vm_id: vm.id.clone(),
-                reason,
-                log_tail: log_tail(&paths.qemu_log()),
-            })?);
-            let password = vm.cell().def.console.vnc_password.clone();
-            if let Some(pw) = password {
-                qmp.execute("change-vnc-password", Some(json!({ "password": pw })))
-                    .await
-                    .map_err(|source| QemuError::Qmp {
-                        vm_id: vm.id.clone(),
-                        source,
-                    })?;
-            }
-            Ok::<_, QemuError>(qmp)
-        }
-        .await;
-        let qmp = match ready {
-            Ok(q) => q,
-            Err(e) => {
-                // Nothing watches this QEMU yet: end it and record the end here.
-                vm.mark_stop_requested().await;
-                terminate(&proc_).await;
-                vm.finish(&self.inner, generation, proc_.wait().await).await;
-                return Err(e);
+        let qmp_socket = paths.qmp_socket();
+        let connect = async {
+            tokio::select! {
+                q = QmpClient::connect_with_retry(
+                    &qmp_socket,
+                    self.inner.config.qmp_timeout,
+                    self.inner.config.start_timeout,
+                ) => q.map_err(|e| e.to_string()),
+                exit = proc_.wait() => Err(format!("QEMU exited during start-up ({exit})")),
             }
         };
+        // The record is written while QEMU starts up.
+        let (saved, qmp) = tokio::join!(
+            blocking(move || Ok(persist::save_runtime(&rf, &rec)?)),
+            connect
+        );
+        saved?;
+        let qmp = Arc::new(qmp.map_err(|reason| QemuError::StartFailed {
+            vm_id: vm.id.clone(),
+            reason,
+            log_tail: log_tail(&paths.qemu_log()),
+        })?);
+        let password = vm.cell().def.console.vnc_password.clone();
+        if let Some(pw) = password {
+            qmp.execute("change-vnc-password", Some(json!({ "password": pw })))
+                .await
+                .map_err(|source| QemuError::Qmp {
+                    vm_id: vm.id.clone(),
+                    source,
+                })?;
+        }
+        Ok(qmp)
+    }
+
+    /// Hands the running QEMU to a new monitor task and marks the VM running, unless a newer
+    /// start or a stop got there first.
+    fn start_monitor(
+        &self,
+        vm: &Arc<Vm>,
+        generation: u64,
+        proc_: &QemuProcess,
+        qmp: Arc<QmpClient>,
+        serial_offset: u64,
+    ) {
         let events = qmp.subscribe();
         vm.cell().qmp = Some(qmp.clone());
-        let m = vm::spawn_monitor(
+        let m = monitor::spawn_monitor(
             Arc::downgrade(&self.inner),
             vm.clone(),
             generation,
@@ -179,7 +210,6 @@ impl QemuBackend {
             c.state = VmState::Running;
         }
         tracing::info!(pid = proc_.pid(), "VM started");
-        Ok(())
     }
 }
 

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::{QemuBackend, QemuError, Result, StopOutcome, TERM_GRACE};
+use super::core::{QemuBackend, Result, TERM_GRACE};
+use super::types::{QemuError, StopOutcome};
 use crate::process::{QemuProcess, Signal};
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::state::{VmOp, VmState, valid_transition};

@@ -55,7 +55,8 @@ impl BackendConfig {
     }
 }
 
-/// Extra inputs of [`super::QemuBackend::define`] that are not part of the definition.
+/// Extra inputs of [`QemuBackend::define`](crate::QemuBackend::define) that are not part of
+/// the definition.
 #[derive(Debug, Clone, Default)]
 pub struct DefineExtras {
     /// The NoCloud seed ISO to store as `cloud-init.iso` (mode 0600). Seed CD-ROMs of the
@@ -75,7 +76,7 @@ pub enum StopOutcome {
 }
 
 /// A QEMU backend operation failed, in detail. At the [`limiquantix_vm::VmBackend`] boundary it
-/// is sorted into a [`limiquantix_vm::QemuError`] category (see `backend::api`).
+/// is sorted into a [`limiquantix_vm::BackendError`] category (see `backend::api`).
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
     /// No VM with this id.

@@ -1,51 +1,19 @@
 //! Guest readiness, the QEMU side: reading `serial.log` as it grows and asking the guest agent
 //! for cloud-init's verdict, feeding the pure tracker of [`limiquantix_vm::readiness`].
 //!
+//! - `error`: [`ReadinessError`], what the helpers that do I/O fail with.
 //! - [`tail`]: [`SerialLogTail`] and [`follow_serial_log`].
 //! - [`watch`]: [`watch_boot`], which drives the console, the agent and the no-agent fallback
 //!   for one VM for as long as its QEMU runs, and [`query_cloud_init_status`].
 
+mod error;
 mod tail;
 mod watch;
 
-use std::path::PathBuf;
-
+pub use error::ReadinessError;
 pub use limiquantix_vm::readiness::{BootPhase, CloudInitStatus, ReadinessTracker};
 pub use tail::{SerialLogTail, follow_serial_log};
 pub use watch::{WatchOptions, query_cloud_init_status, watch_boot};
-
-use crate::qga::QgaError;
-
-/// Errors of the readiness helpers that do I/O.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadinessError {
-    /// The serial log could not be read.
-    #[error("reading serial log {path}")]
-    SerialLog {
-        /// The log file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The guest agent did not answer.
-    #[error("asking the guest agent for cloud-init's status")]
-    Agent(#[source] QgaError),
-    /// `cloud-init status` printed something that is not its JSON status.
-    #[error("cloud-init status output is not valid JSON: {problem}")]
-    StatusJson {
-        /// The parser's complaint.
-        problem: String,
-    },
-    /// `cloud-init status` could not run in the guest.
-    #[error("cloud-init status did not run in the guest (exit code {exit_code:?}): {stderr}")]
-    StatusCommand {
-        /// Its exit code, when it exited.
-        exit_code: Option<i64>,
-        /// The start of its standard error.
-        stderr: String,
-    },
-}
 
 #[cfg(test)]
 mod tests;

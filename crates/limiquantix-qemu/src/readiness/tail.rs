@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::ReadinessError;
+use super::error::ReadinessError;
 use limiquantix_vm::readiness::{BootPhase, ReadinessTracker};
 
 /// A console "line" longer than this is cut, so a guest printing no newlines cannot grow memory.

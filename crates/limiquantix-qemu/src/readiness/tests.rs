@@ -1,7 +1,8 @@
-use super::*;
+use super::tail::{SerialLogTail, follow_serial_log};
+use super::watch::{WatchOptions, watch_boot};
 use crate::qga::QgaClient;
 use base64::Engine as _;
-use limiquantix_vm::readiness::{CloudInitStage, ReadinessTracker};
+use limiquantix_vm::readiness::{BootPhase, CloudInitStage, ReadinessTracker};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::ReadinessError;
+use super::error::ReadinessError;
 use super::tail::{SerialLogTail, lock};
 use crate::qga::QgaClient;
 use limiquantix_vm::readiness::{BootPhase, CloudInitStatus, ReadinessTracker};
@@ -76,94 +76,174 @@ pub async fn watch_boot(
     opts: WatchOptions,
     mut on_change: impl FnMut(&BootPhase) + Send,
 ) -> Result<(), ReadinessError> {
-    // When the console first said "finished" in the current boot, if it did.
-    let mut finished_since: Option<tokio::time::Instant> = None;
-    let mut ask_agent = false;
-    // When the agent channel opened, and when the agent was last asked for cloud-init's status.
-    let mut agent_open_since: Option<tokio::time::Instant> = None;
-    let mut agent_opened_now = false;
-    let mut last_asked: Option<tokio::time::Instant> = None;
+    let mut state = WatchState::default();
     loop {
-        if std::mem::take(&mut agent_opened_now) {
-            agent_open_since.get_or_insert_with(tokio::time::Instant::now);
-            let ping = tokio::time::timeout(opts.agent_call_limit, qga.ping()).await;
-            let change = match ping {
-                Ok(Ok(())) => lock(&tracker).agent_responded(),
-                _ => None,
-            };
-            if let Some(phase) = change {
-                on_change(&phase);
-            }
+        if std::mem::take(&mut state.agent_opened_now) {
+            state
+                .agent_open_since
+                .get_or_insert_with(tokio::time::Instant::now);
+            ping_agent(&tracker, &qga, &opts, &mut on_change).await;
         }
         let lines = tail.read_available().await?;
-        let changes: Vec<BootPhase> = {
-            let mut t = lock(&tracker);
-            lines.iter().filter_map(|l| t.feed_line(l)).collect()
-        };
-        for phase in &changes {
-            on_change(phase);
+        feed_console(&tracker, &lines, &mut on_change);
+        state.note_console_finished(&tracker);
+        state.ask_if_console_silent(&tracker, &opts);
+        if state.ask_agent {
+            state.ask_agent = false;
+            state.last_asked = Some(tokio::time::Instant::now());
+            ask_cloud_init_status(&tracker, &qga, &opts, &mut on_change).await;
         }
-        let wants_verdict = lock(&tracker).wants_agent_verdict();
-        if !wants_verdict {
-            finished_since = None;
-        } else if finished_since.is_none() {
-            finished_since = Some(tokio::time::Instant::now());
-            ask_agent = true;
-        }
-        // A guest whose console says nothing of cloud-init: ask its agent, now and then.
-        let silent = {
-            let t = lock(&tracker);
-            !t.phase().is_terminal() && t.cloud_init_version().is_none()
-        };
-        if silent
-            && agent_open_since.is_some_and(|t| t.elapsed() >= opts.silent_console)
-            && last_asked.is_none_or(|t| t.elapsed() >= opts.agent_poll)
-        {
-            ask_agent = true;
-        }
-        if ask_agent {
-            ask_agent = false;
-            last_asked = Some(tokio::time::Instant::now());
-            let not_terminal = !lock(&tracker).phase().is_terminal();
-            if not_terminal {
-                let answer = query_cloud_init_status(&qga, opts.agent_call_limit).await;
-                let change = match answer {
-                    Ok(status) => lock(&tracker).apply_cloud_init_status(&status),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "no cloud-init verdict from the guest agent yet");
-                        None
-                    }
-                };
-                if let Some(phase) = change {
-                    on_change(&phase);
-                }
-            }
-        }
-        // Still undecided after the console said "finished": ask again, or give up on the agent.
-        let undecided = finished_since.filter(|_| lock(&tracker).wants_agent_verdict());
-        if let Some(since) = undecided {
-            if since.elapsed() >= opts.agent_grace {
-                let change = lock(&tracker).conclude_from_serial();
-                if let Some(phase) = change {
-                    on_change(&phase);
-                }
-            } else {
-                ask_agent = true;
-            }
-        }
-        let pause = if ask_agent {
+        state.settle_undecided(&tracker, &opts, &mut on_change);
+        let pause = if state.ask_agent {
             Duration::from_secs(2).max(opts.poll)
         } else {
             opts.poll
         };
-        match &agent_opened {
-            Some(n) => {
-                tokio::select! {
-                    () = n.notified() => agent_opened_now = true,
-                    () = tokio::time::sleep(pause) => {}
+        state.agent_opened_now = pause_or_agent_opened(agent_opened.as_deref(), pause).await;
+    }
+}
+
+/// What [`watch_boot`] remembers from one round of its loop to the next.
+#[derive(Debug, Default)]
+struct WatchState {
+    /// When the console first said "finished" in the current boot, if it did.
+    finished_since: Option<tokio::time::Instant>,
+    /// Whether the agent is to be asked for cloud-init's status in the next round.
+    ask_agent: bool,
+    /// When the agent channel opened.
+    agent_open_since: Option<tokio::time::Instant>,
+    /// Whether the agent channel opened during the last pause.
+    agent_opened_now: bool,
+    /// When the agent was last asked for cloud-init's status.
+    last_asked: Option<tokio::time::Instant>,
+}
+
+impl WatchState {
+    /// Notes when the console first said cloud-init finished (and asks the agent then), or
+    /// forgets it when the tracker no longer waits for the agent's verdict.
+    fn note_console_finished(&mut self, tracker: &Mutex<ReadinessTracker>) {
+        let wants_verdict = lock(tracker).wants_agent_verdict();
+        if !wants_verdict {
+            self.finished_since = None;
+        } else if self.finished_since.is_none() {
+            self.finished_since = Some(tokio::time::Instant::now());
+            self.ask_agent = true;
+        }
+    }
+
+    /// A guest whose console says nothing of cloud-init: ask its agent, now and then.
+    fn ask_if_console_silent(&mut self, tracker: &Mutex<ReadinessTracker>, opts: &WatchOptions) {
+        let silent = {
+            let t = lock(tracker);
+            !t.phase().is_terminal() && t.cloud_init_version().is_none()
+        };
+        if silent
+            && self
+                .agent_open_since
+                .is_some_and(|t| t.elapsed() >= opts.silent_console)
+            && self
+                .last_asked
+                .is_none_or(|t| t.elapsed() >= opts.agent_poll)
+        {
+            self.ask_agent = true;
+        }
+    }
+
+    /// Still undecided after the console said "finished": ask again, or give up on the agent
+    /// once [`WatchOptions::agent_grace`] has passed and take the console's verdict.
+    fn settle_undecided(
+        &mut self,
+        tracker: &Mutex<ReadinessTracker>,
+        opts: &WatchOptions,
+        on_change: &mut impl FnMut(&BootPhase),
+    ) {
+        let undecided = self
+            .finished_since
+            .filter(|_| lock(tracker).wants_agent_verdict());
+        if let Some(since) = undecided {
+            if since.elapsed() >= opts.agent_grace {
+                let change = lock(tracker).conclude_from_serial();
+                if let Some(phase) = change {
+                    on_change(&phase);
                 }
+            } else {
+                self.ask_agent = true;
             }
-            None => tokio::time::sleep(pause).await,
+        }
+    }
+}
+
+/// Pings the agent whose channel just opened; an answer is recorded in `tracker`.
+async fn ping_agent(
+    tracker: &Mutex<ReadinessTracker>,
+    qga: &QgaClient,
+    opts: &WatchOptions,
+    on_change: &mut impl FnMut(&BootPhase),
+) {
+    let ping = tokio::time::timeout(opts.agent_call_limit, qga.ping()).await;
+    let change = match ping {
+        Ok(Ok(())) => lock(tracker).agent_responded(),
+        _ => None,
+    };
+    if let Some(phase) = change {
+        on_change(&phase);
+    }
+}
+
+/// Feeds new serial-log lines to `tracker` and reports the phase changes they cause.
+fn feed_console(
+    tracker: &Mutex<ReadinessTracker>,
+    lines: &[String],
+    on_change: &mut impl FnMut(&BootPhase),
+) {
+    let changes: Vec<BootPhase> = {
+        let mut t = lock(tracker);
+        lines.iter().filter_map(|l| t.feed_line(l)).collect()
+    };
+    for phase in &changes {
+        on_change(phase);
+    }
+}
+
+/// Asks the agent for cloud-init's status, unless the boot is already decided, and applies the
+/// answer to `tracker`; no answer yet is only logged.
+async fn ask_cloud_init_status(
+    tracker: &Mutex<ReadinessTracker>,
+    qga: &QgaClient,
+    opts: &WatchOptions,
+    on_change: &mut impl FnMut(&BootPhase),
+) {
+    let not_terminal = !lock(tracker).phase().is_terminal();
+    if not_terminal {
+        let answer = query_cloud_init_status(qga, opts.agent_call_limit).await;
+        let change = match answer {
+            Ok(status) => lock(tracker).apply_cloud_init_status(&status),
+            Err(e) => {
+                tracing::debug!(error = %e, "no cloud-init verdict from the guest agent yet");
+                None
+            }
+        };
+        if let Some(phase) = change {
+            on_change(&phase);
+        }
+    }
+}
+
+/// Sleeps for `pause`, or less when `agent_opened` is notified; returns whether it was.
+async fn pause_or_agent_opened(
+    agent_opened: Option<&tokio::sync::Notify>,
+    pause: Duration,
+) -> bool {
+    match agent_opened {
+        Some(n) => {
+            tokio::select! {
+                () = n.notified() => true,
+                () = tokio::time::sleep(pause) => false,
+            }
+        }
+        None => {
+            tokio::time::sleep(pause).await;
+            false
         }
     }
 }

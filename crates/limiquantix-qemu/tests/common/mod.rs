@@ -1,14 +1,14 @@
-//! Shared helpers for the backend tests: the tiny guest, a backend in a temporary directory,
-//! waiting for serial output and events.
+//! Shared helpers for the backend tests: the tiny guest as a VM definition, a backend in a
+//! temporary directory, the accelerator as the backend names it, waiting for serial output and
+//! events.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use limiquantix_qemu::backend::BackendConfig;
-use limiquantix_vm::accel::Accel;
+use limiquantix_test_support::{accel, tiny_guest_dir};
+use limiquantix_vm::accel::{Accel, AccelKind};
 use limiquantix_vm::model::{DirectKernelBoot, VmDefinition, VmId};
 use limiquantix_vm::{VmEvent, VmEventKind};
 use tokio::sync::broadcast;
@@ -21,46 +21,27 @@ pub const READY: &str = "LQ-TINY-GUEST READY";
 /// QEMU tests in one binary run one at a time (2 cores; TCG guests are CPU-bound).
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The tiny guest's directory (`vmlinuz`, `initramfs.img`): `LQ_TINY_GUEST_DIR`, or built (and
-/// cached) by `scripts/build-tiny-guest.sh`.
-pub fn tiny_guest() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(d) = std::env::var_os("LQ_TINY_GUEST_DIR") {
-            return PathBuf::from(d);
-        }
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-tiny-guest.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("--print-path")
-            .output()
-            .expect("run build-tiny-guest.sh");
-        assert!(
-            out.status.success(),
-            "build-tiny-guest.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-    .clone()
-}
-
 /// A backend configuration under `root`, with the test accelerator (`LQ_TEST_ACCEL`, TCG by
 /// default).
 pub fn config(root: &Path) -> BackendConfig {
     let mut c = BackendConfig::new(root.join("state"), root.join("run"));
-    c.accel = std::env::var("LQ_TEST_ACCEL")
-        .ok()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(Accel::Tcg);
+    c.accel = accel().parse().unwrap_or(Accel::Tcg);
     c.stop_timeout = Duration::from_secs(30);
     c
 }
 
+/// The accelerator QEMU is started with directly (`LQ_TEST_ACCEL`): KVM when it says `kvm`,
+/// TCG otherwise.
+pub fn accel_kind() -> AccelKind {
+    match accel().as_str() {
+        "kvm" => AccelKind::Kvm,
+        _ => AccelKind::Tcg,
+    }
+}
+
 /// A definition of the tiny guest: direct kernel boot, 256 MiB, no VNC.
 pub fn tiny_vm(name: &str) -> VmDefinition {
-    let dir = tiny_guest();
+    let dir = tiny_guest_dir();
     let mut def = VmDefinition::new(VmId::generate(), name, 256);
     def.console.vnc = false;
     def.direct_kernel = Some(DirectKernelBoot {

@@ -192,3 +192,47 @@ fn fill_defaults_records_derived_macs() {
     d.fill_defaults();
     assert_eq!(d.nics[0].mac, Some(mac));
 }
+
+#[test]
+fn caller_ids_map_to_device_ids() {
+    let mut d = cloud_vm();
+    let uuid = "6f1c2b9e-2f4a-4e8e-9c3d-1b2a3c4d5e6f";
+    d.api_ids.insert("disk0".into(), uuid.into());
+    d.validate().unwrap();
+    assert_eq!(d.api_id("disk0"), uuid);
+    assert_eq!(d.api_id("net0"), "net0");
+    assert_eq!(d.device_id_of(uuid), "disk0");
+    assert_eq!(d.device_id_of("net0"), "net0");
+    let json = serde_json::to_string(&d).unwrap();
+    assert_eq!(serde_json::from_str::<VmDefinition>(&json).unwrap(), d);
+
+    let field = |f: &dyn Fn(&mut VmDefinition)| {
+        let mut d = cloud_vm();
+        f(&mut d);
+        d.validate().unwrap_err().field
+    };
+    assert_eq!(
+        field(&|d| {
+            d.api_ids.insert("nope".into(), "x".into());
+        }),
+        "api_ids.nope"
+    );
+    assert_eq!(
+        field(&|d| {
+            d.api_ids.insert("disk0".into(), "a\nb".into());
+        }),
+        "api_ids.disk0"
+    );
+    assert_eq!(
+        field(&|d| {
+            d.api_ids.insert("disk0".into(), "net0".into());
+        }),
+        "api_ids.disk0"
+    );
+    assert_eq!(
+        field(&|d| {
+            d.api_ids.insert("disk0".into(), "x".repeat(65));
+        }),
+        "api_ids.disk0"
+    );
+}

@@ -2,7 +2,8 @@
 
 use std::ops::Deref;
 
-use super::{ModelError, VmDefinition};
+use super::definition::VmDefinition;
+use super::validate::ModelError;
 
 /// A [`VmDefinition`] with its derived values filled ([`VmDefinition::fill_defaults`]) that
 /// passed [`VmDefinition::validate`]. Only [`VmDefinition::into_valid`] makes one, so a function

@@ -3,10 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path};
 
-use super::{
-    CdromRole, DiskBus, DiskFormat, DiskSource, IoLimits, MachineType, NicNetwork, SCHEMA_VERSION,
-    VmDefinition, check_device_id, check_vm_name,
-};
+use super::definition::{MachineType, SCHEMA_VERSION, VmDefinition};
+use super::device::{CdromRole, DiskBus, DiskFormat, DiskSource, IoLimits, NicNetwork};
+use super::id::{check_device_id, check_vm_name};
 
 /// A definition field that is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +59,8 @@ impl VmDefinition {
             ));
         }
         self.validate_nics(&mut ids)?;
+        self.validate_api_ids(&ids)?;
+        self.validate_disk_dirs()?;
         self.validate_console()?;
         if let Some(d) = &self.spec_digest
             && (d.is_empty()
@@ -169,6 +170,50 @@ impl VmDefinition {
                 ));
             }
             boot_index(&format!("{f}.boot_index"), c.boot_index, boot_indices)?;
+        }
+        Ok(())
+    }
+
+    /// Caller ids: of existing devices, 1 to 64 printable characters, unique, and never another
+    /// device's id.
+    fn validate_api_ids(&self, devices: &BTreeSet<String>) -> Result<(), ModelError> {
+        let mut seen = BTreeSet::new();
+        for (device, api_id) in &self.api_ids {
+            let f = format!("api_ids.{device}");
+            if !devices.contains(device) {
+                return Err(err(f, "names no disk, CD-ROM or NIC of this VM"));
+            }
+            let printable = api_id.chars().all(|c| !c.is_control());
+            if !(1..=64).contains(&api_id.chars().count()) || !printable {
+                return Err(err(
+                    f,
+                    format!("{api_id:?} is not an id: 1 to 64 printable characters"),
+                ));
+            }
+            if !seen.insert(api_id.as_str()) || (devices.contains(api_id) && api_id != device) {
+                return Err(err(
+                    f,
+                    format!("{api_id:?} is already the id of another device"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Disk directories: of disks the backend creates, absolute and normalized.
+    fn validate_disk_dirs(&self) -> Result<(), ModelError> {
+        for (disk, dir) in &self.disk_dirs {
+            let f = format!("disk_dirs.{disk}");
+            match self.disks.iter().find(|d| &d.id == disk) {
+                Some(d) if d.is_created() => check_path(&f, dir)?,
+                Some(_) => {
+                    return Err(err(
+                        f,
+                        "only an overlay or a blank disk is created in a directory",
+                    ));
+                }
+                None => return Err(err(f, "names no disk of this VM")),
+            }
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use limiquantix_test_support::{DaemonPaths, DaemonProcess, kill_vm_qemus};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -58,9 +59,13 @@ pub fn daemon_binary() -> PathBuf {
         let bin = dir.join("limiquantix-node");
         let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
         let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        // The daemon and the workspace crates it is built from.
         let newest_source = [
             "limiquantix-node",
-            "limiquantix-hypervisor",
+            "limiquantix-vm",
+            "limiquantix-qemu",
+            "limiquantix-storage",
+            "limiquantix-fs",
             "limiquantix-proto",
             "limiquantix-cloudinit",
         ]
@@ -118,7 +123,8 @@ pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     /// Its Unix socket.
     pub socket: PathBuf,
-    child: Child,
+    paths: DaemonPaths,
+    process: DaemonProcess,
 }
 
 impl TestDaemon {
@@ -129,40 +135,26 @@ impl TestDaemon {
 
     /// Starts `limiquantix-node` in `dir` with extra flags (e.g. a TLS listener).
     pub fn start_with(dir: tempfile::TempDir, extra: &[String]) -> Self {
-        let state = dir.path().join("state");
-        let run = dir.path().join("run");
-        let socket = run.join("node.sock");
-        let accel = std::env::var("LQ_TEST_ACCEL").unwrap_or_else(|_| "tcg".into());
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = Command::new(daemon_binary())
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--run-dir")
-            .arg(&run)
-            .arg("--listen")
-            .arg(format!("unix:{}", socket.display()))
-            .args(["--accel", &accel])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("limiquantix-node starts");
-        let daemon = TestDaemon { dir, socket, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !daemon.socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "daemon socket never appeared:\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let paths = DaemonPaths {
+            socket: dir.path().join("run/node.sock"),
+            ..DaemonPaths::under(dir.path())
+        };
+        let process = DaemonProcess::start(daemon_binary(), &paths, |cmd| {
+            cmd.arg("--listen")
+                .arg(format!("unix:{}", paths.socket.display()))
+                .args(extra);
+        });
+        TestDaemon {
+            dir,
+            socket: paths.socket.clone(),
+            paths,
+            process,
         }
-        daemon
     }
 
     /// The daemon's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        self.paths.log_text()
     }
 
     /// `lqctl --socket SOCKET ARGS...` (no colour, no terminal).
@@ -236,17 +228,10 @@ impl TestDaemon {
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         // VMs a failed test left running: their QEMUs outlive the daemon; end them by their
         // pidfiles (ours, in the temp run dir).
-        if let Ok(vms) = std::fs::read_dir(self.dir.path().join("run/vms")) {
-            for vm in vms.flatten() {
-                if let Ok(pid) = std::fs::read_to_string(vm.path().join("qemu.pid")) {
-                    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-                }
-            }
-        }
+        kill_vm_qemus(&self.paths.run);
     }
 }
 
@@ -488,34 +473,4 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// The tiny test guest (a kernel and a busybox /init that prints `LQ-TINY-GUEST READY` and
-/// answers each console line with `LQ-TINY-GUEST ECHO <line>`) as a BIOS-bootable qcow2: built
-/// by `scripts/build-tiny-guest.sh` (or taken from `LQ_TINY_GUEST_DIR`) and the daemon tests'
-/// `make-tiny-disk.sh`, both cached.
-pub fn tiny_guest_disk() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let print_path = |cmd: &mut Command| {
-        let out = cmd.output().expect("run a fixture script");
-        assert!(
-            out.status.success(),
-            "fixture script failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    };
-    let guest = match std::env::var_os("LQ_TINY_GUEST_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => print_path(
-            Command::new("bash")
-                .arg(root.join("scripts/build-tiny-guest.sh"))
-                .arg("--print-path"),
-        ),
-    };
-    print_path(
-        Command::new("bash")
-            .arg(root.join("crates/limiquantix-node/tests/fixtures/make-tiny-disk.sh"))
-            .arg(guest),
-    )
 }

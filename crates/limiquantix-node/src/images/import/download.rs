@@ -7,7 +7,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
 use super::partial::{Partial, PartialMeta, hash_existing, truncate};
-use super::{ImportProgress, Reporter, blocking, hex};
+use super::{ImportProgress, PROGRESS_EVERY, Reporter, blocking, hex};
 use crate::images::{ImageError, ImageLibrary};
 
 impl ImageLibrary {
@@ -225,7 +225,15 @@ impl Download<'_, '_> {
             .map_err(io_err("open"))?;
         let start = self.offset;
         let body = loop {
-            match response.chunk().await {
+            let next = response.chunk();
+            tokio::pin!(next);
+            let item = loop {
+                tokio::select! {
+                    item = &mut next => break item,
+                    () = tokio::time::sleep(PROGRESS_EVERY) => self.reporter.flush(),
+                }
+            };
+            match item {
                 Ok(Some(chunk)) => {
                     file.write_all(&chunk).await.map_err(io_err("write"))?;
                     self.hasher.update(&chunk);

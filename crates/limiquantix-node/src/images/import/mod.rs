@@ -1,10 +1,12 @@
 //! Imports into the library: a copy of a local file or an HTTP(S) download, hashed on the way,
 //! checked, then linked into place.
 //!
-//! This module holds the entry points ([`ImageLibrary::import`], [`ImageLibrary::upload`]);
-//! `copy` fills the partial file from a local file or an upload, `download` from HTTP(S) with
-//! resume, and `partial` owns the partial files and the final link into place.
+//! This module holds the entry points ([`ImageLibrary::import`],
+//! [`ImageLibrary::import_cancellable`], [`ImageLibrary::upload`]); `copy` fills the partial file
+//! from a local file or an upload, `download` from HTTP(S) with resume, `partial` owns the
+//! partial files and the final link into place, and `cancel` the handle that stops an import.
 
+mod cancel;
 mod copy;
 mod download;
 mod partial;
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{ImageEntry, ImageError, ImageLibrary, derive_name, validate_name};
+pub use cancel::{CancelOutcome, ImportCancel};
 use copy::{copy_local, receive_upload};
 use partial::Partial;
 
@@ -86,6 +89,8 @@ struct Reporter<'a> {
     started: Instant,
     start_offset: u64,
     last: Option<Instant>,
+    /// A report the rate limit held back, to send when the transfer goes quiet.
+    held: Option<(u64, Option<u64>)>,
 }
 
 impl<'a> Reporter<'a> {
@@ -95,14 +100,17 @@ impl<'a> Reporter<'a> {
             started: Instant::now(),
             start_offset,
             last: None,
+            held: None,
         }
     }
 
     fn report(&mut self, done: u64, total: Option<u64>, force: bool) {
         let now = Instant::now();
         if !force && self.last.is_some_and(|t| now - t < PROGRESS_EVERY) {
+            self.held = Some((done, total));
             return;
         }
+        self.held = None;
         self.last = Some(now);
         let secs = (now - self.started).as_secs_f64();
         let moved = done.saturating_sub(self.start_offset) as f64;
@@ -113,10 +121,18 @@ impl<'a> Reporter<'a> {
             bytes_per_sec,
         });
     }
+
+    /// Sends the report the rate limit held back, if any: for a transfer that stalls right
+    /// after a burst, so the caller does not see the state before the burst.
+    fn flush(&mut self) {
+        if let Some((done, total)) = self.held {
+            self.report(done, total, true);
+        }
+    }
 }
 
 /// Normalises and checks a sha256 argument.
-fn parse_sha256(s: &str) -> Result<String, ImageError> {
+pub(in crate::images) fn parse_sha256(s: &str) -> Result<String, ImageError> {
     let s = s.trim().to_ascii_lowercase();
     let s = s.strip_prefix("sha256:").unwrap_or(&s);
     if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -131,7 +147,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Runs blocking file work off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(in crate::images) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
 ) -> Result<T, ImageError> {
     tokio::task::spawn_blocking(f)
@@ -148,6 +164,27 @@ impl ImageLibrary {
         request: ImportRequest,
         progress: &mut (dyn FnMut(&ImportProgress) + Send),
     ) -> Result<ImportOutcome, ImageError> {
+        self.import_from(request, None, progress).await
+    }
+
+    /// [`ImageLibrary::import`] that `cancel` can stop: a cancelled import ends with
+    /// [`ImageError::Cancelled`] and removes its partial files (no resume), unless it had already
+    /// begun publishing the image, which `cancel` then reports as too late.
+    pub async fn import_cancellable(
+        &self,
+        request: ImportRequest,
+        cancel: &ImportCancel,
+        progress: &mut (dyn FnMut(&ImportProgress) + Send),
+    ) -> Result<ImportOutcome, ImageError> {
+        self.import_from(request, Some(cancel), progress).await
+    }
+
+    async fn import_from(
+        &self,
+        request: ImportRequest,
+        cancel: Option<&ImportCancel>,
+        progress: &mut (dyn FnMut(&ImportProgress) + Send),
+    ) -> Result<ImportOutcome, ImageError> {
         let name = match &request.name {
             Some(n) => n.clone(),
             None => derive_name(&request.source.describe())?,
@@ -162,7 +199,8 @@ impl ImageLibrary {
             ImportSource::Path(p) => Fill::Path(p),
             ImportSource::Url(u) => Fill::Url(u),
         };
-        self.import_with(&name, request.sha256.as_deref(), fill, progress)
+        let sha256 = request.sha256.as_deref();
+        self.import_with(&name, sha256, fill, cancel, progress)
             .await
     }
 
@@ -177,8 +215,8 @@ impl ImageLibrary {
         chunks: ChunkStream<'_>,
         progress: &mut (dyn FnMut(&ImportProgress) + Send),
     ) -> Result<ImportOutcome, ImageError> {
-        self.import_with(name, sha256, Fill::Upload { chunks, size }, progress)
-            .await
+        let fill = Fill::Upload { chunks, size };
+        self.import_with(name, sha256, fill, None, progress).await
     }
 
     async fn import_with(
@@ -186,6 +224,7 @@ impl ImageLibrary {
         name: &str,
         sha256: Option<&str>,
         fill: Fill<'_>,
+        cancel: Option<&ImportCancel>,
         progress: &mut (dyn FnMut(&ImportProgress) + Send),
     ) -> Result<ImportOutcome, ImageError> {
         let name = name.to_owned();
@@ -202,14 +241,33 @@ impl ImageLibrary {
             return Err(ImageError::Busy(name));
         }
         tracing::info!(image = %name, source = %fill.describe(), "image import started");
-        let result = self
-            .import_locked(fill, &name, expected, &partial, progress)
-            .await;
-        let _ = std::fs::remove_file(&partial.lock);
+        let run = self.import_locked(fill, &name, expected, &partial, cancel, progress);
+        let result = match cancel {
+            // Biased: once cancelled, the import is not polled again (it is dropped here).
+            Some(c) => tokio::select! {
+                biased;
+                () = c.cancelled() => Err(ImageError::Cancelled(name.clone())),
+                r = run => r,
+            },
+            None => run.await,
+        };
+        let cancelled = matches!(result, Err(ImageError::Cancelled(_)));
+        let files = partial.clone();
+        let _ = blocking(move || {
+            if cancelled {
+                files.discard();
+            }
+            let _ = std::fs::remove_file(&files.lock);
+            Ok(())
+        })
+        .await;
         drop(lock);
         match &result {
             Ok(o) => {
                 tracing::info!(image = %name, bytes = o.image.size_bytes, sha256 = %o.sha256, "image imported")
+            }
+            Err(ImageError::Cancelled(_)) => {
+                tracing::info!(image = %name, "image import cancelled; partial files removed")
             }
             Err(e) => tracing::warn!(image = %name, error = %e, "image import failed"),
         }
@@ -222,6 +280,7 @@ impl ImageLibrary {
         name: &str,
         expected: Option<String>,
         partial: &Partial,
+        cancel: Option<&ImportCancel>,
         progress: &mut (dyn FnMut(&ImportProgress) + Send),
     ) -> Result<ImportOutcome, ImageError> {
         let (sha256, resumed_from) = match fill {
@@ -239,6 +298,10 @@ impl ImageLibrary {
                 expected,
                 actual: sha256,
             });
+        }
+        // From here on the image is published; a cancel that came first wins instead.
+        if cancel.is_some_and(|c| !c.commit()) {
+            return Err(ImageError::Cancelled(name.to_owned()));
         }
         let lib = self.clone();
         let (name, part, meta) = (name.to_owned(), partial.part.clone(), partial.meta.clone());

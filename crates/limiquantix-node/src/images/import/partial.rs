@@ -31,6 +31,7 @@ impl PartialMeta {
 }
 
 /// Files of one import in `.partial/`.
+#[derive(Clone)]
 pub(super) struct Partial {
     /// The content received so far.
     pub(super) part: PathBuf,

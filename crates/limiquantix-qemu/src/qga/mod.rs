@@ -23,6 +23,16 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
+mod exec;
+mod file;
+mod types;
+
+#[cfg(test)]
+use exec::parse_exec_status;
+pub use types::{
+    ExecStatus, GuestCommandInfo, GuestInfo, GuestInterface, GuestIpAddress, GuestOsInfo,
+};
+
 /// Default timeout of one agent call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -79,92 +89,6 @@ pub enum QgaError {
         /// What was wrong.
         problem: String,
     },
-}
-
-/// `guest-info`: the agent's version and commands.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GuestInfo {
-    /// Agent version.
-    pub version: String,
-    /// Commands the agent knows.
-    #[serde(rename = "supported_commands", default)]
-    pub supported_commands: Vec<GuestCommandInfo>,
-}
-
-/// One command in [`GuestInfo`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GuestCommandInfo {
-    /// Command name.
-    pub name: String,
-    /// Whether it is enabled.
-    #[serde(default)]
-    pub enabled: bool,
-}
-
-/// `guest-get-osinfo`; every field is optional, as agents report what they know.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct GuestOsInfo {
-    /// OS id (`debian`, `ubuntu`, `mswindows`).
-    pub id: Option<String>,
-    /// OS name.
-    pub name: Option<String>,
-    /// Human-readable name with version.
-    pub pretty_name: Option<String>,
-    /// Version string.
-    pub version: Option<String>,
-    /// Version id.
-    pub version_id: Option<String>,
-    /// Kernel release (`uname -r`).
-    pub kernel_release: Option<String>,
-    /// Kernel version (`uname -v`).
-    pub kernel_version: Option<String>,
-    /// Machine (`x86_64`).
-    pub machine: Option<String>,
-}
-
-/// One interface from `guest-network-get-interfaces`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct GuestInterface {
-    /// Interface name.
-    pub name: String,
-    /// MAC address, when it has one.
-    #[serde(default)]
-    pub hardware_address: Option<String>,
-    /// Addresses.
-    #[serde(default)]
-    pub ip_addresses: Vec<GuestIpAddress>,
-}
-
-/// One address of a [`GuestInterface`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct GuestIpAddress {
-    /// `ipv4` or `ipv6` (kept as text so an unknown kind is not an error).
-    pub ip_address_type: String,
-    /// The address.
-    pub ip_address: String,
-    /// Prefix length.
-    #[serde(default)]
-    pub prefix: u8,
-}
-
-/// `guest-exec-status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecStatus {
-    /// Whether the process has exited.
-    pub exited: bool,
-    /// Exit code, once exited normally.
-    pub exit_code: Option<i64>,
-    /// Terminating signal, once killed by one.
-    pub signal: Option<i64>,
-    /// Captured standard output (decoded from base64).
-    pub stdout: Vec<u8>,
-    /// Captured standard error (decoded from base64).
-    pub stderr: Vec<u8>,
-    /// Whether the agent truncated the output.
-    pub truncated: bool,
 }
 
 /// A connected, resynchronised agent channel.
@@ -322,94 +246,6 @@ impl QgaClient {
         self.typed("guest-network-get-interfaces", None).await
     }
 
-    /// `guest-exec`: starts `path` with `args` in the guest, capturing its output; returns the
-    /// guest pid to pass to [`QgaClient::exec_status`].
-    pub async fn exec(&self, path: &str, args: &[&str]) -> Result<i64, QgaError> {
-        let v = self
-            .execute(
-                "guest-exec",
-                Some(json!({ "path": path, "arg": args, "capture-output": true })),
-            )
-            .await?;
-        v.get("pid")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| QgaError::Decode {
-                command: "guest-exec".into(),
-                problem: format!("no pid in {v}"),
-            })
-    }
-
-    /// `guest-exec-status` for a pid from [`QgaClient::exec`], output decoded.
-    pub async fn exec_status(&self, pid: i64) -> Result<ExecStatus, QgaError> {
-        let v = self
-            .execute("guest-exec-status", Some(json!({ "pid": pid })))
-            .await?;
-        parse_exec_status(&v)
-    }
-
-    /// Runs a command to completion (polling [`QgaClient::exec_status`]) within `limit`.
-    pub async fn exec_wait(
-        &self,
-        path: &str,
-        args: &[&str],
-        limit: Duration,
-    ) -> Result<ExecStatus, QgaError> {
-        let pid = self.exec(path, args).await?;
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let st = self.exec_status(pid).await?;
-            if st.exited {
-                return Ok(st);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(QgaError::Timeout {
-                    command: format!("guest-exec {path}"),
-                    after: limit,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Reads up to `max_bytes` of a guest file (`guest-file-open`/`read`/`close`).
-    pub async fn read_file(&self, path: &str, max_bytes: usize) -> Result<Vec<u8>, QgaError> {
-        let handle = self
-            .execute(
-                "guest-file-open",
-                Some(json!({ "path": path, "mode": "r" })),
-            )
-            .await?;
-        let handle = handle.as_i64().ok_or_else(|| QgaError::Decode {
-            command: "guest-file-open".into(),
-            problem: format!("expected a handle, got {handle}"),
-        })?;
-        let mut out = Vec::new();
-        let result = async {
-            while out.len() < max_bytes {
-                let count = (max_bytes - out.len()).min(48 * 1024);
-                let r = self
-                    .execute(
-                        "guest-file-read",
-                        Some(json!({ "handle": handle, "count": count })),
-                    )
-                    .await?;
-                out.extend(decode_b64("guest-file-read", r.get("buf-b64"))?);
-                if r.get("eof").and_then(Value::as_bool).unwrap_or(true) {
-                    break;
-                }
-            }
-            Ok::<_, QgaError>(())
-        }
-        .await;
-        let closed = self
-            .execute("guest-file-close", Some(json!({ "handle": handle })))
-            .await;
-        result?;
-        closed?;
-        out.truncate(max_bytes);
-        Ok(out)
-    }
-
     /// Connects and resyncs; any failure means the agent is unavailable.
     async fn connect(&self) -> Result<Conn, QgaError> {
         let unavailable = |reason: String| QgaError::AgentUnavailable {
@@ -500,6 +336,7 @@ async fn read_json_line(r: &mut BufReader<OwnedReadHalf>) -> Result<Option<Value
     }
 }
 
+/// Decodes an optional base64 field of a reply; absent means empty.
 fn decode_b64(command: &str, v: Option<&Value>) -> Result<Vec<u8>, QgaError> {
     match v.and_then(Value::as_str) {
         None => Ok(Vec::new()),
@@ -510,26 +347,6 @@ fn decode_b64(command: &str, v: Option<&Value>) -> Result<Vec<u8>, QgaError> {
                 problem: format!("bad base64: {e}"),
             }),
     }
-}
-
-fn parse_exec_status(v: &Value) -> Result<ExecStatus, QgaError> {
-    const CMD: &str = "guest-exec-status";
-    let exited = v
-        .get("exited")
-        .and_then(Value::as_bool)
-        .ok_or_else(|| QgaError::Decode {
-            command: CMD.into(),
-            problem: format!("no exited flag in {v}"),
-        })?;
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    Ok(ExecStatus {
-        exited,
-        exit_code: v.get("exitcode").and_then(Value::as_i64),
-        signal: v.get("signal").and_then(Value::as_i64),
-        stdout: decode_b64(CMD, v.get("out-data"))?,
-        stderr: decode_b64(CMD, v.get("err-data"))?,
-        truncated: flag("out-truncated") || flag("err-truncated"),
-    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
 //! Certificates and keys of every type, made with `openssl` in the test: a CA, server
-//! certificates for 127.0.0.1 and client certificates signed by it. Also used by lqctl's tests
-//! (included by path), so it depends on nothing but std.
-#![allow(dead_code)]
+//! certificates for 127.0.0.1 and client certificates signed by it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

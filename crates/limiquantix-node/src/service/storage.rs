@@ -1,0 +1,264 @@
+//! The storage pools of the node API: InitStoragePool (local directories), GetStoragePoolInfo,
+//! ListStoragePools and ListStoragePoolFiles. Capacity is the filesystem's (`statvfs`); file
+//! types come from their content (the storage crate's magic table), never their names.
+//!
+//! Other pool types answer FAILED_PRECONDITION naming what this node lacks; an unknown pool is
+//! NOT_FOUND with "not found", the words the LimiQuantix control plane looks for.
+
+use super::core::NodeService;
+use crate::error::ApiError;
+use crate::pools::{Pool, PoolError};
+use limiquantix_proto::v1 as pb;
+use limiquantix_storage::magic::{self, HEADER_LEN};
+use limiquantix_vm::VmBackend;
+use std::io::Read as _;
+use std::path::{Component, Path, PathBuf};
+
+/// Most entries one ListStoragePoolFiles answers.
+const MAX_ENTRIES: usize = 10_000;
+
+impl<B: VmBackend> NodeService<B> {
+    /// InitStoragePool.
+    pub(super) async fn init_pool(
+        &self,
+        req: pb::InitStoragePoolRequest,
+    ) -> Result<pb::StoragePoolInfoResponse, ApiError> {
+        let kind =
+            pb::StoragePoolType::try_from(req.r#type).unwrap_or(pb::StoragePoolType::Unspecified);
+        let path = match kind {
+            // The control plane sends UNSPECIFIED for pools without a backend: a local directory.
+            pb::StoragePoolType::LocalDir | pb::StoragePoolType::Unspecified => req
+                .config
+                .and_then(|c| c.local)
+                .map(|l| l.path)
+                .unwrap_or_default(),
+            other => {
+                return Err(ApiError::Precondition(format!(
+                    "type: {} pools are not supported by this node yet (it has no {} client \
+                     set up); use a local directory pool",
+                    other.as_str_name(),
+                    other.as_str_name().trim_start_matches("STORAGE_POOL_TYPE_")
+                )));
+            }
+        };
+        let inner = self.inner.clone();
+        let id = req.pool_id.clone();
+        let (pool, created) = tokio::task::spawn_blocking(move || {
+            inner.pools.init_local(&id, &path).map_err(pool_error)
+        })
+        .await??;
+        tracing::info!(pool = %req.pool_id, dir = %pool.dir.display(), created, "storage pool initialised");
+        self.pool_info(&req.pool_id, pool).await
+    }
+
+    /// GetStoragePoolInfo.
+    pub(super) async fn get_pool(&self, id: &str) -> Result<pb::StoragePoolInfoResponse, ApiError> {
+        let pool = self.inner.pools.get(id).ok_or_else(|| not_found(id))?;
+        self.pool_info(id, pool).await
+    }
+
+    /// ListStoragePools.
+    pub(super) async fn list_pools(&self) -> Result<pb::ListStoragePoolsResponse, ApiError> {
+        let mut pools = Vec::new();
+        for (id, pool) in self.inner.pools.all() {
+            pools.push(self.pool_info(&id, pool).await?);
+        }
+        Ok(pb::ListStoragePoolsResponse { pools })
+    }
+
+    /// ListStoragePoolFiles: one directory level of a pool.
+    pub(super) async fn pool_files(
+        &self,
+        req: pb::ListStoragePoolFilesRequest,
+    ) -> Result<pb::ListStoragePoolFilesResponse, ApiError> {
+        let pool = self
+            .inner
+            .pools
+            .get(&req.pool_id)
+            .ok_or_else(|| not_found(&req.pool_id))?;
+        tokio::task::spawn_blocking(move || list_dir(&pool.dir, &req.path)).await?
+    }
+
+    async fn pool_info(
+        &self,
+        id: &str,
+        pool: Pool,
+    ) -> Result<pb::StoragePoolInfoResponse, ApiError> {
+        let dir = pool.dir.clone();
+        let (total, available, used, files) =
+            tokio::task::spawn_blocking(move || capacity(&dir)).await?;
+        Ok(pb::StoragePoolInfoResponse {
+            pool_id: id.to_string(),
+            r#type: pb::StoragePoolType::LocalDir as i32,
+            mount_path: pool.dir.display().to_string(),
+            total_bytes: total,
+            available_bytes: available,
+            used_bytes: used,
+            volume_count: files,
+            ..Default::default()
+        })
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("storage pool {id:?} not found on this node"))
+}
+
+fn pool_error(e: PoolError) -> ApiError {
+    match e {
+        PoolError::BadId(_) => ApiError::invalid("pool_id", e.to_string()),
+        PoolError::Outside { .. } => ApiError::PermissionDenied(e.to_string()),
+        PoolError::Conflict { .. } => ApiError::Precondition(e.to_string()),
+        PoolError::Io { .. } => ApiError::Internal(e.to_string()),
+    }
+}
+
+/// Total, available and used bytes of the filesystem holding `dir`, and the files directly in
+/// it; zeros for a missing directory (the pool is unavailable).
+fn capacity(dir: &Path) -> (u64, u64, u64, u32) {
+    use std::os::unix::ffi::OsStrExt as _;
+    let files = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .count()
+        })
+        .unwrap_or(0);
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return (0, 0, 0, 0);
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return (0, 0, 0, 0);
+    }
+    let frsize = st.f_frsize as u64;
+    let total = st.f_blocks as u64 * frsize;
+    let available = st.f_bavail as u64 * frsize;
+    let used = total.saturating_sub(st.f_bfree as u64 * frsize);
+    (
+        total,
+        available,
+        used,
+        u32::try_from(files).unwrap_or(u32::MAX),
+    )
+}
+
+/// One level of `rel` (relative to the pool, no `..`) inside `pool_dir`; a symlink out of the
+/// pool is refused.
+fn list_dir(pool_dir: &Path, rel: &str) -> Result<pb::ListStoragePoolFilesResponse, ApiError> {
+    let rel_path = Path::new(rel.trim_start_matches('/'));
+    if rel_path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return Err(ApiError::invalid(
+            "path",
+            format!("{rel:?} is not a directory of the pool: give a relative path without `..`"),
+        ));
+    }
+    let root = pool_dir.canonicalize().map_err(|e| {
+        ApiError::Precondition(format!(
+            "the pool's directory {} is unavailable: {e}",
+            pool_dir.display()
+        ))
+    })?;
+    let dir = root
+        .join(rel_path)
+        .canonicalize()
+        .map_err(|_| ApiError::NotFound(format!("directory {rel:?} not found in the pool")))?;
+    if !dir.starts_with(&root) || !dir.is_dir() {
+        return Err(ApiError::invalid(
+            "path",
+            format!("{rel:?} is not a directory of the pool"),
+        ));
+    }
+    let mut entries = Vec::new();
+    let read = std::fs::read_dir(&dir)
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+    for e in read.flatten().take(MAX_ENTRIES) {
+        if let Some(entry) = file_entry(&root, &e.path()) {
+            entries.push(entry);
+        }
+    }
+    entries.sort_by(|a, b| (!a.is_directory, &a.name).cmp(&(!b.is_directory, &b.name)));
+    Ok(pb::ListStoragePoolFilesResponse {
+        entries,
+        current_path: rel_path.display().to_string(),
+    })
+}
+
+/// The entry of one file or directory (symlinks are followed only inside the pool).
+fn file_entry(root: &Path, path: &Path) -> Option<pb::StoragePoolFileEntry> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let real: PathBuf = path.canonicalize().ok().filter(|p| p.starts_with(root))?;
+    let meta = std::fs::metadata(&real).ok()?;
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let is_directory = meta.is_dir();
+    let file_type = if is_directory {
+        "directory".to_string()
+    } else {
+        detect(&real)
+    };
+    Some(pb::StoragePoolFileEntry {
+        path: path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string(),
+        name,
+        is_directory,
+        size_bytes: if is_directory { 0 } else { meta.len() },
+        modified_at: meta.modified().map(super::vm::rfc3339).unwrap_or_default(),
+        file_type,
+        permissions: format!("{:o}", meta.permissions().mode() & 0o7777),
+    })
+}
+
+/// A file's type from its first bytes: `qcow2`, `iso`, `raw`, `vmdk`, `xz`, ...
+fn detect(path: &Path) -> String {
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(HEADER_LEN as u64).read_to_end(&mut head));
+    match read {
+        Ok(_) => magic::detect(&head).as_str().to_string(),
+        Err(_) => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_is_one_level_typed_by_content_and_confined() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pool = tmp.path().join("pool");
+        std::fs::create_dir_all(pool.join("iso")).unwrap();
+        let mut iso = vec![0u8; HEADER_LEN];
+        iso[0x8001..0x8006].copy_from_slice(b"CD001");
+        std::fs::write(pool.join("iso/debian.iso"), &iso).unwrap();
+        std::fs::write(pool.join("disk.img"), b"QFI\xfb\0\0\0\x03").unwrap();
+        std::fs::write(tmp.path().join("secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), pool.join("escape")).unwrap();
+
+        let top = list_dir(&pool, "").unwrap();
+        let names: Vec<_> = top
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.file_type.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("iso", "directory"), ("disk.img", "qcow2")],
+            "the symlink out is left out"
+        );
+        let isos = list_dir(&pool, "iso").unwrap();
+        assert_eq!(isos.entries[0].path, "iso/debian.iso");
+        assert_eq!(isos.entries[0].file_type, "iso");
+        assert!(list_dir(&pool, "../").is_err());
+        assert!(list_dir(&pool, "missing").is_err());
+        let (total, available, _, files) = capacity(&pool);
+        assert!(total > 0 && available > 0 && files == 1);
+    }
+}
