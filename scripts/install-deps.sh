@@ -44,8 +44,10 @@ pkgs=(
     busybox-static cpio
     # the Python of the grpcio test (its virtualenv)
     python3 python3-venv
-    # the toolchain's C needs
+    # the toolchain's C needs (build-essential brings dpkg-dev: dpkg-shlibdeps for the package)
     build-essential pkg-config curl ca-certificates
+    # the Debian package's checks (scripts/test-deb.sh)
+    lintian
 )
 
 # qemu-utils must come from the same release as qemu-system-x86: a newer qemu-utils

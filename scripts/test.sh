@@ -31,3 +31,6 @@ python3 scripts/check-sizes.py
 cargo machete
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The Debian package, installed, run and removed as an operator would (root only; skipped
+# elsewhere outside CI). Its release build shares the target directory with the tests.
+./scripts/test-deb.sh
