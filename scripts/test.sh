@@ -21,6 +21,8 @@ if [ -x scripts/build-tiny-guest.sh ]; then
 fi
 
 export LQ_TEST_ACCEL="${LQ_TEST_ACCEL:-tcg}"
+# The Python with grpcio that install-deps.sh set up (the gRPC C-core client test).
+export LQ_TEST_PYTHON="${LQ_TEST_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/limiquantix/venv-grpcio/bin/python3}"
 
 cargo fmt --all -- --check
 # Files and functions a reader can hold (500 and 80 lines, tests excepted).

@@ -20,10 +20,16 @@ pub struct Flags {
     /// Run directory: sockets and pidfiles [default: /run/limiquantix].
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
-    /// Listener, `unix:PATH` or `tcp:HOST:PORT` (TLS required); repeatable
-    /// [default: unix:<run-dir>/limiquantix-node.sock].
+    /// Listener, `unix:PATH`, `tcp:HOST:PORT` (TLS required) or `plaintext+tcp:HOST:PORT` (no
+    /// TLS, no authentication: for the LimiQuantix control plane; needs --allow-from);
+    /// repeatable [default: unix:<run-dir>/limiquantix-node.sock].
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
+    /// Address or network (`10.0.0.2`, `10.0.0.0/24`, `fd00::/8`) that may connect to the
+    /// plaintext+tcp: listeners; repeatable. Other connections are closed at accept time
+    /// [default: the address of --control-plane's URL, when it names one].
+    #[arg(long, value_name = "CIDR")]
+    pub allow_from: Vec<String>,
     /// PEM server certificate for tcp: listeners.
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
@@ -74,6 +80,7 @@ impl Flags {
             state_dir: self.state_dir.clone(),
             run_dir: self.run_dir.clone(),
             listen: (!self.listen.is_empty()).then(|| self.listen.clone()),
+            allow_from: (!self.allow_from.is_empty()).then(|| self.allow_from.clone()),
             accel: self.accel.clone(),
             images_dir: self.images_dir.clone(),
             pools: if self.pool.is_empty() {

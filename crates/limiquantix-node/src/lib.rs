@@ -2,7 +2,8 @@
 //! The binary (`src/main.rs`) only parses flags, sets up logging and calls [`server::run`].
 //!
 //! - [`config`] / [`cli`]: TOML file < `LQ_*` environment < flags.
-//! - [`server`]: listeners (Unix socket, TCP with TLS), health, reflection, graceful shutdown.
+//! - [`server`]: listeners (Unix socket, TCP with TLS, plaintext TCP filtered by [`accept`]'s
+//!   allow-list), health, reflection, graceful shutdown.
 //! - [`service`]: `NodeDaemonService` over a [`limiquantix_vm::VmBackend`] (the binary picks
 //!   the QEMU backend; nothing else here knows which backend runs the VMs).
 //! - [`console`]: `NodeConsoleService`, a VM's interactive serial console; [`images`]: the image
@@ -15,6 +16,7 @@
 //!   binary when one is configured.
 //! - [`hostinfo`], [`fault`]: host facts, crash-test injection points.
 
+pub mod accept;
 pub mod cli;
 pub mod cluster;
 pub mod config;

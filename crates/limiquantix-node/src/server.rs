@@ -1,8 +1,10 @@
-//! Serving: the listeners (Unix sockets with mode 0660; TCP only with TLS, optionally mTLS), the
-//! gRPC health service, server reflection (so `grpcurl` works without the `.proto`), and a
-//! graceful shutdown that ends the streams, drains in-flight calls and leaves the VMs running.
+//! Serving: the listeners (Unix sockets with mode 0660; TCP with TLS, optionally mTLS; plaintext
+//! TCP for the LimiQuantix control plane, only from the allow-list), the gRPC health service,
+//! server reflection (so `grpcurl` works without the `.proto`), and a graceful shutdown that
+//! ends the streams, drains in-flight calls and leaves the VMs running.
 
-use crate::config::{Config, ListenAddr};
+use crate::accept::AllowListed;
+use crate::config::{Cidr, Config, ListenAddr, describe_allow_list};
 use crate::error::map_oversized_request;
 use crate::service::NodeService;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonServiceServer;
@@ -14,7 +16,8 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::service::Routes;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 
 /// One listener's server future.
 type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
@@ -100,27 +103,19 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
     Ok(listener)
 }
 
+/// The TLS settings of the tcp: listeners; the files are checked here, at start, so an unusable
+/// certificate or key stops the daemon with what is wrong with it.
 fn tls_config(config: &Config) -> Result<ServerTlsConfig, ServerError> {
-    let read = |what: &str, p: &Option<PathBuf>| -> Result<Option<Vec<u8>>, ServerError> {
-        p.as_ref()
-            .map(|p| {
-                std::fs::read(p).map_err(|e| {
-                    ServerError::Tls(format!("cannot read {what} {}: {e}", p.display()))
-                })
-            })
-            .transpose()
-    };
-    let (Some(cert), Some(key)) = (
-        read("certificate", &config.tls.cert)?,
-        read("key", &config.tls.key)?,
-    ) else {
+    let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) else {
         return Err(ServerError::Tls(
             "a tcp: listener needs both a certificate and a key".into(),
         ));
     };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    if let Some(ca) = read("client CA", &config.tls.client_ca)? {
-        tls = tls.client_ca_root(Certificate::from_pem(ca));
+    let tls_error = |e: limiquantix_proto::tls::TlsFileError| ServerError::Tls(e.to_string());
+    let mut tls = ServerTlsConfig::new()
+        .identity(limiquantix_proto::tls::load_identity(cert, key).map_err(tls_error)?);
+    if let Some(ca) = &config.tls.client_ca {
+        tls = tls.client_ca_root(limiquantix_proto::tls::load_ca(ca).map_err(tls_error)?);
     }
     Ok(tls)
 }
@@ -157,6 +152,7 @@ pub async fn serve<B: VmBackend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let shutdown_tx = service.shutdown_switch();
+    warn_if_unreachable_by_control_plane(config);
     // The image library (NodeImageService) beside the node API; DeleteImage asks the backend
     // which images VMs use.
     let images = crate::images::ImageLibrary::open(&config.images_dir).map_err(|e| {
@@ -230,16 +226,7 @@ async fn listen(
             )
         }
         ListenAddr::Tcp(hostport) => {
-            let listen_error = |problem: String| ServerError::Listen {
-                addr: name.clone(),
-                problem,
-            };
-            let sockaddr: std::net::SocketAddr =
-                hostport.parse().map_err(|e| listen_error(format!("{e}")))?;
-            let listener = tokio::net::TcpListener::bind(sockaddr)
-                .await
-                .map_err(|e| listen_error(e.to_string()))?;
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let incoming = bind_tcp(&name, hostport).await?;
             let mut b = builder
                 .tls_config(tls_config(config)?)
                 .map_err(|e| ServerError::Tls(e.to_string()))?;
@@ -248,7 +235,64 @@ async fn listen(
                     .serve_with_incoming_shutdown(incoming, stop),
             )
         }
+        ListenAddr::Plaintext(hostport) => {
+            let incoming = bind_tcp(&name, hostport).await?;
+            warn_plaintext(hostport, &config.allow_from);
+            let allowed = AllowListed::new(incoming, config.allow_from.clone().into(), name);
+            let mut b = builder;
+            Box::pin(
+                b.add_routes(routes)
+                    .serve_with_incoming_shutdown(allowed, stop),
+            )
+        }
     })
+}
+
+/// Binds a TCP listener at `hostport` (an IP address and a port).
+async fn bind_tcp(name: &str, hostport: &str) -> Result<TcpIncoming, ServerError> {
+    let listen_error = |problem: String| ServerError::Listen {
+        addr: name.into(),
+        problem,
+    };
+    let sockaddr: std::net::SocketAddr =
+        hostport.parse().map_err(|e| listen_error(format!("{e}")))?;
+    let listener = tokio::net::TcpListener::bind(sockaddr)
+        .await
+        .map_err(|e| listen_error(e.to_string()))?;
+    Ok(TcpIncoming::from(listener))
+}
+
+/// Says loudly, at start, what a plaintext listener exposes and to whom.
+fn warn_plaintext(hostport: &str, allow_from: &[Cidr]) {
+    tracing::warn!(
+        listen = %hostport,
+        allow_from = %describe_allow_list(allow_from),
+        "PLAINTEXT gRPC listener: unauthenticated and unencrypted; whoever connects from an \
+         allowed address controls this host's VMs, and anyone on the path can read and change \
+         the traffic. Connections from other addresses are closed at accept time"
+    );
+    if allow_from.iter().any(Cidr::is_everything) {
+        tracing::warn!(
+            allow_from = %describe_allow_list(allow_from),
+            "the allow-list of the plaintext listener admits every address of a family (/0)"
+        );
+    }
+}
+
+/// The control plane registers this node as `<management IP>:9090` and dials that with plaintext
+/// gRPC: without a `plaintext+tcp:` listener on port 9090 it cannot manage the node's VMs.
+fn warn_if_unreachable_by_control_plane(config: &Config) {
+    let dialed = config.listen.iter().any(|l| {
+        matches!(l, ListenAddr::Plaintext(a)
+            if a.parse::<std::net::SocketAddr>().is_ok_and(|a| a.port() == 9090))
+    });
+    if config.control_plane.is_some() && !dialed {
+        tracing::warn!(
+            "a control plane is configured but no plaintext+tcp: listener is on port 9090, where \
+             it dials nodes: it will register this node and fail to reach it \
+             (add --listen plaintext+tcp:<management IP>:9090)"
+        );
+    }
 }
 
 /// Waits up to [`DRAIN_TIMEOUT`] for the listeners' in-flight calls to finish.

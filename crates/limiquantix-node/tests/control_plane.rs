@@ -194,6 +194,10 @@ async fn the_control_plane_creates_boots_uses_and_deletes_a_vm_on_the_node() {
         cp.url(),
         "--listen".into(),
         format!("plaintext+tcp:127.0.0.1:{port}"),
+        // --listen replaces the default listener: keep the Unix socket the harness waits for
+        // (bound after the plaintext listener, so that one is up when the socket appears).
+        "--listen".into(),
+        format!("unix:{}", node.socket().display()),
         "--allow-from".into(),
         "127.0.0.1/32".into(),
     ];

@@ -100,7 +100,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test]
+// Several threads: the clients' connections close while the test waits for the daemon to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_is_served_with_tls_and_client_certificates_are_required() {
     let mut node = Node::new();
     let pki_dir = node.root.join("pki");
@@ -108,9 +109,9 @@ async fn tcp_is_served_with_tls_and_client_certificates_are_required() {
     pki(&pki_dir);
     let port = free_port();
     let p = |f: &str| pki_dir.join(f).display().to_string();
+    // The TCP listener first: listeners are bound in order, so it is up once the Unix socket
+    // (which the harness waits for) appears.
     node.args = vec![
-        "--listen".into(),
-        format!("unix:{}", node.socket().display()),
         "--listen".into(),
         format!("tcp:127.0.0.1:{port}"),
         "--tls-cert".into(),
@@ -119,6 +120,8 @@ async fn tcp_is_served_with_tls_and_client_certificates_are_required() {
         p("server.key"),
         "--tls-client-ca".into(),
         p("ca.crt"),
+        "--listen".into(),
+        format!("unix:{}", node.socket().display()),
     ];
     node.start();
     let target = format!("tcp:127.0.0.1:{port}");

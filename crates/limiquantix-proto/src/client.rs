@@ -1,10 +1,11 @@
-//! Client constructors: a `NodeDaemonServiceClient` over the daemon's Unix socket, or over TCP
-//! with TLS (optionally presenting a client certificate for mTLS).
+//! Client constructors: a `NodeDaemonServiceClient` over the daemon's Unix socket, over TCP
+//! with TLS (optionally presenting a client certificate for mTLS), or over a plaintext TCP
+//! listener (`plaintext+tcp:`, the one the LimiQuantix control plane dials).
 
+use crate::tls::{TlsFileError, load_ca, load_identity};
 use crate::v1::node_daemon_service_client::NodeDaemonServiceClient;
-use std::path::Path;
 use std::time::Duration;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// A connected client of the node daemon.
 pub type NodeClient = NodeDaemonServiceClient<Channel>;
@@ -23,26 +24,20 @@ pub enum ClientError {
         /// The address given.
         target: String,
     },
-    /// A `tcp:` target was given to [`connect`]; TCP is only served with TLS.
+    /// A `tcp:` target was given to [`connect`], which speaks to Unix sockets only.
     #[error(
-        "daemon address {target:?} is TCP, which the daemon only serves with TLS: use connect_tls"
+        "daemon address {target:?} is TCP: use connect_tls for a TLS listener, or connect_plaintext for a plaintext+tcp: listener"
     )]
     TcpNeedsTls {
         /// The address given.
         target: String,
     },
-    /// A TLS file could not be read.
-    #[error("cannot read {what} {path:?}: {source}")]
-    ReadTlsFile {
-        /// Which file ("CA certificate", ...).
-        what: &'static str,
-        /// Its path.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// A TLS file cannot be used (unreadable, not PEM, unsupported or encrypted key, a key that
+    /// does not belong to its certificate).
+    #[error(transparent)]
+    TlsFile(#[from] TlsFileError),
     /// The transport failed (connection refused, TLS handshake, ...).
-    #[error("cannot connect to the daemon at {target:?}: {source}")]
+    #[error("cannot connect to the daemon at {target:?}: {}", innermost(.source))]
     Transport {
         /// The address given.
         target: String,
@@ -62,6 +57,15 @@ pub struct TlsOptions {
     pub client_key: Option<std::path::PathBuf>,
     /// Name to check the daemon's certificate against; the target's host when `None`.
     pub domain: Option<String>,
+}
+
+/// The innermost cause under a transport error (tonic's own message is "transport error").
+fn innermost(error: &tonic::transport::Error) -> String {
+    let mut last: &(dyn std::error::Error + 'static) = error;
+    while let Some(source) = last.source() {
+        last = source;
+    }
+    last.to_string()
 }
 
 fn unix_path(target: &str) -> Option<&str> {
@@ -102,12 +106,26 @@ pub async fn connect(target: &str) -> Result<NodeClient, ClientError> {
     Ok(configure(NodeDaemonServiceClient::new(channel)))
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::ReadTlsFile {
-        what,
-        path: path.display().to_string(),
+/// Connects to a daemon's plaintext TCP listener (`plaintext+tcp:` on the daemon's side, which
+/// serves only the addresses of its allow-list): `target` is `tcp:HOST:PORT`. No encryption and
+/// no authentication: meant for the LimiQuantix control plane's network and for tests.
+pub async fn connect_plaintext(target: &str) -> Result<NodeClient, ClientError> {
+    let Some(host_port) = target.strip_prefix("tcp:") else {
+        return Err(ClientError::InvalidTarget {
+            target: target.into(),
+        });
+    };
+    let transport = |source| ClientError::Transport {
+        target: target.into(),
         source,
-    })
+    };
+    let channel = Endpoint::from_shared(format!("http://{host_port}"))
+        .map_err(transport)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(transport)?;
+    Ok(configure(NodeDaemonServiceClient::new(channel)))
 }
 
 /// Connects to the daemon over TCP with TLS: `target` is `tcp:HOST:PORT`.
@@ -129,13 +147,10 @@ pub async fn connect_tls(target: &str, tls: &TlsOptions) -> Result<NodeClient, C
         })?;
     let mut config = ClientTlsConfig::new().domain_name(tls.domain.clone().unwrap_or(host.into()));
     if let Some(ca) = &tls.ca_cert {
-        config = config.ca_certificate(Certificate::from_pem(read("CA certificate", ca)?));
+        config = config.ca_certificate(load_ca(ca)?);
     }
     if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
-        config = config.identity(Identity::from_pem(
-            read("client certificate", cert)?,
-            read("client key", key)?,
-        ));
+        config = config.identity(load_identity(cert, key)?);
     }
     let channel = Endpoint::from_shared(format!("https://{host_port}"))
         .map_err(transport)?

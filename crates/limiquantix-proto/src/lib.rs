@@ -11,6 +11,10 @@
 //! upstream's own messages: [`compute::v1`] (RegisterNode, UpdateHeartbeat, SyncNodeVMs, ...)
 //! and [`storage::v1`] (ScanLocalImages), messages only, with protojson `serde` implementations.
 //!
+//! Clients connect over the Unix socket ([`connect`]), TLS ([`connect_tls`]) or a plaintext
+//! listener ([`connect_plaintext`]); [`tls`] reads certificates and keys with errors that say
+//! what is wrong with them, for the clients and the daemon alike.
+//!
 //! Connecting a client to a daemon over its Unix socket:
 //!
 //! ```no_run
@@ -28,9 +32,10 @@
 pub mod client;
 pub mod compute;
 pub mod storage;
+pub mod tls;
 pub mod v1;
 
-pub use client::{ClientError, NodeClient, TlsOptions, connect, connect_tls};
+pub use client::{ClientError, NodeClient, TlsOptions, connect, connect_plaintext, connect_tls};
 
 /// The encoded `FileDescriptorSet` of the node API (with `google/protobuf` dependencies), for
 /// gRPC server reflection (`tonic_reflection::server::Builder::register_encoded_file_descriptor_set`).

@@ -6,11 +6,14 @@
 //! - the accelerator the tests run QEMU with ([`accel`]);
 //! - the daemon binary as a child process on a temporary state directory, waited for until its
 //!   socket answers ([`DaemonProcess`], [`DaemonPaths`]), and the QEMUs a failed test left
-//!   running ([`kill_vm_qemus`]).
+//!   running ([`kill_vm_qemus`]);
+//! - TLS certificates and keys of every type, made with `openssl` ([`pki`]).
 //!
 //! It depends on no crate of the workspace: the caller passes the daemon binary's path (for
 //! example `env!("CARGO_BIN_EXE_limiquantix-node")`). What only one test crate uses stays in
 //! that crate's `tests/common`.
+
+pub mod pki;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -165,6 +168,33 @@ impl DaemonProcess {
         paths: &DaemonPaths,
         configure: impl FnOnce(&mut Command),
     ) -> Self {
+        let mut daemon = Self::spawn(binary, paths, configure);
+        let deadline = Instant::now() + START_LIMIT;
+        while std::os::unix::net::UnixStream::connect(&paths.socket).is_err() {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                panic!(
+                    "the daemon exited at start ({status}); log:\n{}",
+                    daemon.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon's socket {} never answered within {START_LIMIT:?}; log:\n{}",
+                paths.socket.display(),
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    /// Spawns the daemon as [`DaemonProcess::start`] does, without waiting for its socket: for a
+    /// daemon expected to refuse its configuration and exit ([`DaemonProcess::wait_exit`]).
+    pub fn spawn(
+        binary: impl AsRef<OsStr>,
+        paths: &DaemonPaths,
+        configure: impl FnOnce(&mut Command),
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -184,27 +214,10 @@ impl DaemonProcess {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.as_ref().display()));
-        let mut daemon = DaemonProcess {
+        DaemonProcess {
             child,
             log: paths.log.clone(),
-        };
-        let deadline = Instant::now() + START_LIMIT;
-        while std::os::unix::net::UnixStream::connect(&paths.socket).is_err() {
-            if let Some(status) = daemon.child.try_wait().unwrap() {
-                panic!(
-                    "the daemon exited at start ({status}); log:\n{}",
-                    daemon.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon's socket {} never answered within {START_LIMIT:?}; log:\n{}",
-                paths.socket.display(),
-                daemon.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        daemon
     }
 
     /// The daemon's process id.

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use limiquantix_proto::tls::{load_ca, load_identity};
 use limiquantix_proto::v1::node_console_service_client::NodeConsoleServiceClient;
 use limiquantix_proto::v1::node_daemon_service_client::NodeDaemonServiceClient;
 use limiquantix_proto::v1::node_image_service_client::NodeImageServiceClient;
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// Where the daemon listens by default.
 pub const DEFAULT_SOCKET: &str = "/run/limiquantix/limiquantix-node.sock";
@@ -141,21 +142,18 @@ fn tls_endpoint(target: &Target, host_port: &str) -> anyhow::Result<Endpoint> {
         .rsplit_once(':')
         .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
         .ok_or_else(|| anyhow!("daemon address {address:?} has no port: use https://HOST:PORT"))?;
-    let read = |what: &str, path: &PathBuf| {
-        std::fs::read(path).map_err(|e| anyhow!("cannot read the {what} {}: {e}", path.display()))
-    };
     let ca = target.tls_ca.as_ref().ok_or_else(|| {
         anyhow!("{address} is a TLS address: pass --tls-ca with the CA that signed the daemon's certificate")
     })?;
+    // The files are checked here so an unusable one is named with what is wrong with it.
     let mut tls = ClientTlsConfig::new()
         .domain_name(host)
-        .ca_certificate(Certificate::from_pem(read("CA certificate", ca)?));
+        .ca_certificate(load_ca(ca).map_err(|e| anyhow!("--tls-ca: {e}"))?);
     match (&target.tls_cert, &target.tls_key) {
         (Some(cert), Some(key)) => {
-            tls = tls.identity(Identity::from_pem(
-                read("client certificate", cert)?,
-                read("client key", key)?,
-            ));
+            let identity =
+                load_identity(cert, key).map_err(|e| anyhow!("--tls-cert/--tls-key: {e}"))?;
+            tls = tls.identity(identity);
         }
         (None, None) => {}
         _ => anyhow::bail!("--tls-cert and --tls-key go together (mTLS needs both)"),
@@ -163,7 +161,21 @@ fn tls_endpoint(target: &Target, host_port: &str) -> anyhow::Result<Endpoint> {
     Endpoint::from_shared(format!("https://{host_port}"))
         .map_err(|_| anyhow!("invalid daemon address {address:?}"))?
         .tls_config(tls)
-        .map_err(|e| anyhow!("invalid TLS settings for {address}: {e}"))
+        .map_err(|e| {
+            anyhow!(
+                "invalid TLS settings for {address}: {}",
+                innermost_error(&e)
+            )
+        })
+}
+
+/// The message of the innermost error under `error` (tonic's own message is "transport error").
+fn innermost_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = error;
+    while let Some(source) = last.source() {
+        last = source;
+    }
+    last.to_string()
 }
 
 /// The message of the innermost error under a status, if any.

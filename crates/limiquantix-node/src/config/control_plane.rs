@@ -3,7 +3,7 @@
 //! Without a URL the node stays standalone.
 
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// Default seconds between two heartbeats (the upstream node's default).
@@ -46,6 +46,20 @@ pub struct ControlPlane {
     /// The management address registered; by default the local address of the route to the
     /// control plane.
     pub management_ip: Option<Ipv4Addr>,
+}
+
+impl ControlPlane {
+    /// The control plane's address when its URL names a host by IP address: the default
+    /// allow-list of the plaintext listeners (it dials from there, unless a proxy or NAT sits
+    /// between, in which case `allow_from` says where from). `None` for a DNS name.
+    pub fn address(&self) -> Option<IpAddr> {
+        let url = reqwest::Url::parse(&self.url).ok()?;
+        let host = url.host_str()?;
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()
+    }
 }
 
 /// The section, checked; `None` when no URL is set. Errors start with the key.

@@ -15,8 +15,10 @@ pub struct Layer {
     pub state_dir: Option<PathBuf>,
     /// `run_dir`: sockets and pidfiles.
     pub run_dir: Option<PathBuf>,
-    /// `listen`: listeners (`unix:PATH`, `tcp:HOST:PORT`).
+    /// `listen`: listeners (`unix:PATH`, `tcp:HOST:PORT`, `plaintext+tcp:HOST:PORT`).
     pub listen: Option<Vec<String>>,
+    /// `allow_from`: addresses and networks that may connect to the plaintext listeners.
+    pub allow_from: Option<Vec<String>>,
     /// `accel`: `auto`, `kvm` or `tcg`.
     pub accel: Option<String>,
     /// `images_dir`: cloud images and ISOs.
@@ -58,7 +60,8 @@ impl Layer {
     }
 
     /// Reads the `LQ_*` variables out of `vars` (pass `std::env::vars()`). Lists are
-    /// comma-separated: `LQ_LISTEN=unix:/a.sock,tcp:0.0.0.0:7443`, `LQ_POOLS=fast=/srv/a,b=/srv/b`.
+    /// comma-separated: `LQ_LISTEN=unix:/a.sock,tcp:0.0.0.0:7443`,
+    /// `LQ_ALLOW_FROM=10.0.0.2,fd00::/8`, `LQ_POOLS=fast=/srv/a,b=/srv/b`.
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut layer = Layer::default();
         let mut tls = TlsFiles::default();
@@ -81,6 +84,7 @@ impl Layer {
                 "LQ_STATE_DIR" => layer.state_dir = Some(value.into()),
                 "LQ_RUN_DIR" => layer.run_dir = Some(value.into()),
                 "LQ_LISTEN" => layer.listen = Some(list(&value)),
+                "LQ_ALLOW_FROM" => layer.allow_from = Some(list(&value)),
                 "LQ_ACCEL" => layer.accel = Some(value),
                 "LQ_IMAGES_DIR" => layer.images_dir = Some(value.into()),
                 "LQ_POOLS" => layer.pools = Some(parse_pools("environment", &key, &list(&value))?),
@@ -121,6 +125,7 @@ impl Layer {
             state_dir,
             run_dir,
             listen,
+            allow_from,
             accel,
             images_dir,
             pools,

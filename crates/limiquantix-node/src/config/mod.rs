@@ -5,6 +5,7 @@
 //! replaced whole, not merged), and what is still unset takes the documented default
 //! ([`Config::resolve`]). `packaging/limiquantix-node.toml` is the annotated example file.
 
+mod allow;
 mod control_plane;
 mod layer;
 mod resolve;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use allow::{Cidr, describe as describe_allow_list};
 pub use control_plane::{
     ControlPlane, ControlPlaneLayer, DEFAULT_HEARTBEAT_INTERVAL_SECS, MAX_HEARTBEAT_INTERVAL_SECS,
 };
@@ -72,7 +74,14 @@ pub enum ListenAddr {
     Unix(PathBuf),
     /// A TCP address `HOST:PORT`; only served with TLS.
     Tcp(String),
+    /// A TCP address `HOST:PORT` served without TLS (`plaintext+tcp:HOST:PORT`), for the
+    /// LimiQuantix control plane, which dials nodes with plaintext gRPC. Unauthenticated and
+    /// unencrypted: connections from outside [`Config::allow_from`] are closed at accept time.
+    Plaintext(String),
 }
+
+/// The scheme of a plaintext TCP listener.
+pub const PLAINTEXT_SCHEME: &str = "plaintext+tcp:";
 
 impl std::str::FromStr for ListenAddr {
     type Err = String;
@@ -93,7 +102,17 @@ impl std::str::FromStr for ListenAddr {
             }
             return Ok(Self::Tcp(addr.into()));
         }
-        Err(format!("{s:?}: expected unix:PATH or tcp:HOST:PORT"))
+        if let Some(addr) = s.strip_prefix(PLAINTEXT_SCHEME) {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!(
+                    "{s:?}: expected plaintext+tcp:HOST:PORT with an IP address, e.g. plaintext+tcp:10.0.0.5:9090"
+                ));
+            }
+            return Ok(Self::Plaintext(addr.into()));
+        }
+        Err(format!(
+            "{s:?}: expected unix:PATH, tcp:HOST:PORT (TLS) or plaintext+tcp:HOST:PORT (no TLS)"
+        ))
     }
 }
 
@@ -102,6 +121,7 @@ impl std::fmt::Display for ListenAddr {
         match self {
             Self::Unix(p) => write!(f, "unix:{}", p.display()),
             Self::Tcp(a) => write!(f, "tcp:{a}"),
+            Self::Plaintext(a) => write!(f, "{PLAINTEXT_SCHEME}{a}"),
         }
     }
 }
@@ -168,6 +188,8 @@ pub struct Config {
     pub pools: BTreeMap<String, PathBuf>,
     /// TLS files for TCP listeners.
     pub tls: TlsFiles,
+    /// Who may connect to the plaintext listeners; required when there is one, empty otherwise.
+    pub allow_from: Vec<Cidr>,
     /// QEMU system emulator. Default `qemu-system-x86_64` (from `PATH`).
     pub qemu_binary: PathBuf,
     /// qemu-img. Default `qemu-img` (from `PATH`).

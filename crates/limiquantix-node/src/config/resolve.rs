@@ -1,13 +1,14 @@
 //! [`Config::resolve`]: the layers applied in order, defaults filled in, and every section
-//! checked (directories, listeners and TLS, pools, request size).
+//! checked (directories, listeners, TLS and the allow-list, pools, request size).
 
 use limiquantix_vm::accel::Accel;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    Config, ConfigError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR,
+    Cidr, Config, ConfigError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR,
     DEFAULT_STOP_TIMEOUT_SECS, Layer, ListenAddr, LogFormat, SOCKET_NAME, TlsFiles,
 };
 
@@ -28,14 +29,17 @@ impl Config {
             None => LogFormat::Text,
         };
         let tls = tls_for(&listen, merged.tls.unwrap_or_default(), &origins)?;
+        let control_plane = super::control_plane::resolve(merged.control_plane)
+            .map_err(|p| origins.invalid("control_plane", p))?;
+        // Without an allow-list, the plaintext listeners allow the control plane's address.
+        let control_plane_ip = control_plane.as_ref().and_then(|cp| cp.address());
+        let allow_from = allow_list(&listen, merged.allow_from, control_plane_ip, &origins)?;
         let pools = merged.pools.unwrap_or_default();
         check_pools(&pools)?;
         let max_request_bytes = merged
             .max_request_bytes
             .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         check_max_request_bytes(max_request_bytes)?;
-        let control_plane = super::control_plane::resolve(merged.control_plane)
-            .map_err(|p| origins.invalid("control_plane", p))?;
         Ok(Config {
             images_dir: merged
                 .images_dir
@@ -46,6 +50,7 @@ impl Config {
             accel,
             pools,
             tls,
+            allow_from,
             qemu_binary: merged
                 .qemu_binary
                 .unwrap_or_else(|| "qemu-system-x86_64".into()),
@@ -63,11 +68,12 @@ impl Config {
 }
 
 /// Which layer last set each setting whose errors name their source.
-struct Origins(BTreeMap<&'static str, &'static str>);
+#[derive(Default)]
+pub(super) struct Origins(BTreeMap<&'static str, &'static str>);
 
 impl Origins {
     /// The error for `key`, naming the layer that set it.
-    fn invalid(&self, key: &'static str, problem: String) -> ConfigError {
+    pub(super) fn invalid(&self, key: &'static str, problem: String) -> ConfigError {
         ConfigError::Invalid {
             source_name: self.0.get(key).copied().unwrap_or("config"),
             key: key.into(),
@@ -83,6 +89,7 @@ fn merge(layers: &[(&'static str, Layer)]) -> (Layer, Origins) {
     for (name, layer) in layers {
         for (key, set) in [
             ("listen", layer.listen.is_some()),
+            ("allow_from", layer.allow_from.is_some()),
             ("accel", layer.accel.is_some()),
             ("log_format", layer.log_format.is_some()),
             ("tls", layer.tls.is_some()),
@@ -141,7 +148,8 @@ fn tls_for(
             "listen",
             "a tcp: listener is only served with TLS: set tls_cert and tls_key \
              (--tls-cert/--tls-key, LQ_TLS_CERT/LQ_TLS_KEY or [tls] cert/key), \
-             or listen on unix:PATH"
+             or listen on unix:PATH; for the LimiQuantix control plane, which has no TLS, \
+             use plaintext+tcp:HOST:PORT with allow_from"
                 .into(),
         ));
     }
@@ -152,6 +160,46 @@ fn tls_for(
         ));
     }
     Ok(tls)
+}
+
+/// The allow-list of the plaintext listeners: as configured; else the control plane's address
+/// when its URL names one (`control_plane`); else a plaintext listener is refused. An
+/// allow-list without a plaintext listener is a mistake.
+pub(super) fn allow_list(
+    listen: &[ListenAddr],
+    configured: Option<Vec<String>>,
+    control_plane: Option<IpAddr>,
+    origins: &Origins,
+) -> Result<Vec<Cidr>, ConfigError> {
+    let list = configured
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.parse::<Cidr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|p| origins.invalid("allow_from", p))?;
+    let has_plaintext = listen.iter().any(|l| matches!(l, ListenAddr::Plaintext(_)));
+    if !has_plaintext && !list.is_empty() {
+        return Err(origins.invalid(
+            "allow_from",
+            "an allow-list is set but no plaintext+tcp: listener is configured \
+             (it applies to plaintext listeners only)"
+                .into(),
+        ));
+    }
+    if !has_plaintext || !list.is_empty() {
+        return Ok(list);
+    }
+    if let Some(ip) = control_plane {
+        return Ok(vec![Cidr::host(ip)]);
+    }
+    Err(origins.invalid(
+        "listen",
+        "a plaintext+tcp: listener (no TLS, no authentication) is only served with an \
+         allow-list: set allow_from to the control plane's address or network \
+         (--allow-from ADDR|CIDR, repeatable; LQ_ALLOW_FROM; allow_from = [...] in the config \
+         file), or give the control plane's URL with an IP address, which is then allowed"
+            .into(),
+    ))
 }
 
 /// Pool ids are 1-63 characters of `A-Z a-z 0-9 - _`; pool directories are absolute.

@@ -114,6 +114,7 @@ fn tcp_without_tls_is_refused_with_a_clear_error() {
     };
     let err = Config::resolve(&[("flag", flags)]).unwrap_err().to_string();
     assert!(err.contains("only served with TLS"), "{err}");
+    assert!(err.contains("plaintext+tcp:"), "{err}");
     assert!(err.starts_with("flag listen"), "{err}");
 }
 
@@ -173,4 +174,117 @@ fn control_plane_keys_merge_across_sources() {
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("environment control_plane: url"), "{err}");
+}
+
+#[test]
+fn plaintext_needs_an_allow_list() {
+    let flags = Layer {
+        listen: Some(vec!["plaintext+tcp:10.0.0.5:9090".into()]),
+        ..Layer::default()
+    };
+    let err = Config::resolve(&[("flag", flags)]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("flag listen")
+            && err.contains("--allow-from")
+            && err.contains("allow_from"),
+        "{err}"
+    );
+    let err = "plaintext+tcp:host:9090".parse::<ListenAddr>().unwrap_err();
+    assert!(err.contains("plaintext+tcp:10.0.0.5:9090"), "{err}");
+    let err = "http:1.2.3.4:5".parse::<ListenAddr>().unwrap_err();
+    assert!(err.contains("plaintext+tcp:HOST:PORT"), "{err}");
+}
+
+#[test]
+fn plaintext_with_an_allow_list_from_each_source() {
+    let file = Layer::from_toml(
+        "listen = [\"plaintext+tcp:10.0.0.5:9090\"]\nallow_from = [\"10.0.0.2\", \"fd00::/8\"]\n",
+    )
+    .unwrap();
+    let c = Config::resolve(&[("config file", file.clone())]).unwrap();
+    assert_eq!(
+        c.listen,
+        vec![ListenAddr::Plaintext("10.0.0.5:9090".into())]
+    );
+    assert_eq!(c.listen[0].to_string(), "plaintext+tcp:10.0.0.5:9090");
+    assert_eq!(describe_allow_list(&c.allow_from), "10.0.0.2/32, fd00::/8");
+    assert!(
+        c.tls.cert.is_none(),
+        "a plaintext listener needs no TLS files"
+    );
+    let env = env(&[("LQ_ALLOW_FROM", "192.168.1.0/24")]);
+    let c = Config::resolve(&[("config file", file), ("environment", env)]).unwrap();
+    assert_eq!(describe_allow_list(&c.allow_from), "192.168.1.0/24");
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["allow_from"], serde_json::json!(["192.168.1.0/24"]));
+    assert_eq!(
+        json["listen"],
+        serde_json::json!(["plaintext+tcp:10.0.0.5:9090"])
+    );
+}
+
+#[test]
+fn allow_list_mistakes_name_the_source() {
+    let err = Config::resolve(&[("environment", env(&[("LQ_ALLOW_FROM", "10.0.0.2")]))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("environment allow_from") && err.contains("no plaintext+tcp: listener"),
+        "{err}"
+    );
+    let flags = Layer {
+        listen: Some(vec!["plaintext+tcp:0.0.0.0:9090".into()]),
+        allow_from: Some(vec!["10.0.0.0/40".into()]),
+        ..Layer::default()
+    };
+    let err = Config::resolve(&[("flag", flags)]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("flag allow_from") && err.contains("0 to 32"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_control_plane_address_is_the_default_allow_list() {
+    let listen = [ListenAddr::Plaintext("0.0.0.0:9090".into())];
+    let origins = resolve::Origins::default();
+    let cp = "10.0.0.2".parse().ok();
+    let list = resolve::allow_list(&listen, None, cp, &origins).unwrap();
+    assert_eq!(describe_allow_list(&list), "10.0.0.2/32");
+    let given = Some(vec!["10.9.0.0/16".to_string()]);
+    let list = resolve::allow_list(&listen, given, cp, &origins).unwrap();
+    assert_eq!(
+        describe_allow_list(&list),
+        "10.9.0.0/16",
+        "a given list wins"
+    );
+    assert!(resolve::allow_list(&listen, None, None, &origins).is_err());
+}
+
+#[test]
+fn the_control_plane_url_gives_the_default_allow_list() {
+    let file = |url: &str| {
+        Layer::from_toml(&format!(
+            "listen = [\"plaintext+tcp:0.0.0.0:9090\"]\n[control_plane]\nurl = \"{url}\"\n"
+        ))
+        .unwrap()
+    };
+    let c = Config::resolve(&[("config file", file("http://10.0.0.2:8080"))]).unwrap();
+    assert_eq!(describe_allow_list(&c.allow_from), "10.0.0.2/32");
+    let c = Config::resolve(&[("config file", file("http://[fd00::2]:8080/"))]).unwrap();
+    assert_eq!(describe_allow_list(&c.allow_from), "fd00::2/128");
+    let given = env(&[("LQ_ALLOW_FROM", "10.0.0.0/24")]);
+    let c = Config::resolve(&[
+        ("config file", file("http://10.0.0.2:8080")),
+        ("environment", given),
+    ])
+    .unwrap();
+    assert_eq!(describe_allow_list(&c.allow_from), "10.0.0.0/24");
+    let err = Config::resolve(&[("config file", file("http://cp.example:8080"))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--allow-from"),
+        "a DNS name is no default: {err}"
+    );
 }

@@ -79,29 +79,43 @@ impl Node {
         v
     }
 
-    /// Starts the daemon with extra environment variables and waits for its socket.
-    pub fn start_with(&mut self, env: &[(&str, &str)]) {
-        assert!(self.daemon.is_none(), "daemon already running");
-        let paths = DaemonPaths {
+    fn paths(&self) -> DaemonPaths {
+        DaemonPaths {
             state: self.state.clone(),
             run: self.run.clone(),
             socket: self.socket(),
             log: self.log.clone(),
-        };
+        }
+    }
+
+    /// What this node adds to the daemon's command line: the pool, `qemu_img`, `args`, `env`.
+    fn configure(&self, cmd: &mut Command, env: &[(&str, &str)]) {
+        cmd.arg("--pool")
+            .arg(format!("pool={}", self.pool.display()))
+            .env("RUST_LOG", "debug")
+            .env_remove("LQ_FAULT_INJECT");
+        if let Some(q) = &self.qemu_img {
+            cmd.arg("--qemu-img").arg(q);
+        }
+        cmd.args(&self.args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+    }
+
+    /// Starts the daemon with extra environment variables and waits for its socket.
+    pub fn start_with(&mut self, env: &[(&str, &str)]) {
+        assert!(self.daemon.is_none(), "daemon already running");
         let binary = env!("CARGO_BIN_EXE_limiquantix-node");
-        self.daemon = Some(DaemonProcess::start(binary, &paths, |cmd| {
-            cmd.arg("--pool")
-                .arg(format!("pool={}", self.pool.display()))
-                .env("RUST_LOG", "debug")
-                .env_remove("LQ_FAULT_INJECT");
-            if let Some(q) = &self.qemu_img {
-                cmd.arg("--qemu-img").arg(q);
-            }
-            cmd.args(&self.args);
-            for (k, v) in env {
-                cmd.env(k, v);
-            }
-        }));
+        let daemon = DaemonProcess::start(binary, &self.paths(), |cmd| self.configure(cmd, env));
+        self.daemon = Some(daemon);
+    }
+
+    /// Runs the daemon expecting it to refuse to start: its exit status and its log.
+    pub fn run_expecting_refusal(&self) -> (ExitStatus, String) {
+        let binary = env!("CARGO_BIN_EXE_limiquantix-node");
+        let daemon = DaemonProcess::spawn(binary, &self.paths(), |cmd| self.configure(cmd, &[]));
+        (daemon.wait_exit(Duration::from_secs(30)), self.log_text())
     }
 
     /// Starts the daemon.
