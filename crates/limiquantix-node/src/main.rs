@@ -62,7 +62,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let service = NodeService::new(backend.clone(), config.clone(), hypervisor);
     if let Some(settings) = &config.control_plane {
         // In the background: serving never waits for the control plane.
-        match cluster::spawn(settings.clone(), &config, backend) {
+        match cluster::spawn(settings.clone(), &config, backend, service.pools()) {
             Ok(status) => service.attach_control_plane(status),
             Err(e) => tracing::error!(error = %e, "the node stays standalone"),
         }

@@ -8,10 +8,10 @@ use super::inventory::{scan_images, vm_info, vm_report};
 use super::usage::{CpuSampler, HostUsage};
 use super::{ClusterStatus, identity};
 use crate::config::{Config, ControlPlane};
+use crate::pools::PoolRegistry;
 use limiquantix_proto::compute::v1 as compute;
 use limiquantix_proto::storage::v1 as storage;
 use limiquantix_vm::{VmBackend, VmEntry};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -51,7 +51,8 @@ pub(super) struct Agent<B> {
     backend: Arc<B>,
     state_dir: PathBuf,
     images_dir: PathBuf,
-    pools: Arc<BTreeMap<String, PathBuf>>,
+    /// The node's pools, as they are now (InitStoragePool adds to them).
+    pools: Arc<PoolRegistry>,
     status: watch::Sender<ClusterStatus>,
     cpu: CpuSampler,
     /// False once the control plane answered SyncFullState with `unimplemented`.
@@ -68,6 +69,7 @@ impl<B: VmBackend> Agent<B> {
         settings: ControlPlane,
         config: &Config,
         backend: Arc<B>,
+        pools: Arc<PoolRegistry>,
         status: watch::Sender<ClusterStatus>,
     ) -> Self {
         Agent {
@@ -76,7 +78,7 @@ impl<B: VmBackend> Agent<B> {
             backend,
             state_dir: config.state_dir.clone(),
             images_dir: config.images_dir.clone(),
-            pools: Arc::new(config.pools.clone()),
+            pools,
             status,
             cpu: CpuSampler::default(),
             full_state: true,
@@ -208,7 +210,7 @@ impl<B: VmBackend> Agent<B> {
 
     /// ScanLocalImages with the library's and the pools' images.
     async fn report_images(&mut self, node_id: &str) {
-        let (dir, pools) = (self.images_dir.clone(), self.pools.clone());
+        let (dir, pools) = (self.images_dir.clone(), self.pools.dirs());
         let images = match tokio::task::spawn_blocking(move || scan_images(&dir, &pools)).await {
             Ok(images) => images,
             Err(e) => return self.failed(&e.into()),
@@ -318,7 +320,7 @@ impl<B: VmBackend> Agent<B> {
         let unknown: Vec<&String> = answer
             .assigned_pool_ids
             .iter()
-            .filter(|id| !self.pools.contains_key(id.as_str()))
+            .filter(|id| self.pools.get(id.as_str()).is_none())
             .collect();
         if !unknown.is_empty() {
             tracing::debug!(pools = ?unknown, "the control plane assigns pools this node does not hold");
@@ -327,7 +329,7 @@ impl<B: VmBackend> Agent<B> {
 
     /// The host and the pools now, and the CPU usage since the last reading.
     async fn host_usage(&mut self) -> Result<(HostUsage, f64), AgentError> {
-        let (pools, state_dir) = (self.pools.clone(), self.state_dir.clone());
+        let (pools, state_dir) = (self.pools.dirs(), self.state_dir.clone());
         let usage =
             tokio::task::spawn_blocking(move || HostUsage::read(&pools, &state_dir)).await?;
         let cpu = usage.cpu_times.map_or(0.0, |t| self.cpu.update(t));

@@ -30,6 +30,7 @@ pub mod inventory;
 pub mod usage;
 
 use crate::config::{Config, ControlPlane};
+use crate::pools::PoolRegistry;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::VmBackend;
 use std::net::Ipv4Addr;
@@ -90,13 +91,14 @@ pub fn spawn<B: VmBackend>(
     settings: ControlPlane,
     config: &Config,
     backend: Arc<B>,
+    pools: Arc<PoolRegistry>,
 ) -> Result<watch::Receiver<ClusterStatus>, ClusterError> {
     let client = ConnectClient::new(&settings.url)?;
     let (status, receiver) = watch::channel(ClusterStatus {
         url: settings.url.clone(),
         ..Default::default()
     });
-    let agent = agent::Agent::new(client, settings, config, backend, status);
+    let agent = agent::Agent::new(client, settings, config, backend, pools, status);
     tokio::spawn(agent.run());
     Ok(receiver)
 }

@@ -34,7 +34,7 @@ pub(super) struct Inner<B> {
     /// The daemon's configuration.
     pub(super) config: Config,
     /// The storage pools (configured and made through the API).
-    pub(super) pools: PoolRegistry,
+    pub(super) pools: std::sync::Arc<PoolRegistry>,
     /// Host facts gathered at start-up.
     pub(super) hypervisor: Hypervisor,
     /// When the service started.
@@ -70,6 +70,11 @@ impl<B> Clone for NodeService<B> {
 pub(super) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl<B: VmBackend> NodeService<B> {
+    /// The storage pools (the control-plane task reports them in its heartbeats).
+    pub fn pools(&self) -> std::sync::Arc<PoolRegistry> {
+        self.inner.pools.clone()
+    }
+
     /// The switch that ends the service's streams (StreamEvents) for a graceful shutdown: send
     /// `true`.
     pub fn shutdown_switch(&self) -> watch::Sender<bool> {

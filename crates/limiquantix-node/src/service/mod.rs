@@ -44,11 +44,11 @@ impl<B: VmBackend> NodeService<B> {
     /// A service over `backend`. Spawns the task that forwards backend events to StreamEvents
     /// subscribers (call inside a tokio runtime).
     pub fn new(backend: Arc<B>, config: Config, hypervisor: Hypervisor) -> Self {
-        let pools = PoolRegistry::open(
+        let pools = Arc::new(PoolRegistry::open(
             &config.state_dir,
             &config.pools,
             vec![config.state_dir.join("pools")],
-        );
+        ));
         let (events, _) = broadcast::channel(1024);
         events::forward(backend.subscribe(), events.clone());
         let agent_events = backend.subscribe();
