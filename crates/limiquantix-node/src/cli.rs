@@ -50,6 +50,13 @@ pub struct Flags {
     /// the images directory.
     #[arg(long, value_name = "ID=DIR")]
     pub pool: Vec<String>,
+    /// A control plane's network `ID=BRIDGE`: NICs on network ID join host bridge BRIDGE;
+    /// repeatable.
+    #[arg(long, value_name = "ID=BRIDGE")]
+    pub network: Vec<String>,
+    /// The bridge of NICs on a network --network does not name [default: user, user-mode NAT].
+    #[arg(long, value_name = "BRIDGE")]
+    pub default_network: Option<String>,
     /// QEMU system emulator [default: qemu-system-x86_64].
     #[arg(long, value_name = "PATH")]
     pub qemu_binary: Option<PathBuf>,
@@ -98,6 +105,12 @@ impl Flags {
                 url: Some(url),
                 ..Default::default()
             }),
+            networks: if self.network.is_empty() {
+                None
+            } else {
+                Some(parse_networks(&self.network)?)
+            },
+            default_network: self.default_network.clone(),
         })
     }
 
@@ -121,6 +134,28 @@ impl Flags {
         layers.push(("flag", self.layer()?));
         Config::resolve(&layers)
     }
+}
+
+/// `--network ID=BRIDGE` values: the network table.
+fn parse_networks(
+    values: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let mut table = std::collections::BTreeMap::new();
+    for v in values {
+        match v.split_once('=') {
+            Some((id, bridge)) if !id.is_empty() && !bridge.is_empty() => {
+                table.insert(id.to_string(), bridge.to_string());
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    source_name: "flag",
+                    key: "--network".into(),
+                    problem: format!("{v:?} is not ID=BRIDGE"),
+                });
+            }
+        }
+    }
+    Ok(table)
 }
 
 #[cfg(test)]

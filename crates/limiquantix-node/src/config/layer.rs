@@ -39,6 +39,11 @@ pub struct Layer {
     pub max_request_bytes: Option<usize>,
     /// `[control_plane]`: the LimiQuantix control plane to join.
     pub control_plane: Option<ControlPlaneLayer>,
+    /// `[networks]`: a control plane's network id = the host bridge its NICs join.
+    pub networks: Option<BTreeMap<String, String>>,
+    /// `default_network`: the bridge of NICs on a network the table does not name (`user`:
+    /// user-mode NAT, the default).
+    pub default_network: Option<String>,
 }
 
 impl Layer {
@@ -129,6 +134,8 @@ impl Layer {
             accel,
             images_dir,
             pools,
+            networks,
+            default_network,
             qemu_binary,
             qemu_img,
             log_format,

@@ -186,6 +186,11 @@ pub struct Config {
     /// Storage pools: id → directory. Host paths a request names must be inside one of these or
     /// the images directory. Default: none.
     pub pools: BTreeMap<String, PathBuf>,
+    /// Networks a control plane names: its network id → the host bridge NICs on it join.
+    /// Default: none.
+    pub networks: BTreeMap<String, String>,
+    /// The bridge of NICs on a network the table does not name; `None`: user-mode NAT.
+    pub default_network: Option<String>,
     /// TLS files for TCP listeners.
     pub tls: TlsFiles,
     /// Who may connect to the plaintext listeners; required when there is one, empty otherwise.

@@ -36,6 +36,9 @@ impl Config {
         let allow_from = allow_list(&listen, merged.allow_from, control_plane_ip, &origins)?;
         let pools = merged.pools.unwrap_or_default();
         check_pools(&pools)?;
+        let networks = merged.networks.unwrap_or_default();
+        let default_network = merged.default_network.filter(|n| n != "user");
+        check_networks(&networks, default_network.as_deref())?;
         let max_request_bytes = merged
             .max_request_bytes
             .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
@@ -49,6 +52,8 @@ impl Config {
             listen,
             accel,
             pools,
+            networks,
+            default_network,
             tls,
             allow_from,
             qemu_binary: merged
@@ -203,6 +208,36 @@ pub(super) fn allow_list(
 }
 
 /// Pool ids are 1-63 characters of `A-Z a-z 0-9 - _`; pool directories are absolute.
+/// Bridge names: Linux interface names (1 to 15 characters, no `/`, whitespace or `:`), or
+/// `user` for user-mode NAT.
+fn check_networks(
+    networks: &BTreeMap<String, String>,
+    default_network: Option<&str>,
+) -> Result<(), ConfigError> {
+    let bridges = networks
+        .iter()
+        .map(|(id, b)| (format!("networks.{id}"), b.as_str()))
+        .chain(default_network.map(|b| ("default_network".to_string(), b)));
+    for (key, bridge) in bridges {
+        let ok = bridge == "user"
+            || ((1..=15).contains(&bridge.len())
+                && bridge
+                    .bytes()
+                    .all(|c| c.is_ascii_graphic() && !b"/:".contains(&c)));
+        if !ok {
+            return Err(ConfigError::Invalid {
+                key,
+                source_name: "config file",
+                problem: format!(
+                    "{bridge:?} is not a bridge name (1 to 15 characters, no '/', ':' or \
+                     spaces), nor \"user\" (user-mode NAT)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_pools(pools: &BTreeMap<String, PathBuf>) -> Result<(), ConfigError> {
     for (id, dir) in pools {
         let ok = !id.is_empty()

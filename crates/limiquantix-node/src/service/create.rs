@@ -109,6 +109,8 @@ impl<B: VmBackend> NodeService<B> {
                 confinement: &confinement,
                 pools: &pools,
                 console_address: inner.management_address(),
+                networks: &inner.config.networks,
+                default_network: inner.config.default_network.as_deref(),
             };
             let prepared = prepare_definition(&req, id.clone(), &ctx)?;
             let spec = req

@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::hostinfo::{HostFacts, filesystem_usage};
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::VmBackend;
+use std::path::Path;
 
 /// Most vCPUs one VM may have (the model's topology limits: 16 sockets × 128 cores × 2 threads
 /// would exceed QEMU's q35 limit of 288; we report QEMU's).
@@ -24,10 +25,11 @@ impl<B: VmBackend> NodeService<B> {
 
     pub(super) async fn node_info(&self) -> Result<pb::NodeInfoResponse, ApiError> {
         let state_dir = self.inner.config.state_dir.clone();
-        let (facts, fs) = tokio::task::spawn_blocking(move || {
+        let (facts, fs, network) = tokio::task::spawn_blocking(move || {
             (
                 HostFacts::read(),
                 filesystem_usage(&state_dir).map(|u| (state_dir, u)),
+                network_info(Path::new("/sys/class/net")),
             )
         })
         .await?;
@@ -85,7 +87,7 @@ impl<B: VmBackend> NodeService<B> {
                 })
                 .into_iter()
                 .collect(),
-            network: Vec::new(),
+            network,
             os_version: facts.os_version.clone(),
             kernel_version: facts.kernel.clone(),
             uptime_seconds: facts.uptime_seconds,
@@ -101,4 +103,20 @@ impl<B: VmBackend> NodeService<B> {
             control_plane,
         })
     }
+}
+
+/// The host's network interfaces (the ones RegisterNode reports: no loopback, veth or tap ends)
+/// with their link state.
+fn network_info(root: &Path) -> Vec<pb::NetworkInfo> {
+    crate::cluster::facts::net_devices(root)
+        .into_iter()
+        .map(|d| pb::NetworkInfo {
+            up: std::fs::read_to_string(root.join(&d.name).join("operstate"))
+                .is_ok_and(|s| s.trim() == "up"),
+            name: d.name,
+            mac_address: d.mac_address,
+            ip_addresses: Vec::new(),
+            speed_mbps: d.speed_mbps,
+        })
+        .collect()
 }

@@ -5,11 +5,16 @@ use super::fields::{device_ids, enum_value};
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::{self as m, MacAddr, NicNetwork, PortForward, Protocol};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// Checks NIC `i` of the request and builds its model.
-pub(super) fn nic(i: usize, n: &pb::NicSpec) -> Result<(m::NicSpec, Option<String>), ApiError> {
+pub(super) fn nic(
+    i: usize,
+    n: &pb::NicSpec,
+    networks: &BTreeMap<String, String>,
+    default_network: Option<&str>,
+) -> Result<(m::NicSpec, Option<String>), ApiError> {
     let f = format!("spec.nics[{i}]");
     let (id, api_id) = device_ids(&f, &n.id, "nic", i)?;
     let mac = if n.mac_address.is_empty() {
@@ -33,7 +38,10 @@ pub(super) fn nic(i: usize, n: &pb::NicSpec) -> Result<(m::NicSpec, Option<Strin
         .enumerate()
         .map(|(j, p)| port_forward(&format!("{f}.port_forwards[{j}]"), p))
         .collect::<Result<Vec<_>, _>>()?;
-    let network = network(&f, n, port_forwards)?;
+    let network = match networks.get(&n.network) {
+        Some(bridge) if n.bridge.is_empty() => bridged(bridge, port_forwards),
+        _ => network(&f, n, port_forwards, default_network)?,
+    };
     Ok((
         m::NicSpec {
             id,
@@ -114,6 +122,7 @@ fn network(
     f: &str,
     n: &pb::NicSpec,
     port_forwards: Vec<PortForward>,
+    default_network: Option<&str>,
 ) -> Result<NicNetwork, ApiError> {
     if !n.bridge.is_empty() {
         if !n.network.is_empty() || !port_forwards.is_empty() {
@@ -138,15 +147,31 @@ fn network(
     } else if n.network.is_empty() || n.network == "user" {
         Ok(NicNetwork::User { port_forwards })
     } else {
-        // A network this node does not know (a control plane's network UUID): user-mode NAT,
-        // which every guest can use, said once per network.
+        // A network this node does not know (a control plane's network UUID): the default
+        // network, user-mode NAT without one, said once per network.
         if unknown_network_first_seen(&n.network) {
             tracing::warn!(
                 network = %n.network,
-                "unknown network: NICs on it get user-mode networking (NAT)"
+                default = default_network.unwrap_or("user-mode NAT"),
+                "unknown network: its NICs join the default network"
             );
         }
-        Ok(NicNetwork::User { port_forwards })
+        Ok(match default_network {
+            Some(bridge) => bridged(bridge, port_forwards),
+            None => NicNetwork::User { port_forwards },
+        })
+    }
+}
+
+/// A NIC on host bridge `bridge` (`user`: user-mode NAT with its port forwards; a bridge has
+/// none).
+fn bridged(bridge: &str, port_forwards: Vec<PortForward>) -> NicNetwork {
+    if bridge == "user" {
+        NicNetwork::User { port_forwards }
+    } else {
+        NicNetwork::Bridge {
+            name: bridge.to_string(),
+        }
     }
 }
 

@@ -22,6 +22,10 @@ pub struct Context<'a> {
     /// The node's management address: where the VNC display of a VM without a console spec
     /// listens (loopback when the node has none).
     pub console_address: Option<std::net::Ipv4Addr>,
+    /// The networks a control plane names: its network id → a host bridge.
+    pub networks: &'a BTreeMap<String, String>,
+    /// The bridge of a NIC on a network the table does not name (`None`: user-mode NAT).
+    pub default_network: Option<&'a str>,
 }
 
 /// A CreateVM request checked field by field and turned into a definition. The definition as
@@ -128,7 +132,7 @@ fn add_devices(
         def.cdroms.push(cdrom(i, c, ctx.confinement)?);
     }
     for (i, n) in spec.nics.iter().enumerate() {
-        let (nic, api_id) = nic(i, n)?;
+        let (nic, api_id) = nic(i, n, ctx.networks, ctx.default_network)?;
         if let Some(api_id) = api_id {
             def.api_ids.insert(nic.id.clone(), api_id);
         }

@@ -13,6 +13,7 @@ struct Fx {
     images: PathBuf,
     confinement: Confinement,
     pools: BTreeMap<String, PathBuf>,
+    networks: BTreeMap<String, String>,
 }
 
 fn fx() -> Fx {
@@ -31,6 +32,10 @@ fn fx() -> Fx {
         _dir: dir,
         images,
         pools,
+        networks: BTreeMap::from([(
+            "11111111-2222-4333-8444-555555555555".to_string(),
+            "br-prod".to_string(),
+        )]),
     }
 }
 
@@ -45,6 +50,8 @@ fn prepare(f: &Fx, spec: pb::VmSpec) -> Result<Prepared, ApiError> {
         confinement: &f.confinement,
         pools: &f.pools,
         console_address: None,
+        networks: &f.networks,
+        default_network: None,
     };
     // As CreateVM does: the definition as a whole is validated once, after translation.
     let prepared = prepare_definition(&req, VmId::parse(ID).unwrap(), &ctx)?;
@@ -177,6 +184,16 @@ fn nics_networks_and_port_forwards() {
     s.nics[0].network = "5b0c3c55-4a8e-4f43-8a4e-0a0b0c0d0e0f".into();
     let def = prepare(&f, s.clone()).unwrap().definition;
     assert!(matches!(&def.nics[0].network, NicNetwork::User { .. }));
+    // A network the table names joins its bridge.
+    s.nics[0].network = "11111111-2222-4333-8444-555555555555".into();
+    s.nics[0].port_forwards.clear();
+    let def = prepare(&f, s.clone()).unwrap().definition;
+    assert!(matches!(&def.nics[0].network, NicNetwork::Bridge { name } if name == "br-prod"));
+    s.nics[0].port_forwards = vec![pb::PortForward {
+        host_port: 40022,
+        guest_port: 22,
+        ..Default::default()
+    }];
     s.nics[0].network.clear();
     s.nics[0].port_forwards[0].guest_port = 70000;
     assert!(
