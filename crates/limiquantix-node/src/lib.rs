@@ -7,7 +7,7 @@
 //! - [`service`]: `NodeDaemonService` over a [`limiquantix_vm::VmBackend`] (the binary picks
 //!   the QEMU backend; nothing else here knows which backend runs the VMs).
 //! - [`console`]: `NodeConsoleService`, a VM's interactive serial console; [`images`]: the image
-//!   library and `NodeImageService`.
+//!   library; [`image_service`]: `NodeImageService` over it.
 //! - [`translate`]: wire types ↔ the VM model; [`provision`]: the seed decision.
 //! - [`confine`]: host paths must stay inside pools and the images directory; [`pools`]: the
 //!   storage pools (configured and made by InitStoragePool), persisted.
@@ -25,6 +25,7 @@ pub mod console;
 pub mod error;
 pub mod fault;
 pub mod hostinfo;
+pub mod image_service;
 pub mod images;
 pub mod pools;
 pub mod provision;

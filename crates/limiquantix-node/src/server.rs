@@ -161,12 +161,12 @@ pub async fn serve<B: VmBackend>(
             source: std::io::Error::other(e.to_string()),
         }
     })?;
-    let in_use = crate::images::service::in_use_from(service.backend().clone());
+    let in_use = crate::image_service::in_use_from(service.backend().clone());
     // The serial console (NodeConsoleService): sessions end with the other streams at shutdown.
     let console = crate::console::server(service.backend().clone(), shutdown_tx.clone());
     let routes = routes(service, config.max_request_bytes)
         .await
-        .add_service(crate::images::service::server(images, in_use))
+        .add_service(crate::image_service::server(images, in_use))
         .add_service(console);
     let mut servers = tokio::task::JoinSet::new();
     let mut sockets = Vec::new();

@@ -85,3 +85,17 @@ pub(super) fn is_image_file(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::FileTypeExt;
     meta.is_file() || meta.file_type().is_block_device()
 }
+
+impl Qcow2Header {
+    /// Reads and parses the header of the image at `path` (blocking I/O).
+    pub fn read(path: &Path) -> Result<Self, StorageError> {
+        let buf = Qcow2Header::read_header_bytes(path).map_err(|source| StorageError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&buf).map_err(|source| StorageError::Qcow2 {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}

@@ -50,7 +50,7 @@ fn read_chain(
     match detected {
         DetectedFormat::Raw { .. } => {
             let mut f = File::open(path).map_err(io)?;
-            super::qcow2::read_up_to(&mut f, &mut out).map_err(io)?;
+            crate::qcow2::read_up_to(&mut f, &mut out).map_err(io)?;
         }
         DetectedFormat::Qcow2(h) => {
             if h.crypt_method != 0 {

@@ -275,29 +275,23 @@ impl Qcow2Header {
         }
     }
 
-    /// Reads and parses the header of the image at `path` (blocking I/O).
-    pub fn read(path: &Path) -> Result<Self, super::StorageError> {
-        let io = |source| super::StorageError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut f = std::fs::File::open(path).map_err(io)?;
+    /// Reads the header bytes of the image at `path` (blocking I/O): the first 4 KiB, and for
+    /// a qcow2 image the rest of its first cluster (the backing file name may lie anywhere in
+    /// it), up to a limit. [`crate::format`] parses them.
+    pub fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+        let mut f = std::fs::File::open(path)?;
         let mut buf = vec![0u8; 4096];
-        let n = read_up_to(&mut f, &mut buf).map_err(io)?;
+        let n = read_up_to(&mut f, &mut buf)?;
         buf.truncate(n);
         if n == 4096 && buf[..4] == MAGIC {
-            // The backing file name may lie anywhere in the first cluster.
             let bits = be32(&buf, 20);
             if (9..=21).contains(&bits) && (1usize << bits) > n {
                 let mut rest = vec![0u8; (1usize << bits).min(HEADER_READ_LIMIT) - n];
-                let m = read_up_to(&mut f, &mut rest).map_err(io)?;
+                let m = read_up_to(&mut f, &mut rest)?;
                 buf.extend_from_slice(&rest[..m]);
             }
         }
-        Self::parse(&buf).map_err(|source| super::StorageError::Qcow2 {
-            path: path.to_owned(),
-            source,
-        })
+        Ok(buf)
     }
 
     /// Cluster size in bytes.

@@ -4,9 +4,10 @@
 use super::backoff::{Backoff, FailureLog};
 use super::connect::{Code, ConnectClient, ConnectError};
 use super::facts::{NodeFacts, route_address};
+use super::identity;
 use super::inventory::{scan_images, vm_info, vm_report};
+use super::status::ClusterStatus;
 use super::usage::{CpuSampler, HostUsage};
-use super::{ClusterStatus, identity};
 use crate::config::{Config, ControlPlane};
 use crate::pools::PoolRegistry;
 use limiquantix_proto::compute::v1 as compute;

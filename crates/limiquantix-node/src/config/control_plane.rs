@@ -41,7 +41,7 @@ pub struct ControlPlane {
     /// Base URL, without a trailing `/`; calls go to `{url}/{package}.{Service}/{Method}`.
     pub url: String,
     /// Seconds between two heartbeats. Default 30; 1 to 60.
-    #[serde(with = "super::secs")]
+    #[serde(with = "super::serde_secs")]
     pub heartbeat_interval: Duration,
     /// The management address registered; by default the local address of the route to the
     /// control plane.

@@ -5,7 +5,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{ConfigError, ControlPlaneLayer, TlsFiles};
+use super::control_plane::ControlPlaneLayer;
+use super::model::{ConfigError, TlsFiles};
 
 /// One source's settings; everything optional. Also the schema of the TOML file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

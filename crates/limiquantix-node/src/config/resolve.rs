@@ -7,9 +7,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{
-    Cidr, Config, ConfigError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR,
-    DEFAULT_STOP_TIMEOUT_SECS, Layer, ListenAddr, LogFormat, SOCKET_NAME, TlsFiles,
+use super::allow::Cidr;
+use super::layer::Layer;
+use super::model::{
+    Config, ConfigError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR,
+    DEFAULT_STOP_TIMEOUT_SECS, ListenAddr, LogFormat, SOCKET_NAME, TlsFiles,
 };
 
 impl Config {

@@ -1,7 +1,9 @@
 //! Tests of the configuration layers and their resolution.
 
 use super::*;
+use limiquantix_vm::accel::Accel;
 use std::path::Path;
+use std::time::Duration;
 
 const FILE: &str = r#"
 state_dir = "/srv/lq/state"

@@ -5,7 +5,7 @@
 //! ([`limiquantix_storage::magic`]); here each refused kind is mapped to the `qemu-img convert`
 //! (or decompression) command that makes it acceptable.
 
-use super::ImageError;
+use super::error::ImageError;
 pub use limiquantix_storage::magic::{Foreign, HEADER_LEN, ImageFormat, Packed, detect};
 
 /// How to unpack a compressed or archived image.

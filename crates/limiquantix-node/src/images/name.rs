@@ -1,6 +1,6 @@
 //! Image names: validation and derivation from a source path or URL.
 
-use super::ImageError;
+use super::error::ImageError;
 
 /// Longest accepted image name.
 pub const MAX_NAME_LEN: usize = 128;

@@ -454,7 +454,7 @@ async fn grpc_service_round_trip() {
     let lib = ImageLibrary::with_http_options(tmp.path().join("images"), fast_http()).unwrap();
     let socket = tmp.path().join("api.sock");
     let in_use_path = Arc::new(Mutex::new(Vec::<std::path::PathBuf>::new()));
-    let in_use: service::InUse = {
+    let in_use: crate::image_service::InUse = {
         let p = in_use_path.clone();
         Arc::new(move || {
             let v = p.lock().unwrap().clone();
@@ -464,7 +464,7 @@ async fn grpc_service_round_trip() {
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(service::server(lib.clone(), in_use))
+            .add_service(crate::image_service::server(lib.clone(), in_use))
             .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
     );
     let mut client = NodeImageServiceClient::connect(format!("unix:{}", socket.display()))
@@ -480,9 +480,12 @@ async fn grpc_service_round_trip() {
             size_bytes: data.len() as u64,
         })),
     }];
-    msgs.extend(data.chunks(service::MAX_CHUNK).map(|c| UploadImageRequest {
-        part: Some(Part::Chunk(c.to_vec())),
-    }));
+    msgs.extend(
+        data.chunks(crate::image_service::MAX_CHUNK)
+            .map(|c| UploadImageRequest {
+                part: Some(Part::Chunk(c.to_vec())),
+            }),
+    );
     let done = client
         .upload_image(tokio_stream::iter(msgs))
         .await
@@ -525,7 +528,7 @@ async fn grpc_service_round_trip() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("UploadImage"), "{status:?}");
 
-    let listed = service::list_images(lib.dir()).await.unwrap();
+    let listed = crate::image_service::list_images(lib.dir()).await.unwrap();
     let names: Vec<_> = listed.images.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["dl.img", "up.img"]);
 

@@ -398,7 +398,7 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
         &self,
         _: Request<()>,
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
-        crate::images::service::list_images(&self.inner.config.images_dir)
+        crate::image_service::list_images(&self.inner.config.images_dir)
             .await
             .map(Response::new)
     }

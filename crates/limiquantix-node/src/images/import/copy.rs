@@ -6,9 +6,9 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
+use super::common::{ChunkStream, ImportProgress, Reporter, hex};
 use super::partial::Partial;
-use super::{ChunkStream, ImportProgress, Reporter, hex};
-use crate::images::ImageError;
+use crate::images::error::ImageError;
 
 /// Read buffer of local copies.
 const COPY_BUF: usize = 1 << 20;

@@ -6,9 +6,10 @@ use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
+use super::common::{ImportProgress, PROGRESS_EVERY, Reporter, blocking, hex};
 use super::partial::{Partial, PartialMeta, hash_existing, truncate};
-use super::{ImportProgress, PROGRESS_EVERY, Reporter, blocking, hex};
-use crate::images::{ImageError, ImageLibrary};
+use crate::images::error::ImageError;
+use crate::images::library::ImageLibrary;
 
 impl ImageLibrary {
     /// Downloads `url` into the partial file, resuming what an earlier attempt left when the

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::images::{HEADER_LEN, ImageEntry, ImageError, ImageLibrary, check_importable, sync_dir};
+use crate::images::error::ImageError;
+use crate::images::format::{HEADER_LEN, check_importable};
+use crate::images::library::sync_dir;
+use crate::images::library::{ImageEntry, ImageLibrary};
 
 /// What the library remembers about a partial download, to resume it only against the same URL
 /// and the same content.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::images::ImageError;
+use crate::images::error::ImageError;
 
 /// Longest job id a caller may choose.
 pub const MAX_JOB_ID_LEN: usize = 64;

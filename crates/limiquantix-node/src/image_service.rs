@@ -1,7 +1,7 @@
 //! gRPC glue: `limiquantix.node.v1.NodeImageService` over the [`ImageLibrary`], and the
 //! `ListImages` answer of `NodeDaemonService`.
 //!
-//! Mount with `routes.add_service(images::service::server(library, in_use_from(backend)))`;
+//! Mount with `routes.add_service(image_service::server(library, in_use_from(backend)))`;
 //! `in_use` returns the files VMs use (overlay backing files, disk paths, CD-ROM media), which
 //! `DeleteImage` refuses to remove.
 
@@ -19,8 +19,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{ImageEntry, ImageError, ImageLibrary, ImportOutcome, ImportProgress, ImportRequest};
-use super::{ImportSource, stem};
+use crate::images::{
+    ImageEntry, ImageError, ImageLibrary, ImportOutcome, ImportProgress, ImportRequest,
+    ImportSource, stem,
+};
 
 /// Largest upload chunk accepted, and the gRPC message limit of the service (chunk + framing).
 pub const MAX_CHUNK: usize = 1 << 20;
