@@ -59,16 +59,23 @@ pub enum ServerError {
 
 /// Creates the state, VM, images and run directories the daemon uses.
 pub fn create_dirs(config: &Config) -> Result<(), ServerError> {
-    for dir in [
-        &config.state_dir,
-        &config.vms_dir(),
-        &config.images_dir,
-        &config.run_dir,
+    use std::os::unix::fs::DirBuilderExt as _;
+    // New directories are private to the daemon's user (VM disks, seeds and sockets live in
+    // them); existing ones keep the modes an operator or the package gave them.
+    for (dir, mode) in [
+        (&config.state_dir, 0o750),
+        (&config.vms_dir(), 0o700),
+        (&config.images_dir, 0o750),
+        (&config.run_dir, 0o750),
     ] {
-        std::fs::create_dir_all(dir).map_err(|source| ServerError::CreateDir {
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+            .map_err(|source| ServerError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
     }
     Ok(())
 }
