@@ -69,6 +69,20 @@ pub enum PoolError {
     },
 }
 
+/// Why a pool cannot be destroyed.
+#[derive(Debug, thiserror::Error)]
+pub enum DestroyError {
+    /// No such pool.
+    #[error("storage pool not found on this node")]
+    NotFound,
+    /// The pool comes from the configuration.
+    #[error("the pool comes from the daemon's configuration (--pool, [pools]); remove it there")]
+    Configured,
+    /// Saving the registry failed.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
 /// The registry.
 #[derive(Debug)]
 pub struct PoolRegistry {
@@ -163,6 +177,23 @@ impl PoolRegistry {
         pools.insert(id.into(), pool.clone());
         self.save(&pools)?;
         Ok((pool, true))
+    }
+
+    /// Forgets API pool `id` and removes its directory when empty (a directory still holding
+    /// files is kept, and said so). Configured pools are the configuration's to remove.
+    /// Returns whether the directory was removed.
+    pub fn destroy(&self, id: &str) -> Result<bool, DestroyError> {
+        let mut pools = self.pools.write().unwrap_or_else(|p| p.into_inner());
+        let pool = pools.get(id).cloned().ok_or(DestroyError::NotFound)?;
+        if pool.origin == Origin::Config {
+            return Err(DestroyError::Configured);
+        }
+        pools.remove(id);
+        if let Err(e) = self.save(&pools) {
+            pools.insert(id.to_string(), pool);
+            return Err(DestroyError::Pool(e));
+        }
+        Ok(std::fs::remove_dir(&pool.dir).is_ok())
     }
 
     /// The directory of a new API pool: under a root, normalized.
@@ -272,8 +303,19 @@ mod tests {
             reg.init_local("../x", "").unwrap_err(),
             PoolError::BadId(_)
         ));
-        let again = PoolRegistry::open(tmp.path(), &configured, vec![root]);
+        let again = PoolRegistry::open(tmp.path(), &configured, vec![root.clone()]);
         assert_eq!(again.all(), reg.all());
         assert_eq!(again.get("conf").unwrap().origin, Origin::Config);
+
+        // Destroying: API pools only; an empty directory goes, a full one stays.
+        assert!(matches!(reg.destroy("conf"), Err(DestroyError::Configured)));
+        assert!(matches!(reg.destroy("nope"), Err(DestroyError::NotFound)));
+        std::fs::write(root.join("data/disk.qcow2"), b"x").unwrap();
+        assert!(!reg.destroy("d").unwrap(), "a directory with files is kept");
+        assert!(root.join("data/disk.qcow2").exists());
+        assert!(reg.destroy("a1b2").unwrap());
+        assert!(!root.join("a1b2").exists());
+        let again = PoolRegistry::open(tmp.path(), &configured, vec![root]);
+        assert!(again.get("a1b2").is_none() && again.get("d").is_none());
     }
 }

@@ -350,9 +350,9 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn destroy_storage_pool(
         &self,
-        _: Request<pb::StoragePoolIdRequest>,
+        request: Request<pb::StoragePoolIdRequest>,
     ) -> Result<Response<()>, Status> {
-        pending::answer("DestroyStoragePool")
+        reply(self.destroy_pool(&request.into_inner().pool_id).await)
     }
 
     async fn get_storage_pool_info(

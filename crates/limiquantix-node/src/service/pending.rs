@@ -73,10 +73,6 @@ pub const PENDING: &[(&str, &str)] = &[
         "guest-agent time sync in the daemon (after issue 6; not scheduled yet)",
     ),
     (
-        "DestroyStoragePool",
-        "storage pool management; pools are configured with --pool (not scheduled yet)",
-    ),
-    (
         "ListVolumes",
         "volume management in pools (not scheduled yet)",
     ),

@@ -1,13 +1,14 @@
-//! The storage pools of the node API: InitStoragePool (local directories), GetStoragePoolInfo,
-//! ListStoragePools and ListStoragePoolFiles. Capacity is the filesystem's (`statvfs`); file
-//! types come from their content (the storage crate's magic table), never their names.
+//! The storage pools of the node API: InitStoragePool (local directories), DestroyStoragePool,
+//! GetStoragePoolInfo, ListStoragePools and ListStoragePoolFiles. Capacity is the filesystem's
+//! (`statvfs`); file types come from their content (the storage crate's magic table), never
+//! their names.
 //!
 //! Other pool types answer FAILED_PRECONDITION naming what this node lacks; an unknown pool is
 //! NOT_FOUND with "not found", the words the LimiQuantix control plane looks for.
 
 use super::core::NodeService;
 use crate::error::ApiError;
-use crate::pools::{Pool, PoolError};
+use crate::pools::{DestroyError, Pool, PoolError};
 use limiquantix_proto::v1 as pb;
 use limiquantix_storage::magic::{self, HEADER_LEN};
 use limiquantix_vm::VmBackend;
@@ -64,6 +65,33 @@ impl<B: VmBackend> NodeService<B> {
             pools.push(self.pool_info(&id, pool).await?);
         }
         Ok(pb::ListStoragePoolsResponse { pools })
+    }
+
+    /// DestroyStoragePool: forgets a pool made through the API (its directory goes when empty).
+    /// A pool holding a disk of a defined VM is refused: the VM would lose its disk.
+    pub(super) async fn destroy_pool(&self, id: &str) -> Result<(), ApiError> {
+        let pool = self.inner.pools.get(id).ok_or_else(|| not_found(id))?;
+        for entry in self.inner.backend.list().await? {
+            if entry.disk_files.iter().any(|f| f.starts_with(&pool.dir)) {
+                return Err(ApiError::Precondition(format!(
+                    "storage pool {id:?} holds a disk of VM {} ({}); delete the VM first",
+                    entry.definition.name, entry.definition.id
+                )));
+            }
+        }
+        let inner = self.inner.clone();
+        let owned = id.to_string();
+        let removed = tokio::task::spawn_blocking(move || inner.pools.destroy(&owned))
+            .await?
+            .map_err(|e| match e {
+                DestroyError::NotFound => not_found(id),
+                DestroyError::Configured => {
+                    ApiError::Precondition(format!("storage pool {id:?}: {e}"))
+                }
+                DestroyError::Pool(e) => pool_error(e),
+            })?;
+        tracing::info!(pool = %id, dir = %pool.dir.display(), dir_removed = removed, "storage pool destroyed");
+        Ok(())
     }
 
     /// ListStoragePoolFiles: one directory level of a pool.

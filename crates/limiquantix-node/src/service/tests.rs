@@ -699,3 +699,45 @@ async fn status_reports_boot_phase_vcpus_and_the_agent_cached() {
     let stopped = s.service.get_vm_status(id()).await.unwrap().into_inner();
     assert_eq!((stopped.boot, stopped.guest_agent), (None, None));
 }
+
+#[tokio::test]
+async fn pools_made_through_the_api_can_be_destroyed() {
+    let s = setup();
+    let init = pb::InitStoragePoolRequest {
+        pool_id: "p1".into(),
+        r#type: pb::StoragePoolType::LocalDir as i32,
+        config: None,
+    };
+    let info = s
+        .service
+        .init_storage_pool(Request::new(init))
+        .await
+        .unwrap()
+        .into_inner();
+    let dir = std::path::PathBuf::from(&info.mount_path);
+    assert!(dir.is_dir());
+    let listed = s
+        .service
+        .list_storage_pools(Request::new(()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.pools.len(), 1);
+    let id = |p: &str| Request::new(pb::StoragePoolIdRequest { pool_id: p.into() });
+    s.service.destroy_storage_pool(id("p1")).await.unwrap();
+    assert!(!dir.exists(), "an empty pool directory goes with the pool");
+    let e = s.service.destroy_storage_pool(id("p1")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("not found"), "{}", e.message());
+    let nfs = pb::InitStoragePoolRequest {
+        pool_id: "n1".into(),
+        r#type: pb::StoragePoolType::Nfs as i32,
+        config: None,
+    };
+    let e = s
+        .service
+        .init_storage_pool(Request::new(nfs))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+}
