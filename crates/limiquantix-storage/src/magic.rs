@@ -1,7 +1,7 @@
 //! The one table of image magic numbers: what a file is, from its first bytes.
 //!
 //! Everything that looks at an image's header asks [`detect`]: the disk checks of this crate
-//! ([`crate::detect_format`]: qcow2 and raw are used, the rest refused) and the image library
+//! (`detect_format`: qcow2 and raw are used, the rest refused) and the image library
 //! (which also accepts ISO media and maps each refused kind to the command that converts or
 //! unpacks it). QEMU is never asked to guess a format.
 

@@ -2,7 +2,7 @@
 //!
 //! Reads what the backend needs without asking QEMU: the virtual size, the backing file and its
 //! format (header extension `0xe2792aca`), and the fields needed to find guest clusters
-//! (see [`super::guest`]). Every offset and length is checked against the buffer and the spec's
+//! (see the `guest` module). Every offset and length is checked against the buffer and the spec's
 //! limits, so a hostile file gives an error, never a panic (there is a fuzz target for it).
 
 use std::io::Read;
@@ -277,7 +277,7 @@ impl Qcow2Header {
 
     /// Reads the header bytes of the image at `path` (blocking I/O): the first 4 KiB, and for
     /// a qcow2 image the rest of its first cluster (the backing file name may lie anywhere in
-    /// it), up to a limit. [`crate::format`] parses them.
+    /// it), up to a limit; `Qcow2Header::read` parses them.
     pub fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
         let mut f = std::fs::File::open(path)?;
         let mut buf = vec![0u8; 4096];

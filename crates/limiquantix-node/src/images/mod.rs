@@ -5,7 +5,7 @@
 //! from the header) and only then become visible with a no-clobber link into place, so a failed or
 //! refused import leaves nothing in the library. An interrupted download keeps its partial file
 //! and resumes with an HTTP `Range` request. [`jobs`] runs URL imports in the background as
-//! download jobs. No gRPC here: `crate::image_service` mounts this on the API.
+//! download jobs. No gRPC here: the image service mounts this on the API.
 
 mod error;
 mod format;

@@ -144,7 +144,6 @@ fn pool_error(e: PoolError) -> ApiError {
 /// Total, available and used bytes of the filesystem holding `dir`, and the files directly in
 /// it; zeros for a missing directory (the pool is unavailable).
 fn capacity(dir: &Path) -> (u64, u64, u64, u32) {
-    use std::os::unix::ffi::OsStrExt as _;
     let files = std::fs::read_dir(dir)
         .map(|r| {
             r.flatten()
@@ -152,24 +151,15 @@ fn capacity(dir: &Path) -> (u64, u64, u64, u32) {
                 .count()
         })
         .unwrap_or(0);
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return (0, 0, 0, 0);
-    };
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return (0, 0, 0, 0);
+    match crate::hostinfo::filesystem_usage(dir) {
+        Some((total, available, used)) => (
+            total,
+            available,
+            used,
+            u32::try_from(files).unwrap_or(u32::MAX),
+        ),
+        None => (0, 0, 0, 0),
     }
-    let frsize = st.f_frsize as u64;
-    let total = st.f_blocks as u64 * frsize;
-    let available = st.f_bavail as u64 * frsize;
-    let used = total.saturating_sub(st.f_bfree as u64 * frsize);
-    (
-        total,
-        available,
-        used,
-        u32::try_from(files).unwrap_or(u32::MAX),
-    )
 }
 
 /// One level of `rel` (relative to the pool, no `..`) inside `pool_dir`; a symlink out of the
