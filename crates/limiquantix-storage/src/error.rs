@@ -129,6 +129,51 @@ pub enum StorageError {
         /// The image.
         path: PathBuf,
     },
+    /// A volume id or snapshot name is not acceptable.
+    #[error(
+        "{field}: {value:?} is not a valid name: 1 to 64 letters, digits, '.', '_' and '-', \
+         not starting with '.'"
+    )]
+    BadName {
+        /// The request field.
+        field: String,
+        /// The value given (at most 80 characters of it).
+        value: String,
+    },
+    /// A resize asked for less than the image's current size; images only grow.
+    #[error(
+        "{}: the new size {requested} bytes is smaller than the current {current} bytes; \
+         volumes only grow (shrinking would cut the guest's filesystem)",
+        path.display()
+    )]
+    Shrink {
+        /// The image.
+        path: PathBuf,
+        /// Its virtual size now.
+        current: u64,
+        /// The size asked for.
+        requested: u64,
+    },
+    /// A size is not a whole number of 512-byte sectors (or is zero).
+    #[error("size {0} bytes is not a positive multiple of 512")]
+    BadSize(u64),
+    /// Internal snapshots need qcow2.
+    #[error(
+        "{} is a raw image: snapshots need qcow2 (convert it: qemu-img convert -O qcow2)",
+        path.display()
+    )]
+    RawSnapshot {
+        /// The image.
+        path: PathBuf,
+    },
+    /// A snapshot name is taken, or missing.
+    #[error("{}: {problem}", path.display())]
+    Snapshot {
+        /// The image.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("storage task failed: {0}")]
     Task(String),

@@ -1,8 +1,10 @@
 //! Disk images: qcow2 headers, format detection (one magic table, [`magic`]), overlays, blank
-//! disks, boot inspection, and the checks of the files a VM definition names.
+//! disks, boot inspection, the checks of the files a VM definition names, the volumes of
+//! storage pools ([`volume`]), and NFS mounts for storage pools ([`nfs`]).
 //!
 //! Functions that touch files are blocking unless they are `async` (those run `qemu-img` under
-//! tokio and do their file reads in `spawn_blocking`).
+//! tokio and do their file reads in `spawn_blocking`; [`nfs`] runs `mount` and `umount` the same
+//! way).
 
 mod create;
 mod error;
@@ -10,8 +12,10 @@ mod format;
 pub mod guest;
 mod inspect;
 pub mod magic;
+pub mod nfs;
 pub mod qcow2;
 mod sources;
+pub mod volume;
 
 pub use create::{create_blank, create_overlay};
 pub use error::StorageError;

@@ -23,7 +23,7 @@ const NORMAL: &[(&str, &[&str])] = &[
     ("limiquantix-fs", &[]),
     ("limiquantix-cloudinit", &["limiquantix-fs"]),
     ("limiquantix-vm", &[]),
-    ("limiquantix-storage", &["limiquantix-vm"]),
+    ("limiquantix-storage", &["limiquantix-vm", "limiquantix-fs"]),
     (
         "limiquantix-qemu",
         &["limiquantix-vm", "limiquantix-storage", "limiquantix-fs"],
