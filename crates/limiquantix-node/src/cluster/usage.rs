@@ -4,9 +4,9 @@
 
 use crate::hostinfo::{self, MemFacts};
 use crate::pools::{Pool, availability};
-use limiquantix_storage::volume::pool_usage;
 use limiquantix_proto::compute::v1 as compute;
 use limiquantix_proto::compute::v1::storage_pool_status_report::HealthStatus;
+use limiquantix_storage::volume::pool_usage;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -169,7 +169,10 @@ mod tests {
     fn pools_report_capacity_files_and_errors() {
         let d = tempfile::tempdir().unwrap();
         let raw = d.path().join("a.img");
-        std::fs::File::create(&raw).unwrap().set_len(1 << 20).unwrap();
+        std::fs::File::create(&raw)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
         std::fs::write(d.path().join(".hidden"), b"x").unwrap();
         std::fs::create_dir(d.path().join("sub")).unwrap();
         let local = |dir: &Path| Pool::local(dir.to_owned(), Origin::Api, None);
