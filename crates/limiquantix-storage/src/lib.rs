@@ -1,5 +1,5 @@
 //! Disk images: qcow2 headers, format detection (one magic table, [`magic`]), overlays, blank
-//! disks, boot inspection, and the checks of the files a VM definition names.
+//! disks, growing an image, boot inspection, and the checks of the files a VM definition names.
 //!
 //! Functions that touch files are blocking unless they are `async` (those run `qemu-img` under
 //! tokio and do their file reads in `spawn_blocking`).
@@ -11,6 +11,7 @@ pub mod guest;
 mod inspect;
 pub mod magic;
 pub mod qcow2;
+mod resize;
 mod sources;
 
 pub use create::{create_blank, create_overlay};
@@ -18,6 +19,7 @@ pub use error::StorageError;
 pub use format::{DetectedFormat, detect_format};
 pub use inspect::{BootInspection, PartitionTable, inspect_boot};
 pub use qcow2::{Qcow2Error, Qcow2Header};
+pub use resize::grow_image;
 pub use sources::check_sources;
 
 #[cfg(any(test, feature = "fixtures"))]
