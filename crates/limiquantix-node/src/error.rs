@@ -97,7 +97,9 @@ impl ApiError {
             Self::TooLarge { .. } => Code::InvalidArgument,
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::Backend(b) => match b {
-                BackendError::NotFound { .. } => Code::NotFound,
+                BackendError::NotFound { .. } | BackendError::DeviceNotFound { .. } => {
+                    Code::NotFound
+                }
                 BackendError::AlreadyExists { .. } => Code::AlreadyExists,
                 BackendError::InvalidTransition { .. } | BackendError::NotRunning { .. } => {
                     Code::FailedPrecondition
@@ -269,6 +271,15 @@ mod tests {
             op: limiquantix_vm::VmOp::Delete,
         };
         assert_eq!(ApiError::from(busy).code(), Code::FailedPrecondition);
+        let no_disk = BackendError::DeviceNotFound {
+            vm_id: v.clone(),
+            kind: "disk",
+            device_id: "data".into(),
+        };
+        let s: Status = ApiError::from(no_disk).into();
+        assert_eq!(s.code(), Code::NotFound);
+        // The VM is there: the control plane must not read "VM not found".
+        assert!(!s.message().contains("VM not found"), "{}", s.message());
         assert_eq!(
             ApiError::from(BackendError::NotFound { vm_id: v }).code(),
             Code::NotFound

@@ -15,7 +15,7 @@ use crate::qcow2::Qcow2Header;
 use limiquantix_vm::model::DiskFormat;
 
 /// Runs blocking storage work off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(f)
@@ -44,9 +44,13 @@ async fn qemu_img_create(
     if let Some((path, fmt)) = backing {
         cmd.args(["-F", fmt, "-b"]).arg(path);
     }
+    cmd.arg(file).arg(size_bytes.to_string());
+    run_qemu_img(program, cmd).await
+}
+
+/// Runs a `qemu-img` command; a failure carries its error output.
+pub(crate) async fn run_qemu_img(program: &Path, mut cmd: Command) -> Result<(), StorageError> {
     let out = cmd
-        .arg(file)
-        .arg(size_bytes.to_string())
         .kill_on_drop(true)
         .output()
         .await

@@ -1,5 +1,5 @@
 //! Disk images: qcow2 headers, format detection (one magic table, [`magic`]), overlays, blank
-//! disks, boot inspection, the checks of the files a VM definition names, the volumes of
+//! disks, growing an image, boot inspection, the checks of the files a VM definition names, the volumes of
 //! storage pools ([`volume`]), and NFS mounts for storage pools ([`nfs`]).
 //!
 //! Functions that touch files are blocking unless they are `async` (those run `qemu-img` under
@@ -14,6 +14,7 @@ mod inspect;
 pub mod magic;
 pub mod nfs;
 pub mod qcow2;
+mod resize;
 mod sources;
 pub mod volume;
 
@@ -22,6 +23,7 @@ pub use error::StorageError;
 pub use format::{DetectedFormat, detect_format};
 pub use inspect::{BootInspection, PartitionTable, inspect_boot};
 pub use qcow2::{Qcow2Error, Qcow2Header};
+pub use resize::grow_image;
 pub use sources::check_sources;
 
 #[cfg(any(test, feature = "fixtures"))]

@@ -318,3 +318,46 @@ fn sources_are_checked_with_the_field_named() {
     let e = check_sources(&def).unwrap_err();
     assert!(e.to_string().starts_with("cdroms[0].path: "), "{e}");
 }
+
+#[tokio::test]
+async fn grow_image_grows_qcow2_overlays_and_raw_never_shrinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let qi = Path::new(QEMU_IMG);
+    let base = d.join("base.qcow2");
+    img_create(&["-f", "qcow2"], &base, "16M");
+    let over = d.join("over.qcow2");
+    create_overlay(qi, &base, &over, 32 << 20).await.unwrap();
+
+    grow_image(qi, &over, DiskFormat::Qcow2, 64 << 20)
+        .await
+        .unwrap();
+    let h = header(&over);
+    assert_eq!(h.virtual_size, 64 << 20);
+    assert_eq!(h.backing_path(), Some(base.as_path()), "the backing stays");
+    assert_eq!(h.backing_format.as_deref(), Some("qcow2"));
+    assert_eq!(
+        header(&base).virtual_size,
+        16 << 20,
+        "the backing is not touched"
+    );
+
+    // Smaller: qemu-img refuses without --shrink, the image is unchanged.
+    let e = grow_image(qi, &over, DiskFormat::Qcow2, 32 << 20)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StorageError::QemuImg { .. }), "{e}");
+    assert_eq!(header(&over).virtual_size, 64 << 20);
+
+    let raw = d.join("disk.img");
+    create_blank(qi, &raw, DiskFormat::Raw, 4 << 20)
+        .await
+        .unwrap();
+    grow_image(qi, &raw, DiskFormat::Raw, 8 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        detect_format(&raw).unwrap(),
+        DetectedFormat::Raw { size: 8 << 20 }
+    );
+}

@@ -82,6 +82,22 @@ pub trait VmBackend: Send + Sync + 'static {
         iso: Option<PathBuf>,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
+    /// Grows disk `disk_id` (a device id of the definition) to `new_size_bytes` and returns its
+    /// previous virtual size: live while the VM runs or is paused (the guest sees the new size
+    /// at once; growing its partitions and filesystems is the guest's business), on the image
+    /// file while it is stopped or crashed. Grow only: a smaller size is
+    /// [`BackendError::Invalid`] and changes nothing, the same size succeeds without change;
+    /// the size is a positive multiple of 512, at most 64 TiB (the checks of
+    /// [`crate::resize`]). An unknown disk is [`BackendError::DeviceNotFound`], a read-only one
+    /// [`BackendError::Precondition`]. The definition records the new size of a disk the
+    /// backend created.
+    fn resize_disk(
+        &self,
+        id: &VmId,
+        disk_id: &str,
+        new_size_bytes: u64,
+    ) -> impl Future<Output = Result<u64, BackendError>> + Send;
+
     /// Where the VM's VNC display listens; `None` while it is not running or has no VNC.
     fn vnc(
         &self,

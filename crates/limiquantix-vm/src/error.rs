@@ -15,6 +15,17 @@ pub enum BackendError {
         /// The id asked for.
         vm_id: VmId,
     },
+    /// The VM exists but has no device with this id (of this kind). Its message never says
+    /// "VM not found": the VM is there.
+    #[error("VM {vm_id} has no {kind} {device_id:?}")]
+    DeviceNotFound {
+        /// The VM.
+        vm_id: VmId,
+        /// What was looked for: `disk`, `cdrom`, ...
+        kind: &'static str,
+        /// The device id asked for.
+        device_id: String,
+    },
     /// A VM with this id is already defined (with another definition).
     #[error("VM {vm_id} already exists")]
     AlreadyExists {

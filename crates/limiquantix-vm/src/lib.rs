@@ -10,6 +10,7 @@
 //! - [`status`], [`event`], [`guest`], [`error`]: what the trait's methods answer.
 //! - [`readiness`]: the pure boot-phase classifier (console lines and cloud-init's verdict in,
 //!   [`readiness::BootPhase`] out).
+//! - [`resize`]: the checks of a disk resize every backend makes (grow only).
 //! - [`accel`]: the accelerator choice (`auto`, `kvm`, `tcg`).
 
 pub mod accel;
@@ -19,6 +20,7 @@ pub mod event;
 pub mod guest;
 pub mod model;
 pub mod readiness;
+pub mod resize;
 pub mod state;
 pub mod status;
 
@@ -27,5 +29,6 @@ pub use error::BackendError;
 pub use event::{VmEvent, VmEventKind};
 pub use guest::{AgentPing, GuestFacts, GuestNic};
 pub use model::{ValidDefinition, VmDefinition, VmId};
+pub use resize::ResizeError;
 pub use state::{VmOp, VmState, valid_transition};
 pub use status::{LogTail, VmEntry, VmLogs, VmStatus, VncEndpoint};

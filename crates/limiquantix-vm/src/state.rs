@@ -4,14 +4,14 @@
 //! operation, and a refused operation becomes a typed `InvalidTransition` error (never a silent
 //! no-op). The table:
 //!
-//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media |
-//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|
-//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      |
-//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            |
-//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      |
-//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       |
-//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            |
-//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      |
+//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk |
+//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|
+//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     |
+//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           |
+//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     |
+//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      |
+//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           |
+//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     |
 //!
 //! The cell is the state the VM is in while (or right after) the operation runs; `starting`
 //! ends in `running`, `stopping` in `stopped`. Process events move the state too: the QEMU
@@ -97,11 +97,13 @@ pub enum VmOp {
     Delete,
     /// Insert or eject a CD-ROM medium.
     ChangeMedia,
+    /// Grow a disk: live while QEMU runs, on the image file while it does not.
+    ResizeDisk,
 }
 
 impl VmOp {
     /// Every operation, for exhaustive iteration.
-    pub const ALL: [VmOp; 8] = [
+    pub const ALL: [VmOp; 9] = [
         Self::Start,
         Self::Stop,
         Self::ForceStop,
@@ -110,6 +112,7 @@ impl VmOp {
         Self::Resume,
         Self::Delete,
         Self::ChangeMedia,
+        Self::ResizeDisk,
     ];
 
     /// The operation's name.
@@ -123,6 +126,7 @@ impl VmOp {
             Self::Resume => "resume",
             Self::Delete => "delete",
             Self::ChangeMedia => "change_media",
+            Self::ResizeDisk => "resize_disk",
         }
     }
 }
@@ -145,7 +149,9 @@ pub fn valid_transition(state: VmState, op: VmOp) -> Option<VmState> {
         (S::Running, O::Pause) => Some(S::Paused),
         (S::Paused, O::Resume) => Some(S::Running),
         (S::Stopped | S::Crashed, O::Delete) => Some(S::Stopped),
-        (S::Stopped | S::Crashed | S::Running | S::Paused, O::ChangeMedia) => Some(state),
+        (S::Stopped | S::Crashed | S::Running | S::Paused, O::ChangeMedia | O::ResizeDisk) => {
+            Some(state)
+        }
         _ => None,
     }
 }
@@ -155,34 +161,38 @@ mod tests {
     use super::*;
 
     /// The table from the module documentation, row by row (`-` = refused).
-    const TABLE: [(VmState, [&str; 8]); 6] = [
+    const TABLE: [(VmState, [&str; 9]); 6] = [
         (
             VmState::Stopped,
-            ["starting", "-", "-", "-", "-", "-", "stopped", "stopped"],
+            [
+                "starting", "-", "-", "-", "-", "-", "stopped", "stopped", "stopped",
+            ],
         ),
         (
             VmState::Starting,
-            ["-", "-", "stopping", "-", "-", "-", "-", "-"],
+            ["-", "-", "stopping", "-", "-", "-", "-", "-", "-"],
         ),
         (
             VmState::Running,
             [
-                "-", "stopping", "stopping", "running", "paused", "-", "-", "running",
+                "-", "stopping", "stopping", "running", "paused", "-", "-", "running", "running",
             ],
         ),
         (
             VmState::Paused,
             [
-                "-", "stopping", "stopping", "paused", "-", "running", "-", "paused",
+                "-", "stopping", "stopping", "paused", "-", "running", "-", "paused", "paused",
             ],
         ),
         (
             VmState::Stopping,
-            ["-", "-", "stopping", "-", "-", "-", "-", "-"],
+            ["-", "-", "stopping", "-", "-", "-", "-", "-", "-"],
         ),
         (
             VmState::Crashed,
-            ["starting", "-", "-", "-", "-", "-", "stopped", "crashed"],
+            [
+                "starting", "-", "-", "-", "-", "-", "stopped", "crashed", "crashed",
+            ],
         ),
     ];
 
@@ -200,10 +210,31 @@ mod tests {
     #[test]
     fn the_documentation_table_is_the_tested_one() {
         let doc = include_str!("state.rs");
+        let cells = |line: &str| -> Vec<String> {
+            line.trim_start_matches("//!")
+                .split('|')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let header = doc
+            .lines()
+            .find(|l| l.starts_with("//! | state"))
+            .expect("the table's header");
+        let ops: Vec<String> = VmOp::ALL.iter().map(|o| o.to_string()).collect();
+        assert_eq!(
+            cells(header)[1..],
+            ops[..],
+            "the header names every operation"
+        );
         for (state, row) in TABLE {
-            let cells: Vec<String> = row.iter().map(|c| format!("{c:<8}")).collect();
-            let needle = format!("| {:<10} | {}", state.as_str(), cells[0]);
-            assert!(doc.contains(&needle), "row {state} missing: {needle}");
+            let prefix = format!("//! | {:<10} |", state.as_str());
+            let line = doc
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("row {state} missing"));
+            assert_eq!(cells(line)[1..], row[..], "row {state}");
         }
     }
 
@@ -216,6 +247,8 @@ mod tests {
         assert_eq!(valid_transition(VmState::Stopped, VmOp::Pause), None);
         assert_eq!(valid_transition(VmState::Paused, VmOp::Pause), None);
         assert_eq!(valid_transition(VmState::Running, VmOp::Resume), None);
+        assert_eq!(valid_transition(VmState::Starting, VmOp::ResizeDisk), None);
+        assert_eq!(valid_transition(VmState::Stopping, VmOp::ResizeDisk), None);
     }
 
     #[test]

@@ -45,10 +45,7 @@ impl<B: VmBackend> NodeService<B> {
                     .vm_id
                     .parse()
                     .map_err(|_| ApiError::Internal(format!("bad VM id {}", a.vm_id)))?;
-                {
-                    let _: &limiquantix_vm::model::VmId = &vm;
-                    vol::resize_image(&self.inner.config.qemu_img, &file, new).await?
-                }
+                self.inner.backend.resize_disk(&vm, &a.disk_id, new).await?
             }
             None => vol::resize_image(&self.inner.config.qemu_img, &file, new).await?,
         };

@@ -6,6 +6,7 @@ use crate::config::{Config, Layer};
 use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::{CdromRole, DiskSource, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::readiness::BootPhase;
+use limiquantix_vm::resize;
 use limiquantix_vm::{
     AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, LogTail, VmEntry, VmEvent,
     VmEventKind, VmLogs, VmOp, VmState, VmStatus, VncEndpoint, valid_transition,
@@ -28,6 +29,9 @@ struct Fake {
     events: broadcast::Sender<VmEvent>,
     /// How many times the guest agent was asked about the guest.
     agent_queries: std::sync::atomic::AtomicUsize,
+    /// The virtual size of each disk resized through the fake, by VM and disk id (a disk given
+    /// by path starts at 0; the others at the size their definition records).
+    disk_sizes: Mutex<BTreeMap<(VmId, String), u64>>,
 }
 
 impl Fake {
@@ -38,6 +42,7 @@ impl Fake {
             seeds: Mutex::default(),
             events: broadcast::channel(16).0,
             agent_queries: Default::default(),
+            disk_sizes: Mutex::default(),
         }
     }
 
@@ -156,6 +161,20 @@ impl VmBackend for Fake {
         _: Option<PathBuf>,
     ) -> Result<(), BackendError> {
         self.apply(id, VmOp::ChangeMedia)
+    }
+    async fn resize_disk(&self, id: &VmId, disk: &str, size: u64) -> Result<u64, BackendError> {
+        self.apply(id, VmOp::ResizeDisk)?;
+        let mut vms = self.vms.lock().unwrap();
+        let def = &mut vms.get_mut(id).expect("checked by apply").definition;
+        let (index, spec) = resize::resizable_disk(def, disk, size)?;
+        let mut sizes = self.disk_sizes.lock().unwrap();
+        let key = (id.clone(), disk.to_owned());
+        let recorded = resize::recorded_size(spec).unwrap_or(0);
+        let current = *sizes.get(&key).unwrap_or(&recorded);
+        resize::check_grow(disk, current, size)?;
+        sizes.insert(key, size);
+        resize::record_size(def, index, size);
+        Ok(current)
     }
     async fn vnc(&self, id: &VmId) -> Result<Option<VncEndpoint>, BackendError> {
         let e = self.get(id).await?;

@@ -43,6 +43,9 @@ impl<B: VmBackend> NodeService<B> {
             VmOp::ChangeMedia => Err(BackendError::Invalid(
                 "change_media takes a CD-ROM and a medium: use ChangeMedia".into(),
             )),
+            VmOp::ResizeDisk => Err(BackendError::Invalid(
+                "resize_disk takes a disk and a size: use ResizeVolume".into(),
+            )),
         };
         match &result {
             Ok(()) => tracing::info!(vm_id = %id, op = %op, "VM operation done"),

@@ -18,6 +18,16 @@ pub(super) struct ImageNodes {
     pub top: String,
 }
 
+/// The node the device of image `id` attaches to: its throttle node when it has I/O limits, its
+/// format node otherwise. A live resize goes there, so the guest's device sees the new size
+/// (QEMU 7.2 does not pass a format node's new size up through a throttle node above it).
+pub(crate) fn top_node(id: &str, limits: Option<&IoLimits>) -> String {
+    match limits.filter(|l| !l.entries().is_empty()) {
+        Some(_) => format!("{id}-thr"),
+        None => format!("{id}-fmt"),
+    }
+}
+
 /// Nodes for an image file.
 pub(super) fn image(
     id: &str,

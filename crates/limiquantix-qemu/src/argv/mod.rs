@@ -29,6 +29,7 @@ mod machine;
 mod netdev;
 mod types;
 
+pub(crate) use blockdev::top_node;
 pub use boot::{BootDevice, BootEntry, boot_order};
 pub use command::QemuCommand;
 pub use types::{BootError, HostConfig, ResolvedFirmware};

@@ -180,6 +180,8 @@ fn disk_boots_first_and_seed_never() {
     let cmd = build(&def).unwrap();
     let a = cmd.args();
     assert_eq!(device(a, "disk0")["bootindex"], 1);
+    let top = super::top_node("disk0", None);
+    assert_eq!(device(a, "disk0")["drive"], top.as_str());
     assert_eq!(device(a, "install")["bootindex"], 2);
     let seed = device(a, "seed");
     assert!(seed.get("bootindex").is_none(), "{seed}");
@@ -365,6 +367,12 @@ fn limits_hugepages_kvm_windows_and_vnc_options() {
     assert_eq!(objects[1]["limits"]["iops-total"], 500);
     assert_eq!(objects[1]["limits"]["bps-read"], 1 << 20);
     assert_eq!(device(a, "disk0")["drive"], "disk0-thr");
+    let top = super::top_node("disk0", def.disks[0].limits.as_ref());
+    assert_eq!(
+        device(a, "disk0")["drive"],
+        top.as_str(),
+        "a live resize goes to the device's node"
+    );
     let s = strs(&cmd);
     assert!(s.contains(&"127.0.0.1:7,password=on".to_owned()), "{s:?}");
     assert!(s.contains(&"base=localtime,driftfix=slew".to_owned()));

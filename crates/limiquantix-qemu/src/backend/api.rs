@@ -34,6 +34,8 @@ impl From<QemuError> for BackendError {
             }
             E::NotRunning { vm_id, state } => BackendError::NotRunning { vm_id, state },
             E::Invalid(m) => BackendError::Model(m),
+            E::Resize(r) => r.into(),
+            E::Grow { .. } => BackendError::Precondition(text),
             E::NoSuchCdrom { .. } | E::Boot(BootError::Invalid(_)) => BackendError::Invalid(text),
             E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::StartFailed { .. } => {
                 BackendError::Precondition(text)
@@ -242,6 +244,15 @@ impl VmBackend for QemuBackend {
         iso: Option<PathBuf>,
     ) -> Result<(), BackendError> {
         Ok(QemuBackend::change_media(self, id, cdrom_id, iso).await?)
+    }
+
+    async fn resize_disk(
+        &self,
+        id: &VmId,
+        disk_id: &str,
+        new_size_bytes: u64,
+    ) -> Result<u64, BackendError> {
+        Ok(QemuBackend::resize_disk(self, id, disk_id, new_size_bytes).await?)
     }
 
     async fn vnc(&self, id: &VmId) -> Result<Option<VncEndpoint>, BackendError> {

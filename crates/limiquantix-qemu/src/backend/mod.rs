@@ -15,7 +15,8 @@
 //! Layout (children import each other one way, never from this file): `types` (configuration,
 //! errors), `vm` (one VM's record), `core` ([`QemuBackend`], its shared state and helpers),
 //! `monitor` (the task per running QEMU), `define`, `adopt` (opening), `start`, `stop`,
-//! `media`, `query` (status and clients), `api` (the [`limiquantix_vm::VmBackend`] impl).
+//! `media`, `resize` (growing a disk), `query` (status and clients), `api` (the
+//! [`limiquantix_vm::VmBackend`] impl).
 //!
 //! [`VmEvent`]: limiquantix_vm::VmEvent
 
@@ -26,6 +27,7 @@ mod define;
 mod media;
 mod monitor;
 mod query;
+mod resize;
 mod start;
 mod stop;
 mod types;

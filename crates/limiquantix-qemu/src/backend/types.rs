@@ -9,6 +9,7 @@ use crate::persist::PersistError;
 use crate::process::ProcessError;
 use crate::qmp::QmpError;
 use limiquantix_storage::StorageError;
+use limiquantix_vm::ResizeError;
 use limiquantix_vm::accel::{Accel, AccelError};
 use limiquantix_vm::model::{ModelError, VmId};
 use limiquantix_vm::state::{VmOp, VmState};
@@ -156,6 +157,21 @@ pub enum QemuError {
         vm_id: VmId,
         /// The id asked for.
         cdrom_id: String,
+    },
+    /// A disk resize was refused before the image was touched (unknown or read-only disk, a
+    /// size not allowed, a smaller size).
+    #[error(transparent)]
+    Resize(#[from] ResizeError),
+    /// Growing a disk failed: `qemu-img` could not run or refused (the image is in use, say),
+    /// or QEMU does not know the disk's block node.
+    #[error("VM {vm_id}: cannot grow disk {disk_id:?}: {problem}")]
+    Grow {
+        /// The VM.
+        vm_id: VmId,
+        /// The disk.
+        disk_id: String,
+        /// What went wrong.
+        problem: String,
     },
     /// A file or directory operation failed.
     #[error("{}: {source}", path.display())]

@@ -2,8 +2,10 @@
 
 use super::id::check_volume_name;
 use super::snapshots::read_snapshot_names;
+use crate::create::run_qemu_img;
 use crate::error::StorageError;
 use crate::format::detect_format;
+use crate::resize::grow_image;
 use limiquantix_vm::model::DiskFormat;
 use std::path::Path;
 use tokio::process::Command;
@@ -13,22 +15,9 @@ pub(super) async fn qemu_img(
     program: &Path,
     args: &[&std::ffi::OsStr],
 ) -> Result<(), StorageError> {
-    let out = Command::new(program)
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|source| StorageError::Spawn {
-            program: program.to_owned(),
-            source,
-        })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(StorageError::QemuImg {
-        status: out.status.to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-    })
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    run_qemu_img(program, cmd).await
 }
 
 /// The format and virtual size of the image at `path`, read natively off the runtime.
@@ -59,19 +48,7 @@ pub async fn resize_image(
         });
     }
     if new_size > current {
-        let size = new_size.to_string();
-        qemu_img(
-            qemu_img_bin,
-            &[
-                "resize".as_ref(),
-                "-q".as_ref(),
-                "-f".as_ref(),
-                format.qemu_name().as_ref(),
-                path.as_os_str(),
-                size.as_ref(),
-            ],
-        )
-        .await?;
+        grow_image(qemu_img_bin, path, format, new_size).await?;
         tracing::info!(file = %path.display(), from = current, to = new_size, "volume grown");
     }
     Ok(current)

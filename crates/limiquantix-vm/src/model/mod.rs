@@ -22,8 +22,8 @@ pub use device::{
 };
 pub use id::{MacAddr, MacAddrError, VmId, VmIdError, check_device_id, check_vm_name};
 pub use valid::ValidDefinition;
-pub use validate::ModelError;
 pub use validate::check_path;
+pub use validate::{MAX_DISK_BYTES, ModelError};
 
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

@@ -24,8 +24,8 @@ fn err(field: impl Into<String>, problem: impl Into<String>) -> ModelError {
     }
 }
 
-/// Largest disk the backend creates: 64 TiB.
-const MAX_DISK_BYTES: u64 = 64 << 40;
+/// Largest disk a definition may ask for, and a disk may grow to: 64 TiB.
+pub const MAX_DISK_BYTES: u64 = 64 << 40;
 /// Ports on the one AHCI controller shared by SATA disks and CD-ROMs.
 pub(crate) const AHCI_PORTS: usize = 6;
 
