@@ -320,6 +320,11 @@ async fn volumes_end_to_end_with_their_refusals() {
 
 /// CreateVM disks in a pool, a disk path that is a volume id, and the refusals they bring.
 async fn vm_disks_are_volumes(c: &mut NodeClient, node: &Node, image: &Path, dir: &Path) {
+    // A disk beyond the pool's cap: refused before anything is written.
+    let mut big = vm_in_pool(image, "fast");
+    big.spec.as_mut().unwrap().disks[0].size_gib = 1;
+    code(c.create_vm(big).await, Code::ResourceExhausted, "cap");
+    assert!(!dir.join(format!("{DISK}.qcow2")).exists() && node.vm_dirs().is_empty());
     c.create_vm(vm_in_pool(image, "fast")).await.unwrap();
     let disk = volume(c, "fast", DISK).await;
     assert_eq!(disk.attached_to, VM);
@@ -593,4 +598,72 @@ async fn nfs_pools_adopt_the_right_share_and_refuse_others() {
         mountinfo.contains("nfs.example.test:/srv/share"),
         "an adopted share stays mounted"
     );
+}
+
+#[tokio::test]
+async fn a_running_vms_volume_grows_live_and_is_not_copied_or_deleted() {
+    let _one_guest = common::QEMU.lock().await;
+    let mut node = Node::new();
+    let image = node.tiny_image();
+    node.start();
+    let mut c = node.client().await;
+    c.create_vm(vm_in_pool(&image, "pool")).await.unwrap();
+    c.start_vm(pb::VmIdRequest { vm_id: VM.into() })
+        .await
+        .unwrap();
+    let before = volume(&mut c, "pool", DISK).await.size_bytes;
+
+    // As the control plane sends it: pool "default", the disk's id. QEMU grows the disk (its
+    // qcow2 header says so at once) and the VM runs on.
+    resize(&mut c, "default", DISK, before + 64 * MIB)
+        .await
+        .unwrap();
+    assert_eq!(
+        volume(&mut c, "pool", DISK).await.size_bytes,
+        before + 64 * MIB
+    );
+    let status = c
+        .get_vm_status(pb::VmIdRequest { vm_id: VM.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.state, pb::PowerState::Running as i32);
+    code(
+        resize(&mut c, "pool", DISK, before).await,
+        Code::InvalidArgument,
+        "new_size_bytes",
+    );
+
+    // A running VM's disk is not copied, snapshotted with qemu-img, or deleted.
+    use pb::VolumeSourceType as S;
+    code(
+        create(&mut c, "pool", "copy", 0, S::VolumeSourceClone, DISK).await,
+        Code::FailedPrecondition,
+        "running",
+    );
+    code(
+        c.create_volume_snapshot(pb::CreateVolumeSnapshotRequest {
+            pool_id: "pool".into(),
+            volume_id: DISK.into(),
+            snapshot_id: "s".into(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "running",
+    );
+    code(
+        c.delete_volume(pb::VolumeIdRequest {
+            pool_id: "pool".into(),
+            volume_id: DISK.into(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        VM,
+    );
+    c.force_stop_vm(pb::VmIdRequest { vm_id: VM.into() })
+        .await
+        .unwrap();
+    c.delete_vm(pb::VmIdRequest { vm_id: VM.into() })
+        .await
+        .unwrap();
 }

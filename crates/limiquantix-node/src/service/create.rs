@@ -13,12 +13,13 @@
 //! `createvm:after-seed`, `createvm:after-define`.
 
 use super::core::NodeService;
+use super::volume::check_room;
 use crate::error::ApiError;
 use crate::fault;
 use crate::provision::{self, SeedKind};
 use crate::translate::{Context, model_error, parse_vm_id, prepare_definition};
 use limiquantix_proto::v1 as pb;
-use limiquantix_vm::model::{ValidDefinition, VmId};
+use limiquantix_vm::model::{DiskSource, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::{BackendError, VmBackend, VmEventKind};
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
@@ -76,6 +77,7 @@ impl<B: VmBackend> NodeService<B> {
         let t0 = std::time::Instant::now();
         let name = req.name.clone();
         let planned = self.plan(req, id.clone(), digest.clone()).await?;
+        self.check_pool_room(&planned.definition).await?;
         let prepared_in = t0.elapsed();
         if let Some(answer) = self
             .define(&id, &digest, planned.definition, planned.seed_iso)
@@ -91,6 +93,27 @@ impl<B: VmBackend> NodeService<B> {
             "CreateVM timings (validation and seed; backend define)"
         );
         Ok(self.created(&id, &name, planned.kind, &planned.warnings))
+    }
+
+    /// Refuses, before anything is written, disks to be created in a pool that would not fit
+    /// in its free space or its cap (the same rule as CreateVolume).
+    async fn check_pool_room(&self, def: &VmDefinition) -> Result<(), ApiError> {
+        let pools = self.inner.pools.all();
+        for disk in &def.disks {
+            let Some(dir) = def.disk_dirs.get(&disk.id) else {
+                continue;
+            };
+            let size = match disk.source {
+                DiskSource::Overlay { size_bytes, .. } | DiskSource::Blank { size_bytes } => {
+                    size_bytes
+                }
+                DiskSource::Path { .. } => continue,
+            };
+            if let Some((pool_id, pool)) = pools.iter().find(|(_, p)| &p.dir == dir) {
+                check_room(pool_id, pool, size, 0).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Translates and checks the request, decides and builds the seed, and validates the whole

@@ -130,11 +130,8 @@ impl<B: VmBackend> NodeService<B> {
         }
         tracing::info!(pool = %req.pool_id, volume = %id, source = kind.as_str_name(), "volume created");
         let info = read(dst).await?;
-        Ok(volume_response(
-            &req.pool_id,
-            &info,
-            &self.attachments().await?,
-        ))
+        // A new volume is nobody's disk yet.
+        Ok(volume_response(&req.pool_id, &info, &[]))
     }
 
     /// A full copy of a volume (CLONE) or of a snapshot of one (SNAPSHOT, `<volume>@<snapshot>`).
@@ -334,29 +331,37 @@ pub(super) async fn check_room(
     promise: u64,
     write: u64,
 ) -> Result<(), ApiError> {
-    let dir = pool.dir.clone();
-    let usage = tokio::task::spawn_blocking(move || vol::pool_usage(&dir))
-        .await?
-        .ok_or_else(|| {
-            ApiError::Precondition(format!(
-                "storage pool {pool_id:?}: its directory cannot be read"
-            ))
-        })?;
+    let (dir, capped) = (pool.dir.clone(), pool.capacity_bytes.is_some());
+    // The free space is one statvfs; what the volumes are promised (a scan of their headers)
+    // is needed only for a capped pool.
+    let (available, provisioned) = tokio::task::spawn_blocking(move || {
+        let (_, available, _) = vol::filesystem_usage(&dir)?;
+        let provisioned = if capped {
+            vol::pool_usage(&dir)?.provisioned
+        } else {
+            0
+        };
+        Some((available, provisioned))
+    })
+    .await?
+    .ok_or_else(|| {
+        ApiError::Precondition(format!(
+            "storage pool {pool_id:?}: its directory cannot be read"
+        ))
+    })?;
     let need = promise.max(write);
-    if need > usage.available {
+    if need > available {
         return Err(ApiError::Exhausted(format!(
-            "storage pool {pool_id:?}: {need} bytes do not fit in the {} bytes free on its filesystem",
-            usage.available
+            "storage pool {pool_id:?}: {need} bytes do not fit in the {available} bytes free on its filesystem"
         )));
     }
     if let Some(cap) = pool
         .capacity_bytes
-        .filter(|cap| usage.provisioned.saturating_add(promise) > *cap)
+        .filter(|cap| provisioned.saturating_add(promise) > *cap)
     {
         return Err(ApiError::Exhausted(format!(
-            "storage pool {pool_id:?}: its volumes are promised {} bytes of its {cap}-byte cap; \
-             {promise} more would exceed it",
-            usage.provisioned
+            "storage pool {pool_id:?}: its volumes are promised {provisioned} bytes of its \
+             {cap}-byte cap; {promise} more would exceed it"
         )));
     }
     Ok(())
