@@ -7,6 +7,7 @@
 use crate::confine::ConfineError;
 use crate::images::ImageError;
 use crate::images::jobs::JobError;
+use limiquantix_storage::StorageError;
 use limiquantix_vm::BackendError;
 use tonic::{Code, Status};
 
@@ -66,6 +67,12 @@ pub enum ApiError {
     /// The request cannot be satisfied in the current state of the node (the message says why).
     #[error("{0}")]
     Precondition(String),
+    /// The request would take more room than there is (the message says how much of what).
+    #[error("{0}")]
+    Exhausted(String),
+    /// A volume operation refused or failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// A server-side failure (I/O, a task that panicked).
     #[error("{0}")]
     Internal(String),
@@ -114,8 +121,35 @@ impl ApiError {
             Self::NotFound(_) => Code::NotFound,
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Precondition(_) => Code::FailedPrecondition,
+            Self::Exhausted(_) => Code::ResourceExhausted,
+            Self::Storage(e) => storage_code(e),
             Self::Internal(_) => Code::Internal,
         }
+    }
+}
+
+/// The gRPC code of a storage error.
+fn storage_code(e: &StorageError) -> Code {
+    use StorageError as E;
+    match e {
+        E::BadName { .. }
+        | E::BadSize(_)
+        | E::Shrink { .. }
+        | E::UnsupportedFormat { .. }
+        | E::OverlayTooSmall { .. }
+        | E::BackingNotAbsolute { .. }
+        | E::NotAnImage { .. }
+        | E::FormatMismatch { .. }
+        | E::BackingFormatMissing { .. } => Code::InvalidArgument,
+        E::AlreadyExists { .. } => Code::AlreadyExists,
+        E::Missing { .. } => Code::NotFound,
+        E::RawSnapshot { .. } | E::Snapshot { .. } => Code::FailedPrecondition,
+        E::Io { .. }
+        | E::Qcow2 { .. }
+        | E::Unreadable { .. }
+        | E::Spawn { .. }
+        | E::QemuImg { .. }
+        | E::Task(_) => Code::Internal,
     }
 }
 

@@ -193,22 +193,7 @@ pub fn parse_os_release(text: &str) -> (String, String) {
     (get("NAME"), get("VERSION_ID"))
 }
 
-/// Capacity of the filesystem holding `path`: (total, available to users, used) bytes.
-pub fn filesystem_usage(path: &Path) -> Option<(u64, u64, u64)> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: `statvfs` is plain old data, filled by the call.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return None;
-    }
-    let frag = s.f_frsize as u64;
-    let total = s.f_blocks as u64 * frag;
-    let free = s.f_bfree as u64 * frag;
-    let avail = s.f_bavail as u64 * frag;
-    Some((total, avail, total.saturating_sub(free)))
-}
+pub use limiquantix_storage::volume::filesystem_usage;
 
 /// Host facts read from the filesystem (blocking: call from blocking context).
 #[derive(Debug, Clone, Default)]

@@ -60,6 +60,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     );
     let backend = Arc::new(backend);
     let service = NodeService::new(backend.clone(), config.clone(), hypervisor);
+    // In the background: NFS shares the node had mounted and that are gone are mounted again.
+    let remount = service.clone();
+    tokio::spawn(async move { remount.remount_pools().await });
     if let Some(settings) = &config.control_plane {
         // In the background: serving never waits for the control plane.
         match cluster::spawn(settings.clone(), &config, backend, service.pools()) {

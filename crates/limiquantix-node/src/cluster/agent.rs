@@ -330,7 +330,7 @@ impl<B: VmBackend> Agent<B> {
 
     /// The host and the pools now, and the CPU usage since the last reading.
     async fn host_usage(&mut self) -> Result<(HostUsage, f64), AgentError> {
-        let (pools, state_dir) = (self.pools.dirs(), self.state_dir.clone());
+        let (pools, state_dir) = (self.pools.all(), self.state_dir.clone());
         let usage =
             tokio::task::spawn_blocking(move || HostUsage::read(&pools, &state_dir)).await?;
         let cpu = usage.cpu_times.map_or(0.0, |t| self.cpu.update(t));

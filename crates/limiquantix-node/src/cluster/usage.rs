@@ -3,10 +3,12 @@
 //! mount path, volume count).
 
 use crate::hostinfo::{self, MemFacts};
+use crate::pools::{Pool, availability};
+use limiquantix_storage::volume::pool_usage;
 use limiquantix_proto::compute::v1 as compute;
 use limiquantix_proto::compute::v1::storage_pool_status_report::HealthStatus;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -70,7 +72,7 @@ pub struct HostUsage {
 
 impl HostUsage {
     /// Reads the host and the pools.
-    pub fn read(pools: &BTreeMap<String, PathBuf>, state_dir: &Path) -> Self {
+    pub fn read(pools: &BTreeMap<String, Pool>, state_dir: &Path) -> Self {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let mut load = [0.0; 3];
         for (slot, field) in load
@@ -84,7 +86,7 @@ impl HostUsage {
             memory: hostinfo::parse_meminfo(&read("/proc/meminfo")),
             load,
             state_fs: hostinfo::filesystem_usage(state_dir),
-            pools: pools.iter().map(|(id, dir)| pool_report(id, dir)).collect(),
+            pools: pools.iter().map(|(id, p)| pool_report(id, p)).collect(),
         }
     }
 
@@ -113,42 +115,43 @@ impl HostUsage {
     }
 }
 
-/// A pool's report: healthy with its filesystem's capacity and the number of files (volumes and
-/// images) at its top, or in error when its directory cannot be read.
-pub fn pool_report(id: &str, dir: &Path) -> compute::StoragePoolStatusReport {
+/// A pool's report: healthy with its capacity (the filesystem's, or its cap) and its volume
+/// count, or in error with the reason when its directory or share is unavailable.
+pub fn pool_report(id: &str, pool: &Pool) -> compute::StoragePoolStatusReport {
     let mut report = compute::StoragePoolStatusReport {
         pool_id: id.to_string(),
-        mount_path: dir.display().to_string(),
+        mount_path: pool.dir.display().to_string(),
         ..Default::default()
     };
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            report.health = HealthStatus::HealthError as i32;
-            report.error_message = format!("cannot read the pool directory: {e}");
-            return report;
-        }
-    };
-    let Some((total, available, used)) = hostinfo::filesystem_usage(dir) else {
+    if let Err(why) = availability(pool) {
         report.health = HealthStatus::HealthError as i32;
-        report.error_message = "statvfs of the pool directory failed".into();
+        report.error_message = why;
+        return report;
+    }
+    let Some(usage) = pool_usage(&pool.dir) else {
+        report.health = HealthStatus::HealthError as i32;
+        report.error_message = "cannot read the pool directory".into();
         return report;
     };
     report.health = HealthStatus::HealthHealthy as i32;
-    report.total_bytes = total;
-    report.available_bytes = available;
-    report.used_bytes = used;
-    report.volume_count = entries
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .count() as u32;
+    report.total_bytes = pool.capacity_bytes.unwrap_or(usage.total);
+    report.available_bytes = match pool.capacity_bytes {
+        Some(cap) => usage.available.min(cap.saturating_sub(usage.provisioned)),
+        None => usage.available,
+    };
+    report.used_bytes = if pool.capacity_bytes.is_some() {
+        usage.allocated
+    } else {
+        usage.used
+    };
+    report.volume_count = usage.volumes;
     report
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pools::Origin;
 
     #[test]
     fn cpu_usage_from_two_samples() {
@@ -165,23 +168,28 @@ mod tests {
     #[test]
     fn pools_report_capacity_files_and_errors() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("a.qcow2"), b"x").unwrap();
+        let raw = d.path().join("a.img");
+        std::fs::File::create(&raw).unwrap().set_len(1 << 20).unwrap();
         std::fs::write(d.path().join(".hidden"), b"x").unwrap();
         std::fs::create_dir(d.path().join("sub")).unwrap();
-        let r = pool_report("fast", d.path());
+        let local = |dir: &Path| Pool::local(dir.to_owned(), Origin::Api, None);
+        let r = pool_report("fast", &local(d.path()));
         assert_eq!(r.health, HealthStatus::HealthHealthy as i32);
         assert!(r.total_bytes > 0 && r.total_bytes >= r.used_bytes);
         assert_eq!(r.volume_count, 1);
         assert_eq!(r.mount_path, d.path().display().to_string());
-        let missing = pool_report("gone", &d.path().join("nope"));
+        let missing = pool_report("gone", &local(&d.path().join("nope")));
         assert_eq!(missing.health, HealthStatus::HealthError as i32);
-        assert!(missing.error_message.contains("cannot read"), "{missing:?}");
+        assert!(missing.error_message.contains("missing"), "{missing:?}");
     }
 
     #[test]
     fn this_hosts_heartbeat_has_real_figures() {
         let d = tempfile::tempdir().unwrap();
-        let pools = BTreeMap::from([("p".to_string(), d.path().to_path_buf())]);
+        let pools = BTreeMap::from([(
+            "p".to_string(),
+            Pool::local(d.path().to_path_buf(), Origin::Api, None),
+        )]);
         let usage = HostUsage::read(&pools, d.path());
         assert!(usage.cpu_times.is_some());
         let hb = usage.heartbeat("n1", 5.0, 2);

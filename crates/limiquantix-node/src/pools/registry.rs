@@ -1,5 +1,4 @@
-//! The node's storage pools: those of the configuration (`--pool ID=DIR`) and those
-//! InitStoragePool made, in one registry persisted as `<state>/pools.json`.
+//! The pool registry, persisted as `<state>/pools.json`.
 //!
 //! A pool made through the API is a local directory under one of the pool roots (by default
 //! `<state>/pools`; the operator adds roots with `pool_roots`), so a caller of the API cannot
@@ -7,81 +6,10 @@
 //! whose directory is missing at start is kept and reported, never dropped. Everything here
 //! touches files: call from blocking context.
 
-use serde::{Deserialize, Serialize};
+use super::model::{DestroyError, Origin, Pool, PoolError};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::RwLock;
-
-/// Where a pool comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    /// The daemon's configuration.
-    Config,
-    /// InitStoragePool.
-    Api,
-}
-
-/// One pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pool {
-    /// Its directory.
-    pub dir: PathBuf,
-    /// Where it comes from.
-    pub origin: Origin,
-}
-
-/// Why a pool operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    /// The pool id is not acceptable.
-    #[error(
-        "pool_id: {0:?} is not a pool id: 1 to 64 characters of letters, digits, '.', '_' and '-'"
-    )]
-    BadId(String),
-    /// The directory is not under a pool root.
-    #[error(
-        "config.local.path: {path:?} is outside the pool roots ({roots}); a pool made through \
-         the API lives under one of them (the operator adds roots with pool_roots)"
-    )]
-    Outside {
-        /// The path asked for.
-        path: String,
-        /// The roots, for the message.
-        roots: String,
-    },
-    /// The pool exists with another directory.
-    #[error("pool {id} already exists with directory {existing}")]
-    Conflict {
-        /// The pool.
-        id: String,
-        /// Its directory.
-        existing: String,
-    },
-    /// A file operation failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Why a pool cannot be destroyed.
-#[derive(Debug, thiserror::Error)]
-pub enum DestroyError {
-    /// No such pool.
-    #[error("storage pool not found on this node")]
-    NotFound,
-    /// The pool comes from the configuration.
-    #[error("the pool comes from the daemon's configuration (--pool, [pools]); remove it there")]
-    Configured,
-    /// Saving the registry failed.
-    #[error(transparent)]
-    Pool(#[from] PoolError),
-}
 
 /// The registry.
 #[derive(Debug)]
@@ -114,13 +42,7 @@ impl PoolRegistry {
         };
         pools.retain(|_, p| p.origin == Origin::Api);
         for (id, dir) in configured {
-            pools.insert(
-                id.clone(),
-                Pool {
-                    dir: dir.clone(),
-                    origin: Origin::Config,
-                },
-            );
+            pools.insert(id.clone(), Pool::local(dir.clone(), Origin::Config, None));
         }
         for (id, p) in &pools {
             if !p.dir.is_dir() {
@@ -152,30 +74,58 @@ impl PoolRegistry {
         self.read().clone()
     }
 
-    /// Makes (or finds again) local-directory pool `id` at `path` (empty: `<first root>/<id>`).
-    /// The same id with the same directory again is success with `false`; the directory is
+    /// Makes (or finds again) local-directory pool `id` at `path` (empty: `<first root>/<id>`)
+    /// with an optional cap. The same spec again is success with `false`; the directory is
     /// created (mode 0750) when missing.
-    pub fn init_local(&self, id: &str, path: &str) -> Result<(Pool, bool), PoolError> {
+    pub fn init_local(
+        &self,
+        id: &str,
+        path: &str,
+        capacity_bytes: Option<u64>,
+    ) -> Result<(Pool, bool), PoolError> {
         check_id(id)?;
-        let dir = self.place(id, path)?;
+        let dir = self.place(id, "config.local.path", path)?;
+        let want = Pool::local(dir, Origin::Api, capacity_bytes);
+        if let Some(existing) = self.same_or_conflict(id, &want)? {
+            return Ok((existing, false));
+        }
+        create_dir(&want.dir)?;
+        self.insert(id, want)
+    }
+
+    /// The pool `id` when it exists with the spec of `want`; `None` when there is no such
+    /// pool; [`PoolError::Conflict`] when it exists with another spec.
+    pub fn same_or_conflict(&self, id: &str, want: &Pool) -> Result<Option<Pool>, PoolError> {
+        match self.get(id) {
+            None => Ok(None),
+            Some(existing) if existing.same_spec(want) => Ok(Some(existing)),
+            Some(existing) => Err(PoolError::Conflict {
+                id: id.into(),
+                existing: describe(&existing),
+            }),
+        }
+    }
+
+    /// Adds API pool `id` (whose directory exists) and saves the registry; the same spec again
+    /// is success with `false`.
+    pub fn insert(&self, id: &str, pool: Pool) -> Result<(Pool, bool), PoolError> {
+        check_id(id)?;
         let mut pools = self.pools.write().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = pools.get(id) {
-            return if existing.dir == dir {
+            return if existing.same_spec(&pool) {
                 Ok((existing.clone(), false))
             } else {
                 Err(PoolError::Conflict {
                     id: id.into(),
-                    existing: existing.dir.display().to_string(),
+                    existing: describe(existing),
                 })
             };
         }
-        create_dir(&dir)?;
-        let pool = Pool {
-            dir,
-            origin: Origin::Api,
-        };
         pools.insert(id.into(), pool.clone());
-        self.save(&pools)?;
+        if let Err(e) = self.save(&pools) {
+            pools.remove(id);
+            return Err(e);
+        }
         Ok((pool, true))
     }
 
@@ -196,9 +146,12 @@ impl PoolRegistry {
         Ok(std::fs::remove_dir(&pool.dir).is_ok())
     }
 
-    /// The directory of a new API pool: under a root, normalized.
-    fn place(&self, id: &str, path: &str) -> Result<PathBuf, PoolError> {
+    /// The directory of a new API pool (request field `field`): under a root, normalized;
+    /// empty gives `<first root>/<id>`.
+    pub fn place(&self, id: &str, field: &'static str, path: &str) -> Result<PathBuf, PoolError> {
+        check_id(id)?;
         let outside = || PoolError::Outside {
+            field,
             path: path.into(),
             roots: self
                 .roots
@@ -240,6 +193,18 @@ impl PoolRegistry {
     }
 }
 
+/// A pool's spec in words, for messages.
+fn describe(p: &Pool) -> String {
+    let cap = p
+        .capacity_bytes
+        .map(|c| format!(", capacity {c} bytes"))
+        .unwrap_or_default();
+    match p.kind.nfs_source() {
+        Some(src) => format!("NFS {src} at {}{cap}", p.dir.display()),
+        None => format!("directory {}{cap}", p.dir.display()),
+    }
+}
+
 fn check_id(id: &str) -> Result<(), PoolError> {
     let ok = (1..=64).contains(&id.len())
         && id
@@ -253,7 +218,8 @@ fn check_id(id: &str) -> Result<(), PoolError> {
     }
 }
 
-fn create_dir(dir: &Path) -> Result<(), PoolError> {
+/// Creates a pool directory (mode 0750) and its parents.
+pub(super) fn create_dir(dir: &Path) -> Result<(), PoolError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -263,59 +229,4 @@ fn create_dir(dir: &Path) -> Result<(), PoolError> {
             path: dir.to_owned(),
             source,
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_pools_live_under_the_roots_persist_and_are_idempotent() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("pools");
-        let configured = BTreeMap::from([("conf".to_string(), tmp.path().join("c"))]);
-        let reg = PoolRegistry::open(tmp.path(), &configured, vec![root.clone()]);
-        let (p, created) = reg.init_local("a1b2", "").unwrap();
-        assert!(created && p.dir == root.join("a1b2") && p.dir.is_dir());
-        let (_, created) = reg.init_local("a1b2", "").unwrap();
-        assert!(!created, "the same pool again is success");
-        let dir = root.join("data").display().to_string();
-        reg.init_local("d", &dir).unwrap();
-        assert!(matches!(
-            reg.init_local("d", "").unwrap_err(),
-            PoolError::Conflict { .. }
-        ));
-        for bad in [
-            "/etc",
-            "/tmp/x",
-            "relative",
-            &format!("{}/../x", root.display()),
-        ] {
-            assert!(
-                matches!(
-                    reg.init_local("e", bad).unwrap_err(),
-                    PoolError::Outside { .. }
-                ),
-                "{bad}"
-            );
-        }
-        assert!(matches!(
-            reg.init_local("../x", "").unwrap_err(),
-            PoolError::BadId(_)
-        ));
-        let again = PoolRegistry::open(tmp.path(), &configured, vec![root.clone()]);
-        assert_eq!(again.all(), reg.all());
-        assert_eq!(again.get("conf").unwrap().origin, Origin::Config);
-
-        // Destroying: API pools only; an empty directory goes, a full one stays.
-        assert!(matches!(reg.destroy("conf"), Err(DestroyError::Configured)));
-        assert!(matches!(reg.destroy("nope"), Err(DestroyError::NotFound)));
-        std::fs::write(root.join("data/disk.qcow2"), b"x").unwrap();
-        assert!(!reg.destroy("d").unwrap(), "a directory with files is kept");
-        assert!(root.join("data/disk.qcow2").exists());
-        assert!(reg.destroy("a1b2").unwrap());
-        assert!(!root.join("a1b2").exists());
-        let again = PoolRegistry::open(tmp.path(), &configured, vec![root]);
-        assert!(again.get("a1b2").is_none() && again.get("d").is_none());
-    }
 }

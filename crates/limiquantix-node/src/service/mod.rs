@@ -2,86 +2,38 @@
 //!
 //! One module per group of RPCs: [`node`] (HealthCheck, GetNodeInfo), [`create`] (CreateVM),
 //! [`vm`] (lifecycle, status, console, logs, media), [`agent`] (the guest agents' answers in
-//! status), [`events`] (StreamEvents), [`storage`] (storage pools), [`download`] (DownloadImage,
+//! status), [`events`] (StreamEvents), [`storage`] and [`nfs_pool`] (storage pools), [`volume`] and [`resize`] (volumes), [`download`] (DownloadImage,
 //! GetDownloadStatus, CancelDownload), [`network`] (GetOVSStatus and the network ports). The RPCs
 //! this daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
 //! Handlers return [`ApiError`]; [`crate::error`] turns it into the gRPC status.
 
 mod agent;
 mod agent_cache;
+mod build;
 mod core;
 mod create;
 mod download;
 mod events;
 mod media;
 mod network;
+mod nfs_pool;
 mod node;
 mod pending;
+mod resize;
 mod storage;
 mod vm;
+mod volume;
 
-use crate::cluster::ClusterStatus;
-use crate::config::Config;
 use crate::error::ApiError;
-use crate::images::HttpOptions;
-use crate::images::jobs::{DownloadJobs, JobLimits};
-use crate::pools::PoolRegistry;
 use limiquantix_proto::v1 as pb;
 use limiquantix_proto::v1::node_daemon_service_server::NodeDaemonService;
 use limiquantix_vm::VmBackend;
 use limiquantix_vm::VmOp;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
-use tokio::sync::{broadcast, watch};
 use tonic::{Request, Response, Status};
 
-use self::agent_cache::AgentCache;
-use self::core::{BoxStream, Inner};
+use self::core::BoxStream;
 pub use self::core::{Hypervisor, NodeService};
 pub use create::request_digest;
-
-impl<B: VmBackend> NodeService<B> {
-    /// A service over `backend`. Spawns the task that forwards backend events to StreamEvents
-    /// subscribers (call inside a tokio runtime).
-    pub fn new(backend: Arc<B>, config: Config, hypervisor: Hypervisor) -> Self {
-        let pools = Arc::new(PoolRegistry::open(
-            &config.state_dir,
-            &config.pools,
-            vec![config.state_dir.join("pools")],
-        ));
-        let (events, _) = broadcast::channel(1024);
-        events::forward(backend.subscribe(), events.clone());
-        let agent_events = backend.subscribe();
-        let downloads = DownloadJobs::new(
-            &config.images_dir,
-            HttpOptions::default(),
-            JobLimits::default(),
-        );
-        let inner = Arc::new(Inner {
-            backend,
-            config,
-            pools,
-            hypervisor,
-            started: Instant::now(),
-            events,
-            shutdown: watch::Sender::new(false),
-            agents: AgentCache::default(),
-            control_plane: OnceLock::new(),
-            downloads,
-            ovs_vsctl: network::OVS_VSCTL.into(),
-        });
-        agent::follow(agent_events, Arc::downgrade(&inner));
-        Self { inner }
-    }
-
-    /// Shows the control-plane status `status` in GetNodeInfo (`control_plane`, and the
-    /// registered management address). A second call is ignored.
-    pub fn attach_control_plane(&self, status: watch::Receiver<ClusterStatus>) {
-        if self.inner.control_plane.set(status).is_err() {
-            tracing::warn!("a control-plane status is already attached");
-        }
-    }
-}
 
 fn reply<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
     r.map(Response::new).map_err(Status::from)
@@ -378,20 +330,23 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn list_volumes(
         &self,
-        _: Request<pb::ListVolumesRequest>,
+        request: Request<pb::ListVolumesRequest>,
     ) -> Result<Response<pb::ListVolumesResponse>, Status> {
-        pending::answer("ListVolumes")
+        reply(self.list_volumes(&request.into_inner().pool_id).await)
     }
 
     async fn create_volume(
         &self,
-        _: Request<pb::CreateVolumeRequest>,
+        request: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::VolumeInfoResponse>, Status> {
-        pending::answer("CreateVolume")
+        reply(self.create_volume(request.into_inner()).await)
     }
 
-    async fn delete_volume(&self, _: Request<pb::VolumeIdRequest>) -> Result<Response<()>, Status> {
-        pending::answer("DeleteVolume")
+    async fn delete_volume(
+        &self,
+        request: Request<pb::VolumeIdRequest>,
+    ) -> Result<Response<()>, Status> {
+        reply(self.delete_volume(request.into_inner()).await)
     }
 
     async fn list_images(
@@ -405,30 +360,38 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn resize_volume(
         &self,
-        _: Request<pb::ResizeVolumeRequest>,
+        request: Request<pb::ResizeVolumeRequest>,
     ) -> Result<Response<()>, Status> {
-        pending::answer("ResizeVolume")
+        reply(self.resize_volume(request.into_inner()).await)
     }
 
     async fn clone_volume(
         &self,
-        _: Request<pb::CloneVolumeRequest>,
+        request: Request<pb::CloneVolumeRequest>,
     ) -> Result<Response<()>, Status> {
-        pending::answer("CloneVolume")
+        let r = request.into_inner();
+        let req = pb::CreateVolumeRequest {
+            pool_id: r.pool_id,
+            volume_id: r.dest_volume_id,
+            size_bytes: 0,
+            source_type: pb::VolumeSourceType::VolumeSourceClone as i32,
+            source_id: r.source_volume_id,
+        };
+        reply(self.create_volume(req).await.map(|_| ()))
     }
 
     async fn get_volume_attach_info(
         &self,
-        _: Request<pb::VolumeIdRequest>,
+        request: Request<pb::VolumeIdRequest>,
     ) -> Result<Response<pb::VolumeAttachInfoResponse>, Status> {
-        pending::answer("GetVolumeAttachInfo")
+        reply(self.attach_info(request.into_inner()).await)
     }
 
     async fn create_volume_snapshot(
         &self,
-        _: Request<pb::CreateVolumeSnapshotRequest>,
+        request: Request<pb::CreateVolumeSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
-        pending::answer("CreateVolumeSnapshot")
+        reply(self.snapshot_volume(request.into_inner()).await)
     }
 
     type DownloadImageStream = BoxStream<pb::DownloadProgress>;

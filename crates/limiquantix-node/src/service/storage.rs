@@ -1,22 +1,27 @@
-//! The storage pools of the node API: InitStoragePool (local directories), DestroyStoragePool,
-//! GetStoragePoolInfo, ListStoragePools and ListStoragePoolFiles. Capacity is the filesystem's
-//! (`statvfs`); file types come from their content (the storage crate's magic table), never
-//! their names.
+//! The storage pools of the node API: InitStoragePool (local directories, NFS shares),
+//! DestroyStoragePool, GetStoragePoolInfo, ListStoragePools and ListStoragePoolFiles.
+//! Capacity is the filesystem's (`statvfs`) and the volumes' (allocated and promised); file
+//! types come from their content (the storage crate's magic table), never their names.
 //!
-//! Other pool types answer FAILED_PRECONDITION naming what this node lacks; an unknown pool is
-//! NOT_FOUND with "not found", the words the LimiQuantix control plane looks for.
+//! Ceph, iSCSI and LVM pools answer FAILED_PRECONDITION naming what this node lacks; an
+//! unknown pool is NOT_FOUND with "not found", the words the LimiQuantix control plane looks
+//! for. A pool whose directory or share is gone is reported unavailable with the reason and
+//! the VMs on it, never dropped; it is usable again as soon as it is back.
 
-use super::core::NodeService;
+use super::core::{Inner, NodeService};
 use crate::error::ApiError;
-use crate::pools::{DestroyError, Pool, PoolError};
+use crate::pools::{DestroyError, Pool, PoolError, PoolKind, availability};
 use limiquantix_proto::v1 as pb;
 use limiquantix_storage::magic::{self, HEADER_LEN};
+use limiquantix_storage::volume::pool_usage;
 use limiquantix_vm::VmBackend;
 use std::io::Read as _;
 use std::path::{Component, Path, PathBuf};
 
 /// Most entries one ListStoragePoolFiles answers.
 const MAX_ENTRIES: usize = 10_000;
+/// Bytes in a GiB.
+const GIB: u64 = 1 << 30;
 
 impl<B: VmBackend> NodeService<B> {
     /// InitStoragePool.
@@ -26,28 +31,47 @@ impl<B: VmBackend> NodeService<B> {
     ) -> Result<pb::StoragePoolInfoResponse, ApiError> {
         let kind =
             pb::StoragePoolType::try_from(req.r#type).unwrap_or(pb::StoragePoolType::Unspecified);
-        let path = match kind {
+        let config = req.config.clone().unwrap_or_default();
+        let (pool, created) = match kind {
             // The control plane sends UNSPECIFIED for pools without a backend: a local directory.
-            pb::StoragePoolType::LocalDir | pb::StoragePoolType::Unspecified => req
-                .config
-                .and_then(|c| c.local)
-                .map(|l| l.path)
-                .unwrap_or_default(),
+            pb::StoragePoolType::LocalDir | pb::StoragePoolType::Unspecified => {
+                let local = config.local.unwrap_or_default();
+                let cap = match local.capacity_gib {
+                    Some(0) => {
+                        return Err(ApiError::invalid(
+                            "config.local.capacity_gib",
+                            "0 is no capacity; leave it unset for no cap",
+                        ));
+                    }
+                    Some(g) => Some(g.checked_mul(GIB).ok_or_else(|| {
+                        ApiError::invalid(
+                            "config.local.capacity_gib",
+                            format!("{g} GiB is too large"),
+                        )
+                    })?),
+                    None => None,
+                };
+                let (inner, id) = (self.inner.clone(), req.pool_id.clone());
+                tokio::task::spawn_blocking(move || {
+                    inner
+                        .pools
+                        .init_local(&id, &local.path, cap)
+                        .map_err(pool_error)
+                })
+                .await??
+            }
+            pb::StoragePoolType::Nfs => {
+                self.init_nfs(&req.pool_id, config.nfs.unwrap_or_default())
+                    .await?
+            }
             other => {
+                let name = other.as_str_name().trim_start_matches("STORAGE_POOL_TYPE_");
                 return Err(ApiError::Precondition(format!(
-                    "type: {} pools are not supported by this node yet (it has no {} client \
-                     set up); use a local directory pool",
-                    other.as_str_name(),
-                    other.as_str_name().trim_start_matches("STORAGE_POOL_TYPE_")
+                    "type: {name} pools are not supported by this node (it has no {name} \
+                     client set up); use a LOCAL_DIR or NFS pool"
                 )));
             }
         };
-        let inner = self.inner.clone();
-        let id = req.pool_id.clone();
-        let (pool, created) = tokio::task::spawn_blocking(move || {
-            inner.pools.init_local(&id, &path).map_err(pool_error)
-        })
-        .await??;
         tracing::info!(pool = %req.pool_id, dir = %pool.dir.display(), created, "storage pool initialised");
         self.pool_info(&req.pool_id, pool).await
     }
@@ -67,17 +91,36 @@ impl<B: VmBackend> NodeService<B> {
         Ok(pb::ListStoragePoolsResponse { pools })
     }
 
-    /// DestroyStoragePool: forgets a pool made through the API (its directory goes when empty).
-    /// A pool holding a disk of a defined VM is refused: the VM would lose its disk.
+    /// DestroyStoragePool: forgets a pool made through the API (its directory goes when empty;
+    /// a share the node mounted is unmounted). A pool holding a disk of a defined VM is
+    /// refused, naming every such VM: they would lose their disks.
     pub(super) async fn destroy_pool(&self, id: &str) -> Result<(), ApiError> {
         let pool = self.inner.pools.get(id).ok_or_else(|| not_found(id))?;
-        for entry in self.inner.backend.list().await? {
-            if entry.disk_files.iter().any(|f| f.starts_with(&pool.dir)) {
-                return Err(ApiError::Precondition(format!(
-                    "storage pool {id:?} holds a disk of VM {} ({}); delete the VM first",
-                    entry.definition.name, entry.definition.id
-                )));
+        let mut users: Vec<String> = Vec::new();
+        for a in self.attachments().await? {
+            if a.file.starts_with(&pool.dir) {
+                users.push(format!(
+                    "{} ({}) disk {}",
+                    a.vm_name, a.vm_id, a.api_disk_id
+                ));
             }
+        }
+        if !users.is_empty() {
+            return Err(ApiError::Precondition(format!(
+                "storage pool {id:?} holds disks of defined VMs: {}; delete them (or their disks) first",
+                users.join(", ")
+            )));
+        }
+        if pool.origin == crate::pools::Origin::Config {
+            return Err(ApiError::Precondition(format!(
+                "storage pool {id:?}: {}",
+                DestroyError::Configured
+            )));
+        }
+        if pool.mounted_by_node {
+            limiquantix_storage::nfs::unmount(&pool.dir, Path::new("umount"))
+                .await
+                .map_err(|e| ApiError::Precondition(format!("storage pool {id:?}: {e}")))?;
         }
         let inner = self.inner.clone();
         let owned = id.to_string();
@@ -99,66 +142,95 @@ impl<B: VmBackend> NodeService<B> {
         &self,
         req: pb::ListStoragePoolFilesRequest,
     ) -> Result<pb::ListStoragePoolFilesResponse, ApiError> {
-        let pool = self
-            .inner
-            .pools
-            .get(&req.pool_id)
-            .ok_or_else(|| not_found(&req.pool_id))?;
+        let pool = usable_pool(&self.inner, &req.pool_id).await?;
         tokio::task::spawn_blocking(move || list_dir(&pool.dir, &req.path)).await?
     }
 
-    async fn pool_info(
+    /// The wire form of a pool: capacity, availability and the VMs on it.
+    pub(super) async fn pool_info(
         &self,
         id: &str,
         pool: Pool,
     ) -> Result<pb::StoragePoolInfoResponse, ApiError> {
-        let dir = pool.dir.clone();
-        let (total, available, used, files) =
-            tokio::task::spawn_blocking(move || capacity(&dir)).await?;
+        let mut vm_ids: Vec<String> = self
+            .attachments()
+            .await?
+            .into_iter()
+            .filter(|a| a.file.starts_with(&pool.dir))
+            .map(|a| a.vm_id)
+            .collect();
+        vm_ids.dedup();
+        let p = pool.clone();
+        let (available, usage) = tokio::task::spawn_blocking(move || {
+            let available = availability(&p);
+            let usage = available.is_ok().then(|| pool_usage(&p.dir)).flatten();
+            (available, usage)
+        })
+        .await?;
+        let usage = usage.unwrap_or_default();
+        let capacity = pool.capacity_bytes.unwrap_or(usage.total);
         Ok(pb::StoragePoolInfoResponse {
             pool_id: id.to_string(),
-            r#type: pb::StoragePoolType::LocalDir as i32,
+            r#type: match pool.kind {
+                PoolKind::LocalDir => pb::StoragePoolType::LocalDir,
+                PoolKind::Nfs { .. } => pb::StoragePoolType::Nfs,
+            } as i32,
             mount_path: pool.dir.display().to_string(),
-            total_bytes: total,
-            available_bytes: available,
-            used_bytes: used,
-            volume_count: files,
+            device_path: pool.kind.nfs_source().unwrap_or_default(),
+            // A capped pool reports its cap: what its volumes may be promised, and what of it
+            // is left (never more than the filesystem has free).
+            total_bytes: capacity,
+            available_bytes: match pool.capacity_bytes {
+                Some(c) => usage.available.min(c.saturating_sub(usage.provisioned)),
+                None => usage.available,
+            },
+            used_bytes: if pool.capacity_bytes.is_some() {
+                usage.allocated
+            } else {
+                usage.used
+            },
+            volume_count: usage.volumes,
+            unavailable_reason: available.err().unwrap_or_default(),
+            vm_ids,
+            capacity_limit_bytes: pool.capacity_bytes.unwrap_or(0),
+            allocated_bytes: usage.allocated,
+            provisioned_bytes: usage.provisioned,
+            overcommit_ratio: if capacity == 0 {
+                0.0
+            } else {
+                usage.provisioned as f64 / capacity as f64
+            },
+            mounted_by_node: pool.mounted_by_node,
             ..Default::default()
         })
     }
 }
 
-fn not_found(id: &str) -> ApiError {
+/// Pool `id` when it exists and is usable now: NOT_FOUND for an unknown pool,
+/// FAILED_PRECONDITION with the reason for one whose directory or share is gone.
+pub(super) async fn usable_pool<B>(inner: &Inner<B>, id: &str) -> Result<Pool, ApiError> {
+    let pool = inner.pools.get(id).ok_or_else(|| not_found(id))?;
+    let p = pool.clone();
+    tokio::task::spawn_blocking(move || availability(&p))
+        .await?
+        .map_err(|why| {
+            ApiError::Precondition(format!("storage pool {id:?} is unavailable: {why}"))
+        })?;
+    Ok(pool)
+}
+
+/// NOT_FOUND for a pool, in the words the control plane looks for.
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("storage pool {id:?} not found on this node"))
 }
 
-fn pool_error(e: PoolError) -> ApiError {
+/// The API error of a registry error.
+pub(super) fn pool_error(e: PoolError) -> ApiError {
     match e {
         PoolError::BadId(_) => ApiError::invalid("pool_id", e.to_string()),
         PoolError::Outside { .. } => ApiError::PermissionDenied(e.to_string()),
         PoolError::Conflict { .. } => ApiError::Precondition(e.to_string()),
         PoolError::Io { .. } => ApiError::Internal(e.to_string()),
-    }
-}
-
-/// Total, available and used bytes of the filesystem holding `dir`, and the files directly in
-/// it; zeros for a missing directory (the pool is unavailable).
-fn capacity(dir: &Path) -> (u64, u64, u64, u32) {
-    let files = std::fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .count()
-        })
-        .unwrap_or(0);
-    match crate::hostinfo::filesystem_usage(dir) {
-        Some((total, available, used)) => (
-            total,
-            available,
-            used,
-            u32::try_from(files).unwrap_or(u32::MAX),
-        ),
-        None => (0, 0, 0, 0),
     }
 }
 
@@ -276,7 +348,5 @@ mod tests {
         assert_eq!(isos.entries[0].file_type, "iso");
         assert!(list_dir(&pool, "../").is_err());
         assert!(list_dir(&pool, "missing").is_err());
-        let (total, available, _, files) = capacity(&pool);
-        assert!(total > 0 && available > 0 && files == 1);
     }
 }

@@ -2,7 +2,7 @@
 //! the real daemon binary with the real QEMU backend.)
 
 use super::*;
-use crate::config::Layer;
+use crate::config::{Config, Layer};
 use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::{CdromRole, DiskSource, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::readiness::BootPhase;
@@ -12,8 +12,9 @@ use limiquantix_vm::{
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
@@ -729,6 +730,7 @@ async fn pools_made_through_the_api_can_be_destroyed() {
     let e = s.service.destroy_storage_pool(id("p1")).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains("not found"), "{}", e.message());
+    // An NFS pool without a server names the field; Ceph is not something this node has.
     let nfs = pb::InitStoragePoolRequest {
         pool_id: "n1".into(),
         r#type: pb::StoragePoolType::Nfs as i32,
@@ -739,5 +741,18 @@ async fn pools_made_through_the_api_can_be_destroyed() {
         .init_storage_pool(Request::new(nfs))
         .await
         .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("config.nfs.server"), "{}", e.message());
+    let ceph = pb::InitStoragePoolRequest {
+        pool_id: "c1".into(),
+        r#type: pb::StoragePoolType::CephRbd as i32,
+        config: None,
+    };
+    let e = s
+        .service
+        .init_storage_pool(Request::new(ceph))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("CEPH_RBD"), "{}", e.message());
 }

@@ -6,6 +6,7 @@ use super::fields::{GIB, device_ids, enum_value, size_bytes};
 use crate::confine::Confinement;
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
+use limiquantix_storage::volume::{VolumeId, find_volume};
 use limiquantix_storage::{DetectedFormat, detect_format};
 use limiquantix_vm::model::{self as m, DiskSource, IoLimits};
 use std::collections::BTreeMap;
@@ -23,6 +24,14 @@ pub(super) fn disk(
     pools: &BTreeMap<String, PathBuf>,
 ) -> Result<(m::DiskSpec, DiskIds), ApiError> {
     let f = format!("spec.disks[{i}]");
+    let resolved;
+    let d = match volume_path(&f, d, pools)? {
+        Some(path) => {
+            resolved = pb::DiskSpec { path, ..d.clone() };
+            &resolved
+        }
+        None => d,
+    };
     let (id, api_id) = device_ids(&f, &d.id, "disk", i)?;
     let bus = disk_bus(&f, d.bus)?;
     let requested =
@@ -59,6 +68,43 @@ pub(super) fn disk(
             dir: pool_dir.filter(|_| d.path.is_empty()),
         },
     ))
+}
+
+/// A `path` that is a volume id (no `/`) resolved to the volume's file: in the disk's pool
+/// (`pool_id`), else in the one pool that has it. `None` for a path that is a path.
+fn volume_path(
+    f: &str,
+    d: &pb::DiskSpec,
+    pools: &BTreeMap<String, PathBuf>,
+) -> Result<Option<String>, ApiError> {
+    if d.path.is_empty() || d.path.contains('/') {
+        return Ok(None);
+    }
+    let field = format!("{f}.path");
+    let id = VolumeId::parse(&field, &d.path)?;
+    let found: Vec<PathBuf> = pools
+        .iter()
+        .filter(|(pid, _)| d.pool_id.is_empty() || **pid == d.pool_id)
+        .filter_map(|(_, dir)| find_volume(dir, &id))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(Some(one.display().to_string())),
+        [] => Err(ApiError::invalid(
+            field,
+            format!(
+                "{id:?} is no volume of {}; give an absolute path or an existing volume id",
+                if d.pool_id.is_empty() {
+                    "any pool".to_string()
+                } else {
+                    format!("pool {:?}", d.pool_id)
+                }
+            ),
+        )),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("volume {id:?} exists in several pools; set pool_id"),
+        )),
+    }
 }
 
 /// What [`disk`] found besides the disk itself.

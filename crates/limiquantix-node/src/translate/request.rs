@@ -9,6 +9,7 @@ use super::nic::nic;
 use crate::confine::Confinement;
 use crate::error::ApiError;
 use limiquantix_proto::v1 as pb;
+use limiquantix_storage::volume::VolumeId;
 use limiquantix_vm::model::{self as m, VmDefinition, VmId};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -124,6 +125,15 @@ fn add_devices(
             def.api_ids.insert(disk.id.clone(), api_id);
         }
         if let Some(dir) = found.dir {
+            // In a pool the disk is a volume named by the caller's id (a control plane's
+            // UUID), else by the VM and device ids, so volumes of two VMs never collide.
+            let volume = def
+                .api_ids
+                .get(&disk.id)
+                .filter(|a| VolumeId::parse("", a).is_ok())
+                .cloned()
+                .unwrap_or_else(|| format!("{}-{}", def.id, disk.id));
+            def.disk_volumes.insert(disk.id.clone(), volume);
             def.disk_dirs.insert(disk.id.clone(), dir);
         }
         def.disks.push(disk);

@@ -136,6 +136,12 @@ impl Node {
         daemon.terminate(Duration::from_secs(20))
     }
 
+    /// SIGKILL: the daemon dies without any cleanup.
+    pub fn kill(&mut self) {
+        let mut daemon = self.daemon.take().expect("daemon running");
+        daemon.kill();
+    }
+
     /// Waits for the daemon to exit by itself (an injected fault aborts it).
     pub fn wait_exit(&mut self) -> ExitStatus {
         let daemon = self.daemon.take().expect("daemon running");

@@ -71,6 +71,11 @@ pub struct VmDefinition {
     /// disks); the file is `<dir>/<vm id>-disk-<n>.<ext>` and is deleted with the VM.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub disk_dirs: BTreeMap<String, std::path::PathBuf>,
+    /// The volume id a created disk of [`VmDefinition::disk_dirs`] has in its pool: disk id →
+    /// volume id (1 to 64 letters, digits, `.`, `_`, `-`). Its file is `<dir>/<volume>.<ext>`;
+    /// a disk without one keeps the older name `<vm id>-disk-<n>.<ext>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disk_volumes: BTreeMap<String, String>,
 }
 
 /// A kernel booted directly by QEMU, without a boot disk.
@@ -112,14 +117,19 @@ impl VmDefinition {
             direct_kernel: None,
             api_ids: BTreeMap::new(),
             disk_dirs: BTreeMap::new(),
+            disk_volumes: BTreeMap::new(),
         }
     }
 
     /// The file name of disk `index` when the backend creates it in a directory of
-    /// [`VmDefinition::disk_dirs`]: `<vm id>-disk-<index>.<ext>`.
+    /// [`VmDefinition::disk_dirs`]: `<volume id>.<ext>` (see [`VmDefinition::disk_volumes`]),
+    /// else `<vm id>-disk-<index>.<ext>`.
     pub fn pool_disk_name(&self, index: usize) -> Option<String> {
         let d = self.disks.get(index)?;
-        Some(format!("{}-disk-{index}.{}", self.id, d.format.extension()))
+        Some(match self.disk_volumes.get(&d.id) {
+            Some(volume) => format!("{volume}.{}", d.format.extension()),
+            None => format!("{}-disk-{index}.{}", self.id, d.format.extension()),
+        })
     }
 
     /// The id the API speaks for device `device_id`: the caller's, or the device id itself.

@@ -215,6 +215,26 @@ impl VmDefinition {
                 None => return Err(err(f, "names no disk of this VM")),
             }
         }
+        for (disk, volume) in &self.disk_volumes {
+            let f = format!("disk_volumes.{disk}");
+            if !self.disk_dirs.contains_key(disk) {
+                return Err(err(
+                    f,
+                    "only a disk created in a pool (disk_dirs) has a volume id",
+                ));
+            }
+            let ok = (1..=64).contains(&volume.len())
+                && !volume.starts_with('.')
+                && volume
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
+            if !ok {
+                return Err(err(
+                    f,
+                    "a volume id is 1 to 64 letters, digits, '.', '_' and '-', not starting with '.'",
+                ));
+            }
+        }
         Ok(())
     }
 
