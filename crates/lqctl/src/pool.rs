@@ -28,7 +28,8 @@ pub enum PoolCommand {
     /// it where it is already mounted). Creating a pool that exists with the same settings
     /// changes nothing.
     Create(CreateArgs),
-    /// Remove a pool (refused while it holds a VM's disk); files left in its directory stay.
+    /// Remove a pool (refused while it holds a VM's disk); a share the node mounted is unmounted,
+    /// files left in a directory stay.
     #[command(visible_alias = "rm")]
     Delete(PoolArg),
     /// List the files of a pool (or of a directory in it).
@@ -62,7 +63,8 @@ pub struct CreateArgs {
     /// Extra NFS mount options, comma-separated (e.g. soft,timeo=100).
     #[arg(long, value_name = "OPTS", requires = "nfs")]
     pub nfs_options: Option<String>,
-    /// Where the share is mounted on the node [default: chosen by the node].
+    /// Where the share is mounted on the node, under one of its pool roots [default: a
+    /// directory named after the pool in the first root].
     #[arg(long, value_name = "DIR", requires = "nfs")]
     pub mount_point: Option<String>,
 }

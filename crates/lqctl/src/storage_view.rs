@@ -27,11 +27,12 @@ pub struct PoolView {
     pub source: Option<String>,
     /// Whether the node mounted the share itself (and unmounts it when the pool is deleted).
     pub mounted_by_node: bool,
-    /// Size of the filesystem holding it, in bytes.
+    /// Its size in bytes: its cap when it has one, else its filesystem's size.
     pub total_bytes: u64,
-    /// Free bytes on that filesystem.
+    /// Bytes left: of its cap when it has one (never more than the filesystem has free), else
+    /// its filesystem's free bytes.
     pub available_bytes: u64,
-    /// Used bytes on that filesystem.
+    /// Bytes used: its volumes' allocation when it has a cap, else its filesystem's use.
     pub used_bytes: u64,
     /// The pool's own size cap in bytes, if it has one.
     pub capacity_limit_bytes: Option<u64>,
@@ -167,11 +168,6 @@ impl PoolView {
         }
     }
 
-    /// The pool's size: its cap when it has one, else its filesystem's.
-    fn size(&self) -> u64 {
-        self.capacity_limit_bytes.unwrap_or(self.total_bytes)
-    }
-
     /// Whether its figures mean anything (an unavailable pool reports zeros).
     fn measured(&self) -> bool {
         self.available || self.total_bytes > 0
@@ -213,7 +209,7 @@ pub fn pool_table(pools: &[PoolView]) -> String {
             p.id.clone(),
             p.kind.clone(),
             p.state(),
-            bytes_or_dash(m, p.size()),
+            bytes_or_dash(m, p.total_bytes),
             bytes_or_dash(m, p.available_bytes),
             human_bytes(p.allocated_bytes),
             human_bytes(p.provisioned_bytes),
@@ -250,23 +246,13 @@ pub fn pool_details(p: &PoolView) -> String {
     }
     lines.extend([
         (
-            "capacity",
+            "cap",
             p.capacity_limit_bytes
-                .map_or_else(|| "no cap".to_owned(), human_bytes),
+                .map_or_else(|| "none (the filesystem's size)".to_owned(), human_bytes),
         ),
-        (
-            "filesystem",
-            if m {
-                format!(
-                    "{} total, {} free, {} used",
-                    human_bytes(p.total_bytes),
-                    human_bytes(p.available_bytes),
-                    human_bytes(p.used_bytes)
-                )
-            } else {
-                "-".to_owned()
-            },
-        ),
+        ("size", bytes_or_dash(m, p.total_bytes)),
+        ("free", bytes_or_dash(m, p.available_bytes)),
+        ("used", bytes_or_dash(m, p.used_bytes)),
         ("allocated", human_bytes(p.allocated_bytes)),
         ("provisioned", human_bytes(p.provisioned_bytes)),
         (
@@ -387,9 +373,9 @@ mod tests {
                 pool_id: "local".into(),
                 r#type: StoragePoolType::LocalDir as i32,
                 mount_path: "/var/lib/limiquantix/pools/local".into(),
-                total_bytes: 100 * GIB,
-                available_bytes: 60 * GIB,
-                used_bytes: 40 * GIB,
+                total_bytes: 50 * GIB,
+                available_bytes: 29 * GIB,
+                used_bytes: 3 * GIB + 512 * MIB,
                 volume_count: 3,
                 vm_ids: vec!["3f2a9c1e-7b4d-4e8a-9f00-0123456789ab".into()],
                 capacity_limit_bytes: 50 * GIB,
@@ -431,7 +417,6 @@ mod tests {
         assert_eq!(views[1].kind, "nfs");
         assert_eq!(pool_type_name(StoragePoolType::CephRbd as i32), "ceph-rbd");
         assert_eq!(pool_type_name(99), "type-99");
-        assert_eq!(views[0].size(), 50 * GIB, "the cap is the pool's size");
         assert_eq!(views[1].capacity_limit_bytes, None);
     }
 

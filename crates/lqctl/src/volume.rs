@@ -30,7 +30,7 @@ pub enum VolumeCommand {
     Resize(ResizeArgs),
     /// Copy a volume into a new, independent volume of the same pool.
     Clone(CloneArgs),
-    /// Delete a volume (refused while a VM uses it).
+    /// Delete a volume (refused while it is a disk of a VM).
     #[command(visible_alias = "rm")]
     Delete(VolumeArg),
     /// Take a snapshot of a volume (a qcow2 internal snapshot).
@@ -66,7 +66,8 @@ pub struct CreateArgs {
     /// Its size (e.g. 10G, 512M); needed for an empty volume.
     #[arg(long, value_name = "SIZE", value_parser = parse_volume_size, required_unless_present = "source")]
     pub size: Option<u64>,
-    /// An overlay on this image of the node's library (or a path on the node).
+    /// An overlay on this image: its file name in the node's library, or an absolute path on
+    /// the node (in the images directory or a pool).
     #[arg(long, value_name = "IMAGE")]
     pub from_image: Option<String>,
     /// A full copy of this volume of the same pool.
