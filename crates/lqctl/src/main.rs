@@ -12,13 +12,16 @@ mod logs;
 mod lookup;
 mod node;
 mod output;
+mod pool;
 mod rawmode;
 mod resolve;
 mod seed;
+mod storage_view;
 mod summary;
 mod units;
 mod view;
 mod vm;
+mod volume;
 mod wait;
 
 use std::path::PathBuf;
@@ -32,7 +35,7 @@ use crate::output::Format;
 /// Heading of the options every command takes.
 const GLOBAL: &str = "Global options";
 
-/// The limiquantix-node command line: VMs, images and the node, over the daemon's API.
+/// The limiquantix-node command line: VMs, images, storage and the node, over the daemon's API.
 #[derive(Debug, Parser)]
 #[command(name = "lqctl", version, about, propagate_version = true)]
 struct Cli {
@@ -63,6 +66,12 @@ enum Command {
     /// Import, list and delete the node's images.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Create, list, inspect and delete storage pools (local directories, NFS shares).
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
+    /// Create, list, grow, copy, snapshot and delete the volumes of a pool.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Stream the node's events (VM started, stopped, ...) until Ctrl-C.
     Events(node::EventsArgs),
     /// The node: host facts, hypervisor and daemon (node info).
@@ -146,6 +155,8 @@ async fn run(command: Command, target: Target, format: Format) -> anyhow::Result
     match command {
         Command::Vm(c) => vm::run(&ctx, c).await,
         Command::Image(c) => image::run(&ctx, c).await,
+        Command::Pool(c) => pool::run(&ctx, c).await,
+        Command::Volume(c) => volume::run(&ctx, c).await,
         Command::Events(a) => node::events(&ctx, a).await,
         Command::Node(c) => node::run(&ctx, c).await,
         Command::Seed(_) | Command::Version | Command::Completion { .. } => Ok(()),

@@ -29,6 +29,11 @@ fn help_snapshots() {
         (&["vm", "wait"][..], "help_vm_wait.txt"),
         (&["image"][..], "help_image.txt"),
         (&["image", "import"][..], "help_image_import.txt"),
+        (&["pool"][..], "help_pool.txt"),
+        (&["pool", "create"][..], "help_pool_create.txt"),
+        (&["volume"][..], "help_volume.txt"),
+        (&["volume", "create"][..], "help_volume_create.txt"),
+        (&["volume", "resize"][..], "help_volume_resize.txt"),
     ] {
         assert_snapshot(file, &help(args));
     }
@@ -40,6 +45,8 @@ fn top_level_help_lists_the_command_groups() {
     for group in [
         "vm",
         "image",
+        "pool",
+        "volume",
         "events",
         "node",
         "seed",
