@@ -2,6 +2,8 @@
 //! talks to it through the generated gRPC client over its Unix socket.
 #![allow(dead_code)]
 
+pub mod guest;
+
 use limiquantix_proto::NodeClient;
 use limiquantix_proto::v1 as pb;
 use limiquantix_test_support::{DaemonPaths, DaemonProcess, kill_vm_qemus, tiny_guest_disk};
