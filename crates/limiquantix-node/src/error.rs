@@ -100,7 +100,9 @@ impl ApiError {
                 BackendError::NotFound { .. } | BackendError::DeviceNotFound { .. } => {
                     Code::NotFound
                 }
-                BackendError::AlreadyExists { .. } => Code::AlreadyExists,
+                BackendError::AlreadyExists { .. } | BackendError::SnapshotExists { .. } => {
+                    Code::AlreadyExists
+                }
                 BackendError::InvalidTransition { .. } | BackendError::NotRunning { .. } => {
                     Code::FailedPrecondition
                 }

@@ -1,7 +1,7 @@
 //! Where a VM's files live: one directory under the state dir, one under the run dir.
 //!
 //! ```text
-//! <state>/vms/<vm_id>/vm.json, disk-<n>.qcow2|img, cloud-init.iso, OVMF_VARS.fd, serial.log, qemu.log
+//! <state>/vms/<vm_id>/vm.json, snapshots.json, disk-<n>.qcow2|img, cloud-init.iso, OVMF_VARS.fd, serial.log, qemu.log
 //! <run>/vms/<vm_id>/qmp.sock, qga.sock, serial.sock, qemu.pid
 //! ```
 
@@ -59,6 +59,11 @@ impl RuntimePaths {
     pub fn disk_file(&self, index: usize, format: DiskFormat) -> PathBuf {
         self.vm_dir
             .join(format!("disk-{index}.{}", format.extension()))
+    }
+
+    /// The snapshot tree and the snapshot operation in progress.
+    pub fn snapshots_json(&self) -> PathBuf {
+        self.vm_dir.join("snapshots.json")
     }
 
     /// The NoCloud seed ISO.

@@ -17,6 +17,7 @@ use crate::error::BackendError;
 use crate::event::VmEvent;
 use crate::guest::{AgentPing, GuestFacts};
 use crate::model::{ValidDefinition, VmDefinition, VmId};
+use crate::snapshot::{SnapshotInfo, SnapshotRequest};
 use crate::status::{VmEntry, VmLogs, VncEndpoint};
 
 /// A byte stream both ways: a VM's serial console.
@@ -97,6 +98,44 @@ pub trait VmBackend: Send + Sync + 'static {
         disk_id: &str,
         new_size_bytes: u64,
     ) -> impl Future<Output = Result<u64, BackendError>> + Send;
+
+    /// Takes a snapshot of every writable disk: with memory and device state while the VM runs
+    /// or is paused (unless `disk_only`), disks only while it is stopped. The new snapshot's
+    /// parent is the current one, and it becomes current. A bad name is
+    /// [`BackendError::Invalid`], a name the VM has already [`BackendError::SnapshotExists`],
+    /// a disk that cannot hold snapshots or a silent guest agent (with `quiesce`)
+    /// [`BackendError::Precondition`]; nothing is left half-made.
+    fn create_snapshot(
+        &self,
+        id: &VmId,
+        request: SnapshotRequest,
+    ) -> impl Future<Output = Result<SnapshotInfo, BackendError>> + Send;
+
+    /// The VM's snapshots, oldest first, the current one marked.
+    fn list_snapshots(
+        &self,
+        id: &VmId,
+    ) -> impl Future<Output = Result<Vec<SnapshotInfo>, BackendError>> + Send;
+
+    /// Goes back to snapshot `snapshot_id`, which becomes current: disks, and with a memory
+    /// snapshot the running guest (a stopped VM is started from it). A disk-only snapshot of a
+    /// running VM is [`BackendError::Precondition`] unless `stop_if_running` (then the VM is
+    /// forced off first and stays stopped). An unknown snapshot is
+    /// [`BackendError::DeviceNotFound`].
+    fn revert_snapshot(
+        &self,
+        id: &VmId,
+        snapshot_id: &str,
+        stop_if_running: bool,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Deletes snapshot `snapshot_id`; its children stay valid (their parent becomes its
+    /// parent).
+    fn delete_snapshot(
+        &self,
+        id: &VmId,
+        snapshot_id: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Where the VM's VNC display listens; `None` while it is not running or has no VNC.
     fn vnc(

@@ -32,6 +32,14 @@ pub enum BackendError {
         /// The id.
         vm_id: VmId,
     },
+    /// The VM has a snapshot with this name already.
+    #[error("VM {vm_id} has a snapshot named {name:?} already")]
+    SnapshotExists {
+        /// The VM.
+        vm_id: VmId,
+        /// The name.
+        name: String,
+    },
     /// The operation is not allowed in the VM's state (see [`crate::state`]).
     #[error("VM {vm_id} is {state}: cannot {op}")]
     InvalidTransition {

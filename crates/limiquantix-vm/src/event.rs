@@ -82,6 +82,21 @@ pub enum VmEventKind {
     AgentConnected,
     /// The guest agent stopped answering.
     AgentDisconnected,
+    /// A snapshot was taken.
+    SnapshotCreated {
+        /// Its id.
+        snapshot_id: String,
+    },
+    /// The VM went back to a snapshot.
+    SnapshotReverted {
+        /// Its id.
+        snapshot_id: String,
+    },
+    /// A snapshot was deleted.
+    SnapshotDeleted {
+        /// Its id.
+        snapshot_id: String,
+    },
 }
 
 impl VmEventKind {
@@ -107,6 +122,9 @@ impl VmEventKind {
             Self::Boot { phase } => format!("guest boot: {phase}"),
             Self::AgentConnected => "the guest agent answers".into(),
             Self::AgentDisconnected => "the guest agent stopped answering".into(),
+            Self::SnapshotCreated { snapshot_id } => format!("snapshot {snapshot_id} taken"),
+            Self::SnapshotReverted { snapshot_id } => format!("reverted to snapshot {snapshot_id}"),
+            Self::SnapshotDeleted { snapshot_id } => format!("snapshot {snapshot_id} deleted"),
         }
     }
 }

@@ -12,6 +12,7 @@
 //!   [`readiness::BootPhase`] out).
 //! - [`resize`]: the checks of a disk resize every backend makes (grow only).
 //! - [`accel`]: the accelerator choice (`auto`, `kvm`, `tcg`).
+//! - [`snapshot`]: snapshot requests, listings, names and the snapshot tree.
 
 pub mod accel;
 pub mod backend;
@@ -21,6 +22,7 @@ pub mod guest;
 pub mod model;
 pub mod readiness;
 pub mod resize;
+pub mod snapshot;
 pub mod state;
 pub mod status;
 
@@ -30,5 +32,6 @@ pub use event::{VmEvent, VmEventKind};
 pub use guest::{AgentPing, GuestFacts, GuestNic};
 pub use model::{ValidDefinition, VmDefinition, VmId};
 pub use resize::ResizeError;
+pub use snapshot::{SnapshotInfo, SnapshotRequest};
 pub use state::{VmOp, VmState, valid_transition};
 pub use status::{LogTail, VmEntry, VmLogs, VmStatus, VncEndpoint};

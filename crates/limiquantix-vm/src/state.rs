@@ -4,14 +4,14 @@
 //! operation, and a refused operation becomes a typed `InvalidTransition` error (never a silent
 //! no-op). The table:
 //!
-//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk |
-//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|
-//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     |
-//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           |
-//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     |
-//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      |
-//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           |
-//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     |
+//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk | snapshot | revert_snapshot | delete_snapshot |
+//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|----------|-----------------|-----------------|
+//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     | stopped  | stopped         | stopped         |
+//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               |
+//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     | running  | running         | running         |
+//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      | paused   | paused          | paused          |
+//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               |
+//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     | crashed  | crashed         | crashed         |
 //!
 //! The cell is the state the VM is in while (or right after) the operation runs; `starting`
 //! ends in `running`, `stopping` in `stopped`. Process events move the state too: the QEMU
@@ -99,11 +99,17 @@ pub enum VmOp {
     ChangeMedia,
     /// Grow a disk: live while QEMU runs, on the image file while it does not.
     ResizeDisk,
+    /// Take a snapshot (with memory while the VM runs).
+    Snapshot,
+    /// Go back to a snapshot.
+    RevertSnapshot,
+    /// Delete a snapshot.
+    DeleteSnapshot,
 }
 
 impl VmOp {
     /// Every operation, for exhaustive iteration.
-    pub const ALL: [VmOp; 9] = [
+    pub const ALL: [VmOp; 12] = [
         Self::Start,
         Self::Stop,
         Self::ForceStop,
@@ -113,6 +119,9 @@ impl VmOp {
         Self::Delete,
         Self::ChangeMedia,
         Self::ResizeDisk,
+        Self::Snapshot,
+        Self::RevertSnapshot,
+        Self::DeleteSnapshot,
     ];
 
     /// The operation's name.
@@ -127,6 +136,9 @@ impl VmOp {
             Self::Delete => "delete",
             Self::ChangeMedia => "change_media",
             Self::ResizeDisk => "resize_disk",
+            Self::Snapshot => "snapshot",
+            Self::RevertSnapshot => "revert_snapshot",
+            Self::DeleteSnapshot => "delete_snapshot",
         }
     }
 }
@@ -152,6 +164,10 @@ pub fn valid_transition(state: VmState, op: VmOp) -> Option<VmState> {
         (S::Stopped | S::Crashed | S::Running | S::Paused, O::ChangeMedia | O::ResizeDisk) => {
             Some(state)
         }
+        (
+            S::Stopped | S::Crashed | S::Running | S::Paused,
+            O::Snapshot | O::RevertSnapshot | O::DeleteSnapshot,
+        ) => Some(state),
         _ => None,
     }
 }
@@ -161,37 +177,45 @@ mod tests {
     use super::*;
 
     /// The table from the module documentation, row by row (`-` = refused).
-    const TABLE: [(VmState, [&str; 9]); 6] = [
+    const TABLE: [(VmState, [&str; 12]); 6] = [
         (
             VmState::Stopped,
             [
-                "starting", "-", "-", "-", "-", "-", "stopped", "stopped", "stopped",
+                "starting", "-", "-", "-", "-", "-", "stopped", "stopped", "stopped", "stopped",
+                "stopped", "stopped",
             ],
         ),
         (
             VmState::Starting,
-            ["-", "-", "stopping", "-", "-", "-", "-", "-", "-"],
+            [
+                "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+            ],
         ),
         (
             VmState::Running,
             [
                 "-", "stopping", "stopping", "running", "paused", "-", "-", "running", "running",
+                "running", "running", "running",
             ],
         ),
         (
             VmState::Paused,
             [
                 "-", "stopping", "stopping", "paused", "-", "running", "-", "paused", "paused",
+                "paused", "paused", "paused",
             ],
         ),
         (
             VmState::Stopping,
-            ["-", "-", "stopping", "-", "-", "-", "-", "-", "-"],
+            [
+                "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+            ],
         ),
         (
             VmState::Crashed,
             [
-                "starting", "-", "-", "-", "-", "-", "stopped", "crashed", "crashed",
+                "starting", "-", "-", "-", "-", "-", "stopped", "crashed", "crashed", "crashed",
+                "crashed", "crashed",
             ],
         ),
     ];

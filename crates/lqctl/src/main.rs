@@ -16,6 +16,7 @@ mod pool;
 mod rawmode;
 mod resolve;
 mod seed;
+mod snapshot;
 mod storage_view;
 mod summary;
 mod units;

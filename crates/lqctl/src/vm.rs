@@ -55,6 +55,9 @@ pub enum VmCommand {
     Logs(LogsArgs),
     /// Wait until a VM is running, or ready (cloud-init done), with a spinner.
     Wait(WaitArgs),
+    /// Take, list, revert to and delete snapshots.
+    #[command(subcommand)]
+    Snapshot(crate::snapshot::SnapshotCommand),
 }
 
 /// One VM.
@@ -177,6 +180,7 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Pause(a) => simple(ctx, &a.vm, Simple::Pause).await,
         VmCommand::Resume(a) => simple(ctx, &a.vm, Simple::Resume).await,
         VmCommand::Delete(a) => delete(ctx, a).await,
+        VmCommand::Snapshot(c) => crate::snapshot::run(ctx, c).await,
         VmCommand::Console(a) => {
             let vm = find(ctx, &a.vm).await?;
             if a.log {

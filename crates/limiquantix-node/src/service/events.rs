@@ -32,6 +32,12 @@ pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
         }
         VmEventKind::AgentConnected => (pb::EventType::AgentConnected, None),
         VmEventKind::AgentDisconnected => (pb::EventType::AgentDisconnected, None),
+        VmEventKind::SnapshotCreated { snapshot_id }
+        | VmEventKind::SnapshotReverted { snapshot_id }
+        | VmEventKind::SnapshotDeleted { snapshot_id } => {
+            metadata.insert("snapshot_id".to_string(), snapshot_id.clone());
+            (snapshot_event(&e.kind), None)
+        }
         VmEventKind::Shutdown { .. } => (pb::EventType::Unknown, Some("shutdown".to_string())),
         VmEventKind::GuestPanicked { .. } => {
             (pb::EventType::Unknown, Some("guest-panicked".to_string()))
@@ -47,6 +53,15 @@ pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
         vm_id: e.vm_id.as_str().to_string(),
         message: e.message.clone(),
         metadata,
+    }
+}
+
+/// The wire type of a snapshot event.
+fn snapshot_event(kind: &VmEventKind) -> pb::EventType {
+    match kind {
+        VmEventKind::SnapshotCreated { .. } => pb::EventType::SnapshotCreated,
+        VmEventKind::SnapshotReverted { .. } => pb::EventType::SnapshotReverted,
+        _ => pb::EventType::SnapshotDeleted,
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! One module per group of RPCs: [`node`] (HealthCheck, GetNodeInfo), [`create`] (CreateVM),
 //! [`vm`] (lifecycle, status, console, logs, media), [`agent`] (the guest agents' answers in
-//! status), [`events`] (StreamEvents), [`storage`] and [`nfs_pool`] (storage pools), [`volume`] and [`resize`] (volumes), [`download`] (DownloadImage,
+//! status), [`events`] (StreamEvents), [`storage`] and [`nfs_pool`] (storage pools), [`volume`] and [`resize`] (volumes), [`snapshot`] (VM snapshots), [`download`] (DownloadImage,
 //! GetDownloadStatus, CancelDownload), [`network`] (GetOVSStatus and the network ports). The RPCs
 //! this daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
 //! Handlers return [`ApiError`]; [`crate::error`] turns it into the gRPC status.
@@ -20,6 +20,7 @@ mod nfs_pool;
 mod node;
 mod pending;
 mod resize;
+mod snapshot;
 mod storage;
 mod vm;
 mod volume;
@@ -159,35 +160,35 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
         reply(Ok(self.event_stream()))
     }
 
-    // ---- Not implemented yet: each answers UNIMPLEMENTED naming what it waits for. ----
-
     async fn create_snapshot(
         &self,
-        _: Request<pb::CreateSnapshotRequest>,
+        request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
-        pending::answer("CreateSnapshot")
+        reply(self.snapshot_create(request.into_inner()).await)
     }
 
     async fn revert_snapshot(
         &self,
-        _: Request<pb::RevertSnapshotRequest>,
+        request: Request<pb::RevertSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
-        pending::answer("RevertSnapshot")
+        reply(self.snapshot_revert(request.into_inner()).await)
     }
 
     async fn delete_snapshot(
         &self,
-        _: Request<pb::DeleteSnapshotRequest>,
+        request: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<()>, Status> {
-        pending::answer("DeleteSnapshot")
+        reply(self.snapshot_delete(request.into_inner()).await)
     }
 
     async fn list_snapshots(
         &self,
-        _: Request<pb::VmIdRequest>,
+        request: Request<pb::VmIdRequest>,
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
-        pending::answer("ListSnapshots")
+        reply(self.snapshot_list(&request.into_inner().vm_id).await)
     }
+
+    // ---- Not implemented yet: each answers UNIMPLEMENTED naming what it waits for. ----
 
     async fn attach_disk(&self, _: Request<pb::AttachDiskRequest>) -> Result<Response<()>, Status> {
         pending::answer("AttachDisk")

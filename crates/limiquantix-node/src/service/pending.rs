@@ -6,22 +6,6 @@ use tonic::{Response, Status};
 /// What each unimplemented RPC waits for.
 pub const PENDING: &[(&str, &str)] = &[
     (
-        "CreateSnapshot",
-        "snapshot support in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "RevertSnapshot",
-        "snapshot support in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "DeleteSnapshot",
-        "snapshot support in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "ListSnapshots",
-        "snapshot support in the QEMU backend (not scheduled yet)",
-    ),
-    (
         "AttachDisk",
         "device hot-plug in the QEMU backend (not scheduled yet)",
     ),

@@ -46,6 +46,9 @@ impl<B: VmBackend> NodeService<B> {
             VmOp::ResizeDisk => Err(BackendError::Invalid(
                 "resize_disk takes a disk and a size: use ResizeVolume".into(),
             )),
+            VmOp::Snapshot | VmOp::RevertSnapshot | VmOp::DeleteSnapshot => Err(
+                BackendError::Invalid(format!("{op} has its own RPCs (CreateSnapshot, ...)")),
+            ),
         };
         match &result {
             Ok(()) => tracing::info!(vm_id = %id, op = %op, "VM operation done"),

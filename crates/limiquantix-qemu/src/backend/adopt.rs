@@ -48,6 +48,9 @@ impl QemuBackend {
         for def in loaded {
             let id = def.id.clone();
             let vm = backend.reconcile(def).await;
+            if let Err(e) = backend.settle_snapshots(&vm).await {
+                tracing::warn!(vm_id = %id, error = %e, "cannot settle an interrupted snapshot operation");
+            }
             lock(&backend.inner.vms).insert(id, vm);
         }
         tracing::info!(

@@ -20,6 +20,7 @@ use limiquantix_vm::{
     AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmBackend, VmEntry, VmEvent,
     VmLogs, VmState, VncEndpoint,
 };
+use limiquantix_vm::{SnapshotInfo, SnapshotRequest};
 
 impl From<QemuError> for BackendError {
     /// Sorts a detailed backend error into its category; the message is kept.
@@ -35,6 +36,7 @@ impl From<QemuError> for BackendError {
             E::NotRunning { vm_id, state } => BackendError::NotRunning { vm_id, state },
             E::Invalid(m) => BackendError::Model(m),
             E::Resize(r) => r.into(),
+            E::Refused(b) => b,
             E::Grow { .. } => BackendError::Precondition(text),
             E::NoSuchCdrom { .. } | E::Boot(BootError::Invalid(_)) => BackendError::Invalid(text),
             E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::StartFailed { .. } => {
@@ -253,6 +255,26 @@ impl VmBackend for QemuBackend {
         new_size_bytes: u64,
     ) -> Result<u64, BackendError> {
         Ok(QemuBackend::resize_disk(self, id, disk_id, new_size_bytes).await?)
+    }
+
+    async fn create_snapshot(
+        &self,
+        id: &VmId,
+        request: SnapshotRequest,
+    ) -> Result<SnapshotInfo, BackendError> {
+        Ok(QemuBackend::create_snapshot(self, id, request).await?)
+    }
+
+    async fn list_snapshots(&self, id: &VmId) -> Result<Vec<SnapshotInfo>, BackendError> {
+        Ok(QemuBackend::list_snapshots(self, id).await?)
+    }
+
+    async fn revert_snapshot(&self, id: &VmId, snap: &str, stop: bool) -> Result<(), BackendError> {
+        Ok(QemuBackend::revert_snapshot(self, id, snap, stop).await?)
+    }
+
+    async fn delete_snapshot(&self, id: &VmId, snap: &str) -> Result<(), BackendError> {
+        Ok(QemuBackend::delete_snapshot(self, id, snap).await?)
     }
 
     async fn vnc(&self, id: &VmId) -> Result<Option<VncEndpoint>, BackendError> {

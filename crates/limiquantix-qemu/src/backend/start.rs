@@ -29,30 +29,31 @@ impl QemuBackend {
         let span = tracing::info_span!("start", vm_id = %id);
         async {
             let _op = vm.op.lock().await;
-            Self::check(&vm, VmOp::Start)?;
-            let previous = {
-                let mut c = vm.cell();
-                let prev = c.state;
-                c.state = VmState::Starting;
-                prev
-            };
-            match self.launch(&vm).await {
-                Ok(()) => {
-                    self.inner.emit(&vm.id, VmEventKind::Started);
-                    Ok(vm.status())
-                }
-                Err(e) => {
-                    let mut c = vm.cell();
-                    if c.state == VmState::Starting {
-                        c.state = previous;
-                    }
-                    tracing::warn!(error = %e, "start failed");
-                    Err(e)
-                }
-            }
+            self.start_locked(&vm, false).await
         }
         .instrument(span)
         .await
+    }
+
+    /// Starts the VM for a caller holding its lock; with `paused`, QEMU gets `-S` and the guest
+    /// never runs until resumed (reverting a stopped VM to a memory snapshot loads it first).
+    pub(super) async fn start_locked(&self, vm: &Arc<Vm>, paused: bool) -> Result<VmStatus> {
+        Self::check(vm, VmOp::Start)?;
+        let previous = std::mem::replace(&mut vm.cell().state, VmState::Starting);
+        match self.launch(vm, paused).await {
+            Ok(()) => {
+                self.inner.emit(&vm.id, VmEventKind::Started);
+                Ok(vm.status())
+            }
+            Err(e) => {
+                let mut c = vm.cell();
+                if c.state == VmState::Starting {
+                    c.state = previous;
+                }
+                tracing::warn!(error = %e, "start failed");
+                Err(e)
+            }
+        }
     }
 
     /// The QEMU arguments `start` would use for this VM (without the `-S` it adds to connect
@@ -86,8 +87,11 @@ impl QemuBackend {
     /// more than QEMU's own start-up. Events before the QMP handshake (a guest that powers off
     /// within its first milliseconds) are not seen, but the exit itself is: QEMU's exit status
     /// tells a clean end from a crash.
-    async fn launch(&self, vm: &Arc<Vm>) -> Result<()> {
-        let args = self.build_args(vm, true).await?;
+    async fn launch(&self, vm: &Arc<Vm>, paused: bool) -> Result<()> {
+        let mut args = self.build_args(vm, true).await?;
+        if paused {
+            args.push("-S".into());
+        }
         // This boot is read from here on; earlier boots stay in the appended serial log.
         let serial_offset = tokio::fs::metadata(vm.paths.serial_log())
             .await

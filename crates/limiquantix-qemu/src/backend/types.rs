@@ -173,6 +173,11 @@ pub enum QemuError {
         /// What went wrong.
         problem: String,
     },
+    /// Refused or failed in one of the backend-neutral categories (snapshots: a bad or taken
+    /// name, an unknown snapshot, a raw disk, a silent guest agent, a job that failed or timed
+    /// out); sorted as it is.
+    #[error(transparent)]
+    Refused(#[from] limiquantix_vm::BackendError),
     /// A file or directory operation failed.
     #[error("{}: {source}", path.display())]
     Io {
