@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 use crate::error::BackendError;
 use crate::event::VmEvent;
 use crate::guest::{AgentPing, GuestFacts};
+use crate::guest_ops as g;
 use crate::model::{ValidDefinition, VmDefinition, VmId};
 use crate::snapshot::{SnapshotInfo, SnapshotRequest};
 use crate::status::{VmEntry, VmLogs, VncEndpoint};
@@ -154,6 +155,56 @@ pub trait VmBackend: Send + Sync + 'static {
         &self,
         id: &VmId,
     ) -> impl Future<Output = Result<GuestFacts, BackendError>> + Send;
+
+    /// Runs a command in a running guest through its agent (see [`g::GuestExec`]); output is
+    /// capped at [`g::EXEC_OUTPUT_CAP`] each. A timeout is an answer (`timed_out`), not an error.
+    /// No agent answering, or the agent refusing, is [`BackendError::Precondition`].
+    fn guest_exec(
+        &self,
+        id: &VmId,
+        exec: g::GuestExec,
+    ) -> impl Future<Output = Result<g::GuestExecResult, BackendError>> + Send;
+
+    /// Reads part of a guest file through the agent.
+    fn guest_read_file(
+        &self,
+        id: &VmId,
+        read: g::GuestFileRead,
+    ) -> impl Future<Output = Result<g::GuestFileData, BackendError>> + Send;
+
+    /// Writes (or appends to) a guest file through the agent; returns the bytes written.
+    fn guest_write_file(
+        &self,
+        id: &VmId,
+        write: g::GuestFileWrite,
+    ) -> impl Future<Output = Result<u64, BackendError>> + Send;
+
+    /// Asks the guest's agent to shut the guest down (the VM's end arrives as events).
+    fn guest_shutdown(
+        &self,
+        id: &VmId,
+        mode: g::GuestShutdownMode,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Freezes guest filesystems; they are thawed automatically after `auto_thaw`.
+    fn guest_fsfreeze(
+        &self,
+        id: &VmId,
+        request: g::FreezeRequest,
+    ) -> impl Future<Output = Result<g::FreezeResult, BackendError>> + Send;
+
+    /// Thaws the guest's filesystems.
+    fn guest_fsthaw(
+        &self,
+        id: &VmId,
+    ) -> impl Future<Output = Result<g::ThawResult, BackendError>> + Send;
+
+    /// Sets the guest's clock to `time_ns` (nanoseconds since the epoch; `None`: the host's).
+    fn guest_set_time(
+        &self,
+        id: &VmId,
+        time_ns: Option<i64>,
+    ) -> impl Future<Output = Result<g::TimeSyncResult, BackendError>> + Send;
 
     /// The last `lines` lines of the VM's hypervisor log and serial console log, at most
     /// `max_bytes` of each (a longer end is cut at a line start and flagged truncated).

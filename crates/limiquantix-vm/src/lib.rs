@@ -13,12 +13,14 @@
 //! - [`resize`]: the checks of a disk resize every backend makes (grow only).
 //! - [`accel`]: the accelerator choice (`auto`, `kvm`, `tcg`).
 //! - [`snapshot`]: snapshot requests, listings, names and the snapshot tree.
+//! - [`guest_ops`]: operations inside a guest through its agent, and their limits.
 
 pub mod accel;
 pub mod backend;
 pub mod error;
 pub mod event;
 pub mod guest;
+pub mod guest_ops;
 pub mod model;
 pub mod readiness;
 pub mod resize;

@@ -2,7 +2,7 @@
 //!
 //! One module per group of RPCs: [`node`] (HealthCheck, GetNodeInfo), [`create`] (CreateVM),
 //! [`vm`] (lifecycle, status, console, logs, media), [`agent`] (the guest agents' answers in
-//! status), [`events`] (StreamEvents), [`storage`] and [`nfs_pool`] (storage pools), [`volume`] and [`resize`] (volumes), [`snapshot`] (VM snapshots), [`download`] (DownloadImage,
+//! status), [`guest`] (the guest-agent RPCs: exec, files, shutdown, fsfreeze, time), [`events`] (StreamEvents), [`storage`] and [`nfs_pool`] (storage pools), [`volume`] and [`resize`] (volumes), [`snapshot`] (VM snapshots), [`download`] (DownloadImage,
 //! GetDownloadStatus, CancelDownload), [`network`] (GetOVSStatus and the network ports). The RPCs
 //! this daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
 //! Handlers return [`ApiError`]; [`crate::error`] turns it into the gRPC status.
@@ -14,6 +14,7 @@ mod core;
 mod create;
 mod download;
 mod events;
+mod guest;
 mod media;
 mod network;
 mod nfs_pool;
@@ -247,51 +248,51 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn execute_in_guest(
         &self,
-        _: Request<pb::ExecuteInGuestRequest>,
+        request: Request<pb::ExecuteInGuestRequest>,
     ) -> Result<Response<pb::ExecuteInGuestResponse>, Status> {
-        pending::answer("ExecuteInGuest")
+        reply(self.guest_exec(request.into_inner()).await)
     }
 
     async fn read_guest_file(
         &self,
-        _: Request<pb::ReadGuestFileRequest>,
+        request: Request<pb::ReadGuestFileRequest>,
     ) -> Result<Response<pb::ReadGuestFileResponse>, Status> {
-        pending::answer("ReadGuestFile")
+        reply(self.guest_read(request.into_inner()).await)
     }
 
     async fn write_guest_file(
         &self,
-        _: Request<pb::WriteGuestFileRequest>,
+        request: Request<pb::WriteGuestFileRequest>,
     ) -> Result<Response<pb::WriteGuestFileResponse>, Status> {
-        pending::answer("WriteGuestFile")
+        reply(self.guest_write(request.into_inner()).await)
     }
 
     async fn guest_shutdown(
         &self,
-        _: Request<pb::GuestShutdownRequest>,
+        request: Request<pb::GuestShutdownRequest>,
     ) -> Result<Response<pb::GuestShutdownResponse>, Status> {
-        pending::answer("GuestShutdown")
+        reply(self.shut_guest_down(request.into_inner()).await)
     }
 
     async fn quiesce_filesystems(
         &self,
-        _: Request<pb::QuiesceFilesystemsRequest>,
+        request: Request<pb::QuiesceFilesystemsRequest>,
     ) -> Result<Response<pb::QuiesceFilesystemsResponse>, Status> {
-        pending::answer("QuiesceFilesystems")
+        reply(self.guest_freeze(request.into_inner()).await)
     }
 
     async fn thaw_filesystems(
         &self,
-        _: Request<pb::ThawFilesystemsRequest>,
+        request: Request<pb::ThawFilesystemsRequest>,
     ) -> Result<Response<pb::ThawFilesystemsResponse>, Status> {
-        pending::answer("ThawFilesystems")
+        reply(self.guest_thaw(request.into_inner()).await)
     }
 
     async fn sync_time(
         &self,
-        _: Request<pb::SyncTimeRequest>,
+        request: Request<pb::SyncTimeRequest>,
     ) -> Result<Response<pb::SyncTimeResponse>, Status> {
-        pending::answer("SyncTime")
+        reply(self.guest_sync_time(request.into_inner()).await)
     }
 
     async fn init_storage_pool(

@@ -29,34 +29,6 @@ pub const PENDING: &[(&str, &str)] = &[
         "per-VM metrics from QMP in the QEMU backend (not scheduled yet)",
     ),
     (
-        "ExecuteInGuest",
-        "guest-agent exec in the daemon (after issue 6; not scheduled yet)",
-    ),
-    (
-        "ReadGuestFile",
-        "guest-agent file access in the daemon (after issue 6; not scheduled yet)",
-    ),
-    (
-        "WriteGuestFile",
-        "guest-agent file access in the daemon (after issue 6; not scheduled yet)",
-    ),
-    (
-        "GuestShutdown",
-        "guest-agent shutdown in the daemon (after issue 6; not scheduled yet)",
-    ),
-    (
-        "QuiesceFilesystems",
-        "guest-agent fsfreeze with snapshots (not scheduled yet)",
-    ),
-    (
-        "ThawFilesystems",
-        "guest-agent fsfreeze with snapshots (not scheduled yet)",
-    ),
-    (
-        "SyncTime",
-        "guest-agent time sync in the daemon (after issue 6; not scheduled yet)",
-    ),
-    (
         "ListVolumes",
         "volume management in pools (not scheduled yet)",
     ),

@@ -4,6 +4,7 @@
 use super::*;
 use crate::config::{Config, Layer};
 use limiquantix_vm::accel::AccelKind;
+use limiquantix_vm::guest_ops as g;
 use limiquantix_vm::model::{CdromRole, DiskSource, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::readiness::BootPhase;
 use limiquantix_vm::resize;
@@ -19,6 +20,7 @@ use tokio::sync::broadcast;
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
+mod guest;
 mod snapshots;
 
 /// A backend that keeps definitions in memory and moves states by the real state table
@@ -199,6 +201,55 @@ impl VmBackend for Fake {
     }
     async fn delete_snapshot(&self, id: &VmId, snap: &str) -> Result<(), BackendError> {
         snapshots::snap_delete(self, id, snap)
+    }
+    async fn guest_exec(
+        &self,
+        id: &VmId,
+        e: g::GuestExec,
+    ) -> Result<g::GuestExecResult, BackendError> {
+        guest::exec(self, id, e).await
+    }
+    async fn guest_read_file(
+        &self,
+        id: &VmId,
+        r: g::GuestFileRead,
+    ) -> Result<g::GuestFileData, BackendError> {
+        guest::running(self, id).await.map(|()| g::GuestFileData {
+            total_size: r.offset,
+            ..Default::default()
+        })
+    }
+    async fn guest_write_file(&self, id: &VmId, w: g::GuestFileWrite) -> Result<u64, BackendError> {
+        guest::running(self, id).await.map(|()| w.data.len() as u64)
+    }
+    async fn guest_shutdown(&self, id: &VmId, _: g::GuestShutdownMode) -> Result<(), BackendError> {
+        guest::running(self, id).await
+    }
+    async fn guest_fsfreeze(
+        &self,
+        id: &VmId,
+        _: g::FreezeRequest,
+    ) -> Result<g::FreezeResult, BackendError> {
+        guest::running(self, id).await.map(|()| g::FreezeResult {
+            frozen: 2,
+            token: "t".into(),
+        })
+    }
+    async fn guest_fsthaw(&self, id: &VmId) -> Result<g::ThawResult, BackendError> {
+        guest::running(self, id).await.map(|()| g::ThawResult {
+            thawed: 2,
+            frozen_for: None,
+        })
+    }
+    async fn guest_set_time(
+        &self,
+        id: &VmId,
+        t: Option<i64>,
+    ) -> Result<g::TimeSyncResult, BackendError> {
+        guest::running(self, id).await.map(|()| g::TimeSyncResult {
+            set_to_ns: t.unwrap_or(1),
+            ..Default::default()
+        })
     }
     async fn vnc(&self, id: &VmId) -> Result<Option<VncEndpoint>, BackendError> {
         let e = self.get(id).await?;

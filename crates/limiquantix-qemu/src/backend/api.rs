@@ -15,6 +15,7 @@ use crate::argv::BootError;
 use crate::qga::{self, QgaClient, QgaError};
 use crate::qmp::QmpError;
 use limiquantix_storage::StorageError;
+use limiquantix_vm::guest_ops as g;
 use limiquantix_vm::model::{ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::{
     AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmBackend, VmEntry, VmEvent,
@@ -325,6 +326,50 @@ impl VmBackend for QemuBackend {
         let os = qga.os_info().await.ok();
         let nics = qga.network_interfaces().await.ok();
         Ok(guest_facts(info, hostname, os, nics))
+    }
+
+    async fn guest_exec(
+        &self,
+        id: &VmId,
+        e: g::GuestExec,
+    ) -> Result<g::GuestExecResult, BackendError> {
+        QemuBackend::guest_exec(self, id, e).await
+    }
+
+    async fn guest_read_file(
+        &self,
+        id: &VmId,
+        r: g::GuestFileRead,
+    ) -> Result<g::GuestFileData, BackendError> {
+        QemuBackend::guest_read_file(self, id, r).await
+    }
+
+    async fn guest_write_file(&self, id: &VmId, w: g::GuestFileWrite) -> Result<u64, BackendError> {
+        QemuBackend::guest_write_file(self, id, w).await
+    }
+
+    async fn guest_shutdown(&self, id: &VmId, m: g::GuestShutdownMode) -> Result<(), BackendError> {
+        QemuBackend::guest_shutdown(self, id, m).await
+    }
+
+    async fn guest_fsfreeze(
+        &self,
+        id: &VmId,
+        r: g::FreezeRequest,
+    ) -> Result<g::FreezeResult, BackendError> {
+        QemuBackend::guest_fsfreeze(self, id, r).await
+    }
+
+    async fn guest_fsthaw(&self, id: &VmId) -> Result<g::ThawResult, BackendError> {
+        QemuBackend::guest_fsthaw(self, id).await
+    }
+
+    async fn guest_set_time(
+        &self,
+        id: &VmId,
+        t: Option<i64>,
+    ) -> Result<g::TimeSyncResult, BackendError> {
+        QemuBackend::guest_set_time(self, id, t).await
     }
 
     async fn logs(&self, id: &VmId, lines: usize, max_bytes: u64) -> Result<VmLogs, BackendError> {

@@ -15,7 +15,7 @@
 //! Layout (children import each other one way, never from this file): `types` (configuration,
 //! errors), `vm` (one VM's record), `core` ([`QemuBackend`], its shared state and helpers),
 //! `monitor` (the task per running QEMU), `define`, `adopt` (opening), `start`, `stop`,
-//! `media`, `resize` (growing a disk), `snapshot` (snapshots and their tree), `query` (status and clients), `api` (the
+//! `media`, `resize` (growing a disk), `guest` (guest-agent operations), `snapshot` (snapshots and their tree), `query` (status and clients), `api` (the
 //! [`limiquantix_vm::VmBackend`] impl).
 //!
 //! [`VmEvent`]: limiquantix_vm::VmEvent
@@ -24,6 +24,7 @@ mod adopt;
 mod api;
 mod core;
 mod define;
+mod guest;
 mod media;
 mod monitor;
 mod query;

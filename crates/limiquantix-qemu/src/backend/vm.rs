@@ -33,8 +33,17 @@ pub(super) struct Vm {
     /// watcher then asks the agent for cloud-init's verdict.
     pub(super) agent_opened: Arc<tokio::sync::Notify>,
     cell: Mutex<VmRuntime>,
+    /// The guest's filesystems frozen through the agent, until thawed.
+    pub(super) freeze: Mutex<Option<FreezeRecord>>,
     /// The last generation whose process end has been fully handled.
     pub(super) finished: watch::Sender<u64>,
+}
+
+/// A freeze of the guest's filesystems and the task that thaws them if no thaw comes.
+pub(super) struct FreezeRecord {
+    pub(super) token: String,
+    pub(super) since: std::time::Instant,
+    pub(super) timer: tokio::task::AbortHandle,
 }
 
 /// The mutable part of a [`Vm`].
@@ -75,6 +84,7 @@ impl Vm {
                 boot: None,
             }),
             finished: watch::channel(0).0,
+            freeze: Mutex::new(None),
         }
     }
 

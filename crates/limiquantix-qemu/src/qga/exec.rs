@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{ExecStatus, QgaClient, QgaError, decode_b64};
@@ -15,6 +16,26 @@ impl QgaClient {
                 "guest-exec",
                 Some(json!({ "path": path, "arg": args, "capture-output": true })),
             )
+            .await?;
+        v.get("pid")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| QgaError::Decode {
+                command: "guest-exec".into(),
+                problem: format!("no pid in {v}"),
+            })
+    }
+
+    /// `guest-exec` with the whole request: argv, environment (`NAME=value`, replacing the
+    /// guest's), standard input; output captured. Returns the guest pid.
+    pub async fn exec_with(
+        &self,
+        path: &str,
+        args: &[String],
+        env: &[String],
+        input: Option<&[u8]>,
+    ) -> Result<i64, QgaError> {
+        let v = self
+            .execute("guest-exec", Some(exec_arguments(path, args, env, input)))
             .await?;
         v.get("pid")
             .and_then(Value::as_i64)
@@ -57,6 +78,26 @@ impl QgaClient {
     }
 }
 
+/// The arguments of `guest-exec`: empty lists and no input are left out.
+pub(super) fn exec_arguments(
+    path: &str,
+    args: &[String],
+    env: &[String],
+    input: Option<&[u8]>,
+) -> Value {
+    let mut a = json!({ "path": path, "capture-output": true });
+    if !args.is_empty() {
+        a["arg"] = json!(args);
+    }
+    if !env.is_empty() {
+        a["env"] = json!(env);
+    }
+    if let Some(input) = input {
+        a["input-data"] = json!(base64::engine::general_purpose::STANDARD.encode(input));
+    }
+    a
+}
+
 /// Decodes a `guest-exec-status` answer (output from base64).
 pub(super) fn parse_exec_status(v: &Value) -> Result<ExecStatus, QgaError> {
     const CMD: &str = "guest-exec-status";
@@ -75,5 +116,7 @@ pub(super) fn parse_exec_status(v: &Value) -> Result<ExecStatus, QgaError> {
         stdout: decode_b64(CMD, v.get("out-data"))?,
         stderr: decode_b64(CMD, v.get("err-data"))?,
         truncated: flag("out-truncated") || flag("err-truncated"),
+        stdout_truncated: flag("out-truncated"),
+        stderr_truncated: flag("err-truncated"),
     })
 }

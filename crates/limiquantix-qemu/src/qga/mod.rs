@@ -10,6 +10,9 @@
 //! An agent that does not answer the resync in time (not installed, not started yet, or the VM
 //! not running) is [`QgaError::AgentUnavailable`], never a hang. After a timeout or an I/O error
 //! the connection is dropped, and the next call reconnects and resyncs.
+//!
+//! Commands: `exec` (`guest-exec`), `file` (`guest-file-*` in chunks), `fsfreeze`,
+//! `shutdown` (answered only on refusal), `time`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,10 +28,14 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 mod exec;
 mod file;
+mod fsfreeze;
+mod shutdown;
+mod time;
 mod types;
 
 #[cfg(test)]
 use exec::parse_exec_status;
+pub use file::FILE_CHUNK;
 pub use types::{
     ExecStatus, GuestCommandInfo, GuestInfo, GuestInterface, GuestIpAddress, GuestOsInfo,
 };

@@ -245,3 +245,163 @@ fn exec_status_parsing() {
         Err(QgaError::Decode { .. })
     ));
 }
+
+/// A guest with one in-memory file behind handle 7, a log of the commands it was sent, and
+/// a `guest-file-read` that fails when `fail_reads`.
+fn file_guest(
+    file: Arc<std::sync::Mutex<(Vec<u8>, usize)>>,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+    fail_reads: bool,
+) -> Handler {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Arc::new(move |cmd, args| {
+        log.lock().unwrap().push(cmd.to_owned());
+        let mut f = file.lock().unwrap();
+        Some(match cmd {
+            "guest-file-open" => {
+                match args["mode"].as_str().unwrap() {
+                    "wb" => *f = (Vec::new(), 0),
+                    "ab" => f.1 = f.0.len(),
+                    _ => f.1 = 0,
+                }
+                json!({ "return": 7 })
+            }
+            "guest-file-seek" => {
+                let off = args["offset"].as_i64().unwrap() as usize;
+                f.1 = if args["whence"] == "end" {
+                    f.0.len() + off
+                } else {
+                    off
+                };
+                json!({ "return": { "position": f.1, "eof": false } })
+            }
+            "guest-file-read" if fail_reads => {
+                json!({ "error": { "class": "GenericError", "desc": "read failed" } })
+            }
+            "guest-file-read" => {
+                let n = args["count"].as_u64().unwrap() as usize;
+                let end = (f.1 + n).min(f.0.len());
+                let chunk = f.0[f.1..end].to_vec();
+                f.1 = end;
+                let eof = end == f.0.len();
+                json!({ "return": { "count": chunk.len(), "buf-b64": b64.encode(&chunk), "eof": eof } })
+            }
+            "guest-file-write" => {
+                let data = b64.decode(args["buf-b64"].as_str().unwrap()).unwrap();
+                assert_eq!(args["count"].as_u64(), Some(data.len() as u64));
+                assert!(data.len() <= FILE_CHUNK, "chunks stay small");
+                f.0.extend(&data);
+                json!({ "return": { "count": data.len(), "eof": false } })
+            }
+            "guest-file-flush" | "guest-file-close" => json!({ "return": {} }),
+            _ => json!({ "error": { "class": "CommandNotFound", "desc": cmd } }),
+        })
+    })
+}
+
+#[tokio::test]
+async fn files_move_in_chunks_and_the_handle_is_always_closed() {
+    let file = Arc::new(std::sync::Mutex::new((Vec::new(), 0)));
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let agent = fake_agent(false, true, file_guest(file.clone(), log.clone(), false));
+    let qga = QgaClient::new(&agent.path);
+    let data: Vec<u8> = (0..FILE_CHUNK * 2 + 100).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        qga.write_all("/f", &data, false).await.unwrap(),
+        data.len() as u64
+    );
+    let writes = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| *c == "guest-file-write")
+        .count();
+    assert_eq!(writes, 3);
+    assert_eq!(log.lock().unwrap().last().unwrap(), "guest-file-close");
+    assert_eq!(qga.write_all("/f", b"tail", true).await.unwrap(), 4);
+    assert_eq!(file.lock().unwrap().0.len(), data.len() + 4);
+
+    let (all, size, eof) = qga.read_range("/f", 0, 1 << 20).await.unwrap();
+    assert_eq!(
+        (&all[..data.len()], size, eof),
+        (&data[..], data.len() as u64 + 4, true)
+    );
+    let (part, _, eof) = qga.read_range("/f", 10, 5).await.unwrap();
+    assert_eq!((&part[..], eof), (&data[10..15], false));
+    let (none, _, eof) = qga.read_range("/f", size + 10, 5).await.unwrap();
+    assert!(none.is_empty() && eof);
+
+    let failing = fake_agent(false, true, file_guest(file, log.clone(), true));
+    let qga = QgaClient::new(&failing.path);
+    log.lock().unwrap().clear();
+    let err = qga.read_range("/f", 0, 10).await.unwrap_err();
+    assert!(
+        matches!(err, QgaError::Command { ref desc, .. } if desc == "read failed"),
+        "{err}"
+    );
+    assert_eq!(
+        log.lock().unwrap().last().unwrap(),
+        "guest-file-close",
+        "closed on error too"
+    );
+}
+
+#[test]
+fn exec_arguments_are_an_argv_with_base64_input() {
+    let a = exec::exec_arguments("/bin/cat", &["-n".into()], &["A=1".into()], Some(b"hi"));
+    assert_eq!(
+        a,
+        json!({ "path": "/bin/cat", "arg": ["-n"], "env": ["A=1"], "input-data": "aGk=",
+                "capture-output": true })
+    );
+    let bare = exec::exec_arguments("uname", &[], &[], None);
+    assert_eq!(bare, json!({ "path": "uname", "capture-output": true }));
+    let st = parse_exec_status(&json!({ "exited": true, "exitcode": 0, "err-truncated": true }))
+        .unwrap();
+    assert!(st.stderr_truncated && !st.stdout_truncated && st.truncated);
+}
+
+#[test]
+fn freeze_time_and_shutdown_messages() {
+    assert_eq!(
+        fsfreeze::freeze_command(&[]),
+        ("guest-fsfreeze-freeze", None)
+    );
+    let (cmd, args) = fsfreeze::freeze_command(&["/".into(), "/srv".into()]);
+    assert_eq!(cmd, "guest-fsfreeze-freeze-list");
+    assert_eq!(args, Some(json!({ "mountpoints": ["/", "/srv"] })));
+    assert_eq!(time::set_time_arguments(5), json!({ "time": 5 }));
+    assert_eq!(
+        shutdown::shutdown_message("reboot"),
+        json!({ "execute": "guest-shutdown", "arguments": { "mode": "reboot" } })
+    );
+    assert!(shutdown::shutdown_answer(&json!({ "return": {} })).is_ok());
+    let refused = json!({ "error": { "class": "CommandDisabled", "desc": "disabled" } });
+    assert!(matches!(
+        shutdown::shutdown_answer(&refused),
+        Err(QgaError::Command { class, .. }) if class == "CommandDisabled"
+    ));
+}
+
+#[tokio::test]
+async fn shutdown_silence_is_success_and_a_refusal_is_an_error() {
+    let silent = fake_agent(false, true, Arc::new(|_, _| None));
+    QgaClient::new(&silent.path)
+        .shutdown("powerdown")
+        .await
+        .unwrap();
+    let refusing = fake_agent(
+        false,
+        true,
+        Arc::new(|_, _| Some(json!({ "error": { "class": "CommandDisabled", "desc": "no" } }))),
+    );
+    let err = QgaClient::new(&refusing.path)
+        .shutdown("halt")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QgaError::Command { ref desc, .. } if desc == "no"),
+        "{err}"
+    );
+}

@@ -86,4 +86,8 @@ pub struct ExecStatus {
     pub stderr: Vec<u8>,
     /// Whether the agent truncated the output.
     pub truncated: bool,
+    /// Whether the agent truncated standard output.
+    pub stdout_truncated: bool,
+    /// Whether the agent truncated standard error.
+    pub stderr_truncated: bool,
 }
