@@ -7,6 +7,7 @@ mod console;
 mod create;
 mod ctx;
 mod daemon;
+mod guest;
 mod image;
 mod logs;
 mod lookup;
@@ -115,6 +116,9 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if guest::exit_code(&e).is_some() => {
+            std::process::ExitCode::from(guest::exit_code(&e).unwrap_or(1))
+        }
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("lqctl: {msg}");

@@ -11,6 +11,7 @@ use crate::console::{self, ConsoleArgs};
 use crate::create::{self, CreateArgs};
 use crate::ctx::Ctx;
 use crate::daemon::CallExt as _;
+use crate::guest;
 use crate::logs;
 use crate::lookup::{find, list_vms, status};
 use crate::output::{Format, print_structured};
@@ -31,7 +32,8 @@ pub enum VmCommand {
     Show(VmArg),
     /// Start a VM.
     Start(StartArgs),
-    /// Stop a VM: ask the guest to power off (ACPI), or end it at once with --force.
+    /// Stop a VM: ask the guest to power off (ACPI, or its agent with --guest), or --force.
+    #[command(visible_alias = "shutdown")]
     Stop(StopArgs),
     /// Reset a running VM.
     Reboot(VmArg),
@@ -58,6 +60,17 @@ pub enum VmCommand {
     /// Take, list, revert to and delete snapshots.
     #[command(subcommand)]
     Snapshot(crate::snapshot::SnapshotCommand),
+    /// Run a command in the guest through its agent; its exit code becomes lqctl's.
+    ///
+    /// `lqctl vm exec NAME -- CMD ARGS...`: an argv, no shell (`-- sh -c '...'` for one); its
+    /// standard output and error are written through (each cut at 1 MiB).
+    Exec(guest::ExecArgs),
+    /// Copy a file between this machine and a guest: `lqctl vm cp ./f web1:/root/f`.
+    Cp(guest::CpArgs),
+    /// Freeze the guest's filesystems (thawed automatically after --timeout).
+    Fsfreeze(guest::FreezeArgs),
+    /// Thaw the guest's filesystems.
+    Fsthaw(VmArg),
 }
 
 /// One VM.
@@ -91,6 +104,9 @@ pub struct StopArgs {
     /// End the VM's process at once, without asking the guest.
     #[arg(long)]
     pub force: bool,
+    /// Ask the guest's agent to power off (returns once the guest took the request).
+    #[arg(long, conflicts_with = "force")]
+    pub guest: bool,
 }
 
 /// `vm delete`.
@@ -159,6 +175,9 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Stop(a) => {
             let vm = find(ctx, &a.vm).await?;
             let mut node = ctx.daemon.node();
+            if a.guest {
+                return guest::shutdown(ctx, &a.vm, false).await;
+            }
             if a.force {
                 node.force_stop_vm(id(&vm)).await.or_fail(&ctx.daemon)?;
             } else {
@@ -181,6 +200,10 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Resume(a) => simple(ctx, &a.vm, Simple::Resume).await,
         VmCommand::Delete(a) => delete(ctx, a).await,
         VmCommand::Snapshot(c) => crate::snapshot::run(ctx, c).await,
+        VmCommand::Exec(a) => guest::exec(ctx, a).await,
+        VmCommand::Cp(a) => guest::cp(ctx, a).await,
+        VmCommand::Fsfreeze(a) => guest::freeze(ctx, a).await,
+        VmCommand::Fsthaw(a) => guest::thaw(ctx, &a.vm).await,
         VmCommand::Console(a) => {
             let vm = find(ctx, &a.vm).await?;
             if a.log {

@@ -28,6 +28,7 @@ fn help_snapshots() {
         (&["vm", "console"][..], "help_vm_console.txt"),
         (&["vm", "wait"][..], "help_vm_wait.txt"),
         (&["vm", "snapshot"][..], "help_vm_snapshot.txt"),
+        (&["vm", "exec"][..], "help_vm_exec.txt"),
         (&["image"][..], "help_image.txt"),
         (&["image", "import"][..], "help_image_import.txt"),
         (&["pool"][..], "help_pool.txt"),
