@@ -87,6 +87,26 @@ async fn default_seed_boots_configured_and_survives_a_daemon_restart() {
     assert_eq!(agent.hostname, "e2e-web1");
     assert!(agent.os_name.contains("Debian"), "{agent:?}");
     assert!(!agent.kernel_version.is_empty(), "{agent:?}");
+    // The guest's own view of its resources: memory from its /proc, filesystems from the agent.
+    let usage = agent
+        .resource_usage
+        .clone()
+        .expect("the guest's resource usage");
+    assert!(
+        usage.memory_total_bytes > 512 << 20 && usage.memory_used_bytes > 0,
+        "{usage:?}"
+    );
+    assert!(
+        usage.uptime_seconds > 0 && usage.process_count > 10,
+        "{usage:?}"
+    );
+    assert!(
+        usage
+            .disks
+            .iter()
+            .any(|d| d.mount_point == "/" && d.total_bytes > 1 << 30),
+        "the root filesystem: {usage:?}"
+    );
     assert!(
         agent.ip_addresses.iter().any(|a| a == "10.0.2.15"),
         "the user-mode network's address from guest-network-get-interfaces: {agent:?}"

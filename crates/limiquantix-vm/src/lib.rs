@@ -31,7 +31,7 @@ pub mod status;
 pub use backend::{ConsoleIo, ConsoleStream, VmBackend};
 pub use error::BackendError;
 pub use event::{VmEvent, VmEventKind};
-pub use guest::{AgentPing, GuestFacts, GuestNic};
+pub use guest::{AgentPing, GuestFacts, GuestFilesystem, GuestNic, GuestUsage};
 pub use model::{ValidDefinition, VmDefinition, VmId};
 pub use resize::ResizeError;
 pub use snapshot::{SnapshotInfo, SnapshotRequest};

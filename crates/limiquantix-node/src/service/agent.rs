@@ -16,12 +16,47 @@ use super::core::{Inner, NodeService};
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::readiness::BootPhase;
-use limiquantix_vm::{GuestFacts, VmBackend, VmEntry, VmEvent, VmEventKind, VmState};
+use limiquantix_vm::{GuestFacts, GuestUsage, VmBackend, VmEntry, VmEvent, VmEventKind, VmState};
 use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 use tokio::sync::broadcast;
 
 /// The wire form of what the agent said.
+/// The guest's view of its resources, on the wire (memory figures are 0 when the agent could
+/// not read the guest's `/proc`).
+fn wire_usage(u: &GuestUsage) -> pb::GuestResourceUsage {
+    pb::GuestResourceUsage {
+        memory_total_bytes: u.memory_total,
+        memory_used_bytes: u.memory_total.saturating_sub(u.memory_available),
+        memory_available_bytes: u.memory_available,
+        swap_total_bytes: u.swap_total,
+        swap_used_bytes: u.swap_total.saturating_sub(u.swap_free),
+        load_avg_1: u.load[0],
+        load_avg_5: u.load[1],
+        load_avg_15: u.load[2],
+        process_count: u.processes,
+        uptime_seconds: u.uptime_seconds,
+        disks: u
+            .filesystems
+            .iter()
+            .map(|f| pb::GuestDiskUsage {
+                mount_point: f.mount_point.clone(),
+                device: f.device.clone(),
+                filesystem: f.fstype.clone(),
+                total_bytes: f.total_bytes,
+                used_bytes: f.used_bytes,
+                available_bytes: f.total_bytes.saturating_sub(f.used_bytes),
+                usage_percent: if f.total_bytes == 0 {
+                    0.0
+                } else {
+                    f.used_bytes as f64 * 100.0 / f.total_bytes as f64
+                },
+            })
+            .collect(),
+        cpu_usage_percent: 0.0,
+    }
+}
+
 fn wire_info(f: GuestFacts) -> pb::GuestAgentInfo {
     let mut ip_addresses = Vec::new();
     let interfaces = f
@@ -62,7 +97,7 @@ fn wire_info(f: GuestFacts) -> pb::GuestAgentInfo {
         hostname: f.hostname,
         ip_addresses,
         interfaces,
-        resource_usage: None,
+        resource_usage: Some(wire_usage(&f.usage)),
         capabilities: f.capabilities,
         last_seen: Some(prost_types::Timestamp::from(SystemTime::now())),
     }

@@ -285,6 +285,18 @@ impl VmBackend for Fake {
             os_name: "Debian GNU/Linux".into(),
             os_version: "12 (bookworm)".into(),
             kernel_release: "6.1.0-26-amd64".into(),
+            usage: limiquantix_vm::GuestUsage {
+                memory_total: 1 << 30,
+                memory_available: 3 << 28,
+                filesystems: vec![limiquantix_vm::GuestFilesystem {
+                    mount_point: "/".into(),
+                    device: "vda1".into(),
+                    fstype: "ext4".into(),
+                    total_bytes: 2 << 30,
+                    used_bytes: 1 << 30,
+                }],
+                ..Default::default()
+            },
             interfaces: vec![
                 GuestNic {
                     name: "lo".into(),
@@ -746,6 +758,13 @@ async fn status_reports_boot_phase_vcpus_and_the_agent_cached() {
     assert_eq!(agent.ip_addresses, ["10.0.2.15"]);
     assert_eq!(agent.interfaces.len(), 2);
     assert!(agent.last_seen.is_some());
+    let usage = agent.resource_usage.clone().unwrap();
+    assert_eq!(
+        (usage.memory_total_bytes, usage.memory_used_bytes),
+        (1 << 30, 1 << 28)
+    );
+    assert_eq!(usage.disks[0].mount_point, "/");
+    assert_eq!(usage.disks[0].usage_percent, 50.0);
     assert_eq!(queries(), 1);
 
     // Within the freshness window both calls answer from the cache.

@@ -135,6 +135,7 @@ fn guest_facts(
         os_name: os.name.or(os.id).unwrap_or_default(),
         os_version: os.version.or(os.version_id).unwrap_or_default(),
         kernel_release: os.kernel_release.unwrap_or_default(),
+        usage: Default::default(),
         interfaces: nics
             .unwrap_or_default()
             .into_iter()
@@ -325,7 +326,30 @@ impl VmBackend for QemuBackend {
         let hostname = qga.host_name().await.ok();
         let os = qga.os_info().await.ok();
         let nics = qga.network_interfaces().await.ok();
-        Ok(guest_facts(info, hostname, os, nics))
+        let enabled = |c: &str| {
+            info.supported_commands
+                .iter()
+                .any(|s| s.name == c && s.enabled)
+        };
+        let mut usage = limiquantix_vm::GuestUsage::default();
+        if enabled("guest-get-fsinfo") {
+            usage.filesystems = qga.filesystems().await.unwrap_or_default();
+        }
+        if enabled("guest-file-open") && enabled("guest-file-read") {
+            let read = async |p: &str| {
+                let bytes = qga.read_file(p, 64 * 1024).await.unwrap_or_default();
+                String::from_utf8_lossy(&bytes).into_owned()
+            };
+            let (mem, load, up) = (
+                read("/proc/meminfo").await,
+                read("/proc/loadavg").await,
+                read("/proc/uptime").await,
+            );
+            usage.read_proc(&mem, &load, &up);
+        }
+        let mut facts = guest_facts(info, hostname, os, nics);
+        facts.usage = usage;
+        Ok(facts)
     }
 
     async fn guest_exec(

@@ -29,6 +29,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 mod exec;
 mod file;
 mod fsfreeze;
+mod fsinfo;
 mod shutdown;
 mod time;
 mod types;
