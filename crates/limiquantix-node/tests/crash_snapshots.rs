@@ -76,7 +76,7 @@ async fn a_daemon_killed_inside_a_snapshot_operation_leaves_list_and_disk_agreei
     let (mut node, mut c, s1) = armed("snapshot:create-after-begin").await;
     assert!(snapshot(&mut c, "s2").await.is_err());
     let (mut c, listed, _) = after_the_crash(&mut node).await;
-    assert_eq!(listed, [s1.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&s1));
     snapshot(&mut c, "s2")
         .await
         .expect("the name is free again");
@@ -101,7 +101,7 @@ async fn a_daemon_killed_inside_a_snapshot_operation_leaves_list_and_disk_agreei
         .await;
     assert!(r.is_err());
     let (_, listed, _) = after_the_crash(&mut node).await;
-    assert_eq!(listed, [s1.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&s1));
     node.terminate();
 
     let (mut node, mut c, s1) = armed("snapshot:delete-after-take").await;

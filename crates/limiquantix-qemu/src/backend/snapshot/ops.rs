@@ -13,6 +13,7 @@ use super::store::{self, Pending, PendingOp, SnapshotFile};
 use crate::backend::core::{QemuBackend, Result};
 use crate::backend::types::QemuError;
 use crate::backend::vm::Vm;
+use crate::fault;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::snapshot::SnapshotRecord;
 use limiquantix_vm::state::{VmOp, VmState};
@@ -35,7 +36,9 @@ impl QemuBackend {
             let mut rec = file.tree.record(&req, state, memory);
             rec.disks = disks.iter().map(|d| d.id.clone()).collect();
             self.begin(&vm, &mut file, PendingOp::Create, &rec).await?;
+            fault::point("snapshot:create-after-begin");
             let done = self.take(&vm, state, &req, &rec, &disks).await;
+            fault::point("snapshot:create-after-take");
             if let Err(e) = done {
                 tracing::warn!(error = %e, "snapshot failed; undoing what was made");
                 if let Err(s) = self.settle_snapshots(&vm).await {
@@ -118,6 +121,7 @@ impl QemuBackend {
                 )));
             }
             self.begin(&vm, &mut file, PendingOp::Revert, &rec).await?;
+            fault::point("snapshot:revert-after-begin");
             self.go_back(&vm, state, &rec, &disks).await?;
             file.tree.current = Some(rec.id.clone());
             self.finish(&vm, &mut file).await?;
@@ -200,6 +204,7 @@ impl QemuBackend {
                     .collect();
                 offline::apply_all(&self.inner.config.qemu_img, "-d", &rec.id, &with).await?;
             }
+            fault::point("snapshot:delete-after-take");
             file.tree.remove(&rec.id);
             self.finish(&vm, &mut file).await?;
             tracing::info!("snapshot deleted");
