@@ -19,6 +19,7 @@
 
 pub mod argv;
 pub mod backend;
+pub mod fault;
 pub mod firmware;
 pub mod logs;
 pub mod paths;

@@ -82,6 +82,20 @@ pub enum VmEventKind {
     AgentConnected,
     /// The guest agent stopped answering.
     AgentDisconnected,
+    /// A disk or NIC was attached (hot-plugged, or added to a stopped VM's definition).
+    DeviceAttached {
+        /// Disk or NIC.
+        kind: crate::hotplug::DeviceKind,
+        /// Its device id.
+        device_id: String,
+    },
+    /// A disk or NIC was detached.
+    DeviceDetached {
+        /// Disk or NIC.
+        kind: crate::hotplug::DeviceKind,
+        /// Its device id.
+        device_id: String,
+    },
 }
 
 impl VmEventKind {
@@ -107,6 +121,8 @@ impl VmEventKind {
             Self::Boot { phase } => format!("guest boot: {phase}"),
             Self::AgentConnected => "the guest agent answers".into(),
             Self::AgentDisconnected => "the guest agent stopped answering".into(),
+            Self::DeviceAttached { kind, device_id } => format!("{kind} {device_id} attached"),
+            Self::DeviceDetached { kind, device_id } => format!("{kind} {device_id} detached"),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`status`], [`event`], [`guest`], [`error`]: what the trait's methods answer.
 //! - [`readiness`]: the pure boot-phase classifier (console lines and cloud-init's verdict in,
 //!   [`readiness::BootPhase`] out).
+//! - [`hotplug`]: the checks of attaching and detaching disks and NICs every backend makes.
 //! - [`resize`]: the checks of a disk resize every backend makes (grow only).
 //! - [`accel`]: the accelerator choice (`auto`, `kvm`, `tcg`).
 
@@ -18,6 +19,7 @@ pub mod backend;
 pub mod error;
 pub mod event;
 pub mod guest;
+pub mod hotplug;
 pub mod model;
 pub mod readiness;
 pub mod resize;

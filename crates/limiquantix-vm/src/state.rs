@@ -4,14 +4,14 @@
 //! operation, and a refused operation becomes a typed `InvalidTransition` error (never a silent
 //! no-op). The table:
 //!
-//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk |
-//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|
-//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     |
-//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           |
-//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     |
-//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      |
-//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           |
-//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     |
+//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk | attach_disk | detach_disk | attach_nic | detach_nic |
+//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|-------------|-------------|------------|------------|
+//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     | stopped     | stopped     | stopped    | stopped    |
+//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -           | -           | -          | -          |
+//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     | running     | running     | running    | running    |
+//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      | paused      | paused      | paused     | paused     |
+//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -           | -           | -          | -          |
+//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     | crashed     | crashed     | crashed    | crashed    |
 //!
 //! The cell is the state the VM is in while (or right after) the operation runs; `starting`
 //! ends in `running`, `stopping` in `stopped`. Process events move the state too: the QEMU
@@ -99,11 +99,19 @@ pub enum VmOp {
     ChangeMedia,
     /// Grow a disk: live while QEMU runs, on the image file while it does not.
     ResizeDisk,
+    /// Add a disk: hot-plugged while QEMU runs, to the definition while it does not.
+    AttachDisk,
+    /// Remove a disk: unplugged while QEMU runs, from the definition while it does not.
+    DetachDisk,
+    /// Add a NIC (hot-plugged while QEMU runs).
+    AttachNic,
+    /// Remove a NIC (unplugged while QEMU runs).
+    DetachNic,
 }
 
 impl VmOp {
     /// Every operation, for exhaustive iteration.
-    pub const ALL: [VmOp; 9] = [
+    pub const ALL: [VmOp; 13] = [
         Self::Start,
         Self::Stop,
         Self::ForceStop,
@@ -113,6 +121,10 @@ impl VmOp {
         Self::Delete,
         Self::ChangeMedia,
         Self::ResizeDisk,
+        Self::AttachDisk,
+        Self::DetachDisk,
+        Self::AttachNic,
+        Self::DetachNic,
     ];
 
     /// The operation's name.
@@ -127,6 +139,10 @@ impl VmOp {
             Self::Delete => "delete",
             Self::ChangeMedia => "change_media",
             Self::ResizeDisk => "resize_disk",
+            Self::AttachDisk => "attach_disk",
+            Self::DetachDisk => "detach_disk",
+            Self::AttachNic => "attach_nic",
+            Self::DetachNic => "detach_nic",
         }
     }
 }
@@ -152,6 +168,10 @@ pub fn valid_transition(state: VmState, op: VmOp) -> Option<VmState> {
         (S::Stopped | S::Crashed | S::Running | S::Paused, O::ChangeMedia | O::ResizeDisk) => {
             Some(state)
         }
+        (
+            S::Stopped | S::Crashed | S::Running | S::Paused,
+            O::AttachDisk | O::DetachDisk | O::AttachNic | O::DetachNic,
+        ) => Some(state),
         _ => None,
     }
 }
@@ -161,37 +181,45 @@ mod tests {
     use super::*;
 
     /// The table from the module documentation, row by row (`-` = refused).
-    const TABLE: [(VmState, [&str; 9]); 6] = [
+    const TABLE: [(VmState, [&str; 13]); 6] = [
         (
             VmState::Stopped,
             [
-                "starting", "-", "-", "-", "-", "-", "stopped", "stopped", "stopped",
+                "starting", "-", "-", "-", "-", "-", "stopped", "stopped", "stopped", "stopped",
+                "stopped", "stopped", "stopped",
             ],
         ),
         (
             VmState::Starting,
-            ["-", "-", "stopping", "-", "-", "-", "-", "-", "-"],
+            [
+                "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+            ],
         ),
         (
             VmState::Running,
             [
                 "-", "stopping", "stopping", "running", "paused", "-", "-", "running", "running",
+                "running", "running", "running", "running",
             ],
         ),
         (
             VmState::Paused,
             [
                 "-", "stopping", "stopping", "paused", "-", "running", "-", "paused", "paused",
+                "paused", "paused", "paused", "paused",
             ],
         ),
         (
             VmState::Stopping,
-            ["-", "-", "stopping", "-", "-", "-", "-", "-", "-"],
+            [
+                "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+            ],
         ),
         (
             VmState::Crashed,
             [
-                "starting", "-", "-", "-", "-", "-", "stopped", "crashed", "crashed",
+                "starting", "-", "-", "-", "-", "-", "stopped", "crashed", "crashed", "crashed",
+                "crashed", "crashed", "crashed",
             ],
         ),
     ];

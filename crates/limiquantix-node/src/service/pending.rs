@@ -21,22 +21,6 @@ pub const PENDING: &[(&str, &str)] = &[
         "ListSnapshots",
         "snapshot support in the QEMU backend (not scheduled yet)",
     ),
-    (
-        "AttachDisk",
-        "device hot-plug in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "DetachDisk",
-        "device hot-plug in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "AttachNIC",
-        "device hot-plug in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "DetachNIC",
-        "device hot-plug in the QEMU backend (not scheduled yet)",
-    ),
     ("PrepareMigration", "live migration (not scheduled yet)"),
     ("ReceiveMigration", "live migration (not scheduled yet)"),
     ("MigrateVM", "live migration (not scheduled yet)"),

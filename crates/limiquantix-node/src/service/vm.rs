@@ -46,6 +46,9 @@ impl<B: VmBackend> NodeService<B> {
             VmOp::ResizeDisk => Err(BackendError::Invalid(
                 "resize_disk takes a disk and a size: use ResizeVolume".into(),
             )),
+            VmOp::AttachDisk | VmOp::DetachDisk | VmOp::AttachNic | VmOp::DetachNic => Err(
+                BackendError::Invalid(format!("{op} takes a device: use its own RPC")),
+            ),
         };
         match &result {
             Ok(()) => tracing::info!(vm_id = %id, op = %op, "VM operation done"),
