@@ -17,7 +17,8 @@ use crate::error::BackendError;
 use crate::event::VmEvent;
 use crate::guest::{AgentPing, GuestFacts};
 use crate::guest_ops as g;
-use crate::model::{ValidDefinition, VmDefinition, VmId};
+use crate::hotplug::DiskPlacement;
+use crate::model::{DiskSpec, NicSpec, ValidDefinition, VmDefinition, VmId};
 use crate::snapshot::{SnapshotInfo, SnapshotRequest};
 use crate::status::{VmEntry, VmLogs, VncEndpoint};
 
@@ -136,6 +137,45 @@ pub trait VmBackend: Send + Sync + 'static {
         &self,
         id: &VmId,
         snapshot_id: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Attaches disk `disk` (checked by [`crate::hotplug::plan_attach_disk`]): the backend
+    /// creates its file (blank or overlay) where `placement` says, hot-plugs it while the VM runs
+    /// or is paused (SATA and IDE cannot be: [`BackendError::Precondition`]), and records it
+    /// in the definition, which it returns. A failed hot-plug removes the file again.
+    fn attach_disk(
+        &self,
+        id: &VmId,
+        disk: DiskSpec,
+        placement: DiskPlacement,
+    ) -> impl Future<Output = Result<VmDefinition, BackendError>> + Send;
+
+    /// Detaches disk `disk_id` (a device id): unplugged while the VM runs (the guest must
+    /// release it; one that does not within the backend's unplug timeout is
+    /// [`BackendError::Timeout`] and the definition keeps the disk), removed from the
+    /// definition. The file of a disk the backend created is deleted only with `delete_file`;
+    /// a disk given by path never is. The boot disk and CD-ROMs are refused.
+    fn detach_disk(
+        &self,
+        id: &VmId,
+        disk_id: &str,
+        delete_file: bool,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Attaches NIC `nic` (hot-plugged while the VM runs), its MAC chosen when it has none and
+    /// recorded; `api_id` is the caller's id for it. Returns the NIC as recorded.
+    fn attach_nic(
+        &self,
+        id: &VmId,
+        nic: NicSpec,
+        api_id: Option<String>,
+    ) -> impl Future<Output = Result<NicSpec, BackendError>> + Send;
+
+    /// Detaches NIC `nic_id` (a device id), unplugged while the VM runs (as [`Self::detach_disk`]).
+    fn detach_nic(
+        &self,
+        id: &VmId,
+        nic_id: &str,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Where the VM's VNC display listens; `None` while it is not running or has no VNC.

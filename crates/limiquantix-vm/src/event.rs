@@ -97,6 +97,20 @@ pub enum VmEventKind {
         /// Its id.
         snapshot_id: String,
     },
+    /// A disk or NIC was attached (hot-plugged, or added to a stopped VM's definition).
+    DeviceAttached {
+        /// Disk or NIC.
+        kind: crate::hotplug::DeviceKind,
+        /// Its device id.
+        device_id: String,
+    },
+    /// A disk or NIC was detached.
+    DeviceDetached {
+        /// Disk or NIC.
+        kind: crate::hotplug::DeviceKind,
+        /// Its device id.
+        device_id: String,
+    },
 }
 
 impl VmEventKind {
@@ -125,6 +139,8 @@ impl VmEventKind {
             Self::SnapshotCreated { snapshot_id } => format!("snapshot {snapshot_id} taken"),
             Self::SnapshotReverted { snapshot_id } => format!("reverted to snapshot {snapshot_id}"),
             Self::SnapshotDeleted { snapshot_id } => format!("snapshot {snapshot_id} deleted"),
+            Self::DeviceAttached { kind, device_id } => format!("{kind} {device_id} attached"),
+            Self::DeviceDetached { kind, device_id } => format!("{kind} {device_id} detached"),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`status`], [`event`], [`guest`], [`error`]: what the trait's methods answer.
 //! - [`readiness`]: the pure boot-phase classifier (console lines and cloud-init's verdict in,
 //!   [`readiness::BootPhase`] out).
+//! - [`hotplug`]: the checks of attaching and detaching disks and NICs every backend makes.
 //! - [`resize`]: the checks of a disk resize every backend makes (grow only).
 //! - [`accel`]: the accelerator choice (`auto`, `kvm`, `tcg`).
 //! - [`snapshot`]: snapshot requests, listings, names and the snapshot tree.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod event;
 pub mod guest;
 pub mod guest_ops;
+pub mod hotplug;
 pub mod model;
 pub mod readiness;
 pub mod resize;

@@ -4,14 +4,14 @@
 //! operation, and a refused operation becomes a typed `InvalidTransition` error (never a silent
 //! no-op). The table:
 //!
-//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk | snapshot | revert_snapshot | delete_snapshot |
-//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|----------|-----------------|-----------------|
-//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     | stopped  | stopped         | stopped         |
-//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               |
-//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     | running  | running         | running         |
-//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      | paused   | paused          | paused          |
-//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               |
-//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     | crashed  | crashed         | crashed         |
+//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk | snapshot | revert_snapshot | delete_snapshot | attach_disk | detach_disk | attach_nic | detach_nic |
+//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|----------|-----------------|-----------------|-------------|-------------|------------|------------|
+//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     | stopped  | stopped         | stopped         | stopped     | stopped     | stopped    | stopped    |
+//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               | -           | -           | -          | -          |
+//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     | running  | running         | running         | running     | running     | running    | running    |
+//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      | paused   | paused          | paused          | paused      | paused      | paused     | paused     |
+//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               | -           | -           | -          | -          |
+//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     | crashed  | crashed         | crashed         | crashed     | crashed     | crashed    | crashed    |
 //!
 //! The cell is the state the VM is in while (or right after) the operation runs; `starting`
 //! ends in `running`, `stopping` in `stopped`. Process events move the state too: the QEMU
@@ -105,11 +105,19 @@ pub enum VmOp {
     RevertSnapshot,
     /// Delete a snapshot.
     DeleteSnapshot,
+    /// Add a disk: hot-plugged while QEMU runs, to the definition while it does not.
+    AttachDisk,
+    /// Remove a disk: unplugged while QEMU runs, from the definition while it does not.
+    DetachDisk,
+    /// Add a NIC (hot-plugged while QEMU runs).
+    AttachNic,
+    /// Remove a NIC (unplugged while QEMU runs).
+    DetachNic,
 }
 
 impl VmOp {
     /// Every operation, for exhaustive iteration.
-    pub const ALL: [VmOp; 12] = [
+    pub const ALL: [VmOp; 16] = [
         Self::Start,
         Self::Stop,
         Self::ForceStop,
@@ -122,6 +130,10 @@ impl VmOp {
         Self::Snapshot,
         Self::RevertSnapshot,
         Self::DeleteSnapshot,
+        Self::AttachDisk,
+        Self::DetachDisk,
+        Self::AttachNic,
+        Self::DetachNic,
     ];
 
     /// The operation's name.
@@ -139,6 +151,10 @@ impl VmOp {
             Self::Snapshot => "snapshot",
             Self::RevertSnapshot => "revert_snapshot",
             Self::DeleteSnapshot => "delete_snapshot",
+            Self::AttachDisk => "attach_disk",
+            Self::DetachDisk => "detach_disk",
+            Self::AttachNic => "attach_nic",
+            Self::DetachNic => "detach_nic",
         }
     }
 }
@@ -166,7 +182,13 @@ pub fn valid_transition(state: VmState, op: VmOp) -> Option<VmState> {
         }
         (
             S::Stopped | S::Crashed | S::Running | S::Paused,
-            O::Snapshot | O::RevertSnapshot | O::DeleteSnapshot,
+            O::Snapshot
+            | O::RevertSnapshot
+            | O::DeleteSnapshot
+            | O::AttachDisk
+            | O::DetachDisk
+            | O::AttachNic
+            | O::DetachNic,
         ) => Some(state),
         _ => None,
     }
@@ -177,45 +199,47 @@ mod tests {
     use super::*;
 
     /// The table from the module documentation, row by row (`-` = refused).
-    const TABLE: [(VmState, [&str; 12]); 6] = [
+    const TABLE: [(VmState, [&str; 16]); 6] = [
         (
             VmState::Stopped,
             [
                 "starting", "-", "-", "-", "-", "-", "stopped", "stopped", "stopped", "stopped",
-                "stopped", "stopped",
+                "stopped", "stopped", "stopped", "stopped", "stopped", "stopped",
             ],
         ),
         (
             VmState::Starting,
             [
-                "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                "-",
             ],
         ),
         (
             VmState::Running,
             [
                 "-", "stopping", "stopping", "running", "paused", "-", "-", "running", "running",
-                "running", "running", "running",
+                "running", "running", "running", "running", "running", "running", "running",
             ],
         ),
         (
             VmState::Paused,
             [
                 "-", "stopping", "stopping", "paused", "-", "running", "-", "paused", "paused",
-                "paused", "paused", "paused",
+                "paused", "paused", "paused", "paused", "paused", "paused", "paused",
             ],
         ),
         (
             VmState::Stopping,
             [
-                "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                "-",
             ],
         ),
         (
             VmState::Crashed,
             [
                 "starting", "-", "-", "-", "-", "-", "stopped", "crashed", "crashed", "crashed",
-                "crashed", "crashed",
+                "crashed", "crashed", "crashed", "crashed", "crashed", "crashed",
             ],
         ),
     ];

@@ -2,6 +2,7 @@
 
 use super::core::{BoxStream, NodeService};
 use limiquantix_proto::v1 as pb;
+use limiquantix_vm::hotplug::DeviceKind;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::{VmBackend, VmEvent, VmEventKind};
 use std::collections::BTreeMap;
@@ -42,6 +43,14 @@ pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
         VmEventKind::GuestPanicked { .. } => {
             (pb::EventType::Unknown, Some("guest-panicked".to_string()))
         }
+        VmEventKind::DeviceAttached { kind, device_id } => {
+            metadata.insert("device_id".to_string(), device_id.clone());
+            (hotplug_event(*kind, true), None)
+        }
+        VmEventKind::DeviceDetached { kind, device_id } => {
+            metadata.insert("device_id".to_string(), device_id.clone());
+            (hotplug_event(*kind, false), None)
+        }
     };
     if let Some(what) = detail {
         metadata.insert("kind".to_string(), what);
@@ -62,6 +71,16 @@ fn snapshot_event(kind: &VmEventKind) -> pb::EventType {
         VmEventKind::SnapshotCreated { .. } => pb::EventType::SnapshotCreated,
         VmEventKind::SnapshotReverted { .. } => pb::EventType::SnapshotReverted,
         _ => pb::EventType::SnapshotDeleted,
+    }
+}
+
+/// The wire event type of a disk or NIC attached (`true`) or detached.
+fn hotplug_event(kind: DeviceKind, attached: bool) -> pb::EventType {
+    match (kind, attached) {
+        (DeviceKind::Disk, true) => pb::EventType::DiskAttached,
+        (DeviceKind::Disk, false) => pb::EventType::DiskDetached,
+        (DeviceKind::Nic, true) => pb::EventType::NicAttached,
+        (DeviceKind::Nic, false) => pb::EventType::NicDetached,
     }
 }
 

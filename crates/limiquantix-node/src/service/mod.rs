@@ -15,6 +15,7 @@ mod create;
 mod download;
 mod events;
 mod guest;
+mod hotplug;
 mod media;
 mod network;
 mod nfs_pool;
@@ -189,22 +190,20 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
         reply(self.snapshot_list(&request.into_inner().vm_id).await)
     }
 
-    // ---- Not implemented yet: each answers UNIMPLEMENTED naming what it waits for. ----
-
-    async fn attach_disk(&self, _: Request<pb::AttachDiskRequest>) -> Result<Response<()>, Status> {
-        pending::answer("AttachDisk")
+    async fn attach_disk(&self, r: Request<pb::AttachDiskRequest>) -> Result<Response<()>, Status> {
+        reply(self.disk_attach(r.into_inner()).await)
     }
 
-    async fn detach_disk(&self, _: Request<pb::DetachDiskRequest>) -> Result<Response<()>, Status> {
-        pending::answer("DetachDisk")
+    async fn detach_disk(&self, r: Request<pb::DetachDiskRequest>) -> Result<Response<()>, Status> {
+        reply(self.disk_detach(r.into_inner()).await)
     }
 
-    async fn attach_nic(&self, _: Request<pb::AttachNicRequest>) -> Result<Response<()>, Status> {
-        pending::answer("AttachNIC")
+    async fn attach_nic(&self, r: Request<pb::AttachNicRequest>) -> Result<Response<()>, Status> {
+        reply(self.nic_attach(r.into_inner()).await)
     }
 
-    async fn detach_nic(&self, _: Request<pb::DetachNicRequest>) -> Result<Response<()>, Status> {
-        pending::answer("DetachNIC")
+    async fn detach_nic(&self, r: Request<pb::DetachNicRequest>) -> Result<Response<()>, Status> {
+        reply(self.nic_detach(r.into_inner()).await)
     }
 
     async fn prepare_migration(

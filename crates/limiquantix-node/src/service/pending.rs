@@ -5,56 +5,12 @@ use tonic::{Response, Status};
 
 /// What each unimplemented RPC waits for.
 pub const PENDING: &[(&str, &str)] = &[
-    (
-        "AttachDisk",
-        "device hot-plug in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "DetachDisk",
-        "device hot-plug in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "AttachNIC",
-        "device hot-plug in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "DetachNIC",
-        "device hot-plug in the QEMU backend (not scheduled yet)",
-    ),
     ("PrepareMigration", "live migration (not scheduled yet)"),
     ("ReceiveMigration", "live migration (not scheduled yet)"),
     ("MigrateVM", "live migration (not scheduled yet)"),
     (
         "StreamMetrics",
-        "per-VM metrics from QMP in the QEMU backend (not scheduled yet)",
-    ),
-    (
-        "ListVolumes",
-        "volume management in pools (not scheduled yet)",
-    ),
-    (
-        "CreateVolume",
-        "volume management in pools (not scheduled yet)",
-    ),
-    (
-        "DeleteVolume",
-        "volume management in pools (not scheduled yet)",
-    ),
-    (
-        "ResizeVolume",
-        "volume management in pools (not scheduled yet)",
-    ),
-    (
-        "CloneVolume",
-        "volume management in pools (not scheduled yet)",
-    ),
-    (
-        "GetVolumeAttachInfo",
-        "volume management in pools (not scheduled yet)",
-    ),
-    (
-        "CreateVolumeSnapshot",
-        "volume management in pools (not scheduled yet)",
+        "the metrics collector (resource usage is not sampled yet)",
     ),
 ];
 

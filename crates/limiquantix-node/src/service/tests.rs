@@ -12,6 +12,7 @@ use limiquantix_vm::{
     AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, LogTail, VmEntry, VmEvent,
     VmEventKind, VmLogs, VmOp, VmState, VmStatus, VncEndpoint, valid_transition,
 };
+use limiquantix_vm::{hotplug, model as m};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -67,6 +68,21 @@ impl Fake {
     }
 
     /// Applies `op` by the state table.
+    /// Applies `op`, then replaces the definition by what `f` makes of it (and whether the VM
+    /// runs).
+    fn edit(
+        &self,
+        id: &VmId,
+        op: VmOp,
+        f: impl FnOnce(&VmDefinition, bool) -> Result<VmDefinition, BackendError>,
+    ) -> Result<VmDefinition, BackendError> {
+        self.apply(id, op)?;
+        let mut vms = self.vms.lock().unwrap();
+        let e = vms.get_mut(id).expect("checked by apply");
+        e.definition = f(&e.definition, e.status.state.is_active())?;
+        Ok(e.definition.clone())
+    }
+
     fn apply(&self, id: &VmId, op: VmOp) -> Result<(), BackendError> {
         let mut vms = self.vms.lock().unwrap();
         let e = vms.get_mut(id).ok_or_else(|| BackendError::not_found(id))?;
@@ -250,6 +266,46 @@ impl VmBackend for Fake {
             set_to_ns: t.unwrap_or(1),
             ..Default::default()
         })
+    }
+    async fn attach_disk(
+        &self,
+        id: &VmId,
+        disk: m::DiskSpec,
+        p: hotplug::DiskPlacement,
+    ) -> Result<VmDefinition, BackendError> {
+        let (kind, device_id) = (hotplug::DeviceKind::Disk, disk.id.clone());
+        let def = self.edit(id, VmOp::AttachDisk, |d, live| {
+            hotplug::plan_attach_disk(d, disk, &p, live)
+        })?;
+        let kind = VmEventKind::DeviceAttached { kind, device_id };
+        let _ = self.events.send(VmEvent::now(id.clone(), kind));
+        Ok(def)
+    }
+    async fn detach_disk(&self, id: &VmId, disk: &str, _: bool) -> Result<(), BackendError> {
+        self.edit(id, VmOp::DetachDisk, |d, _| {
+            hotplug::detachable_disk(d, disk).map(|_| hotplug::without_device(d, disk))
+        })?;
+        let (kind, device_id) = (hotplug::DeviceKind::Disk, disk.to_string());
+        let kind = VmEventKind::DeviceDetached { kind, device_id };
+        let _ = self.events.send(VmEvent::now(id.clone(), kind));
+        Ok(())
+    }
+    async fn attach_nic(
+        &self,
+        id: &VmId,
+        nic: m::NicSpec,
+        api_id: Option<String>,
+    ) -> Result<m::NicSpec, BackendError> {
+        let d = self.edit(id, VmOp::AttachNic, |d, _| {
+            hotplug::plan_attach_nic(d, nic, api_id)
+        })?;
+        Ok(d.nics.last().cloned().expect("attached"))
+    }
+    async fn detach_nic(&self, id: &VmId, nic: &str) -> Result<(), BackendError> {
+        self.edit(id, VmOp::DetachNic, |d, _| {
+            hotplug::nic_index(d, nic).map(|_| hotplug::without_device(d, nic))
+        })
+        .map(drop)
     }
     async fn vnc(&self, id: &VmId) -> Result<Option<VncEndpoint>, BackendError> {
         let e = self.get(id).await?;
@@ -665,11 +721,15 @@ async fn unimplemented_rpcs_say_what_they_wait_for() {
     let s = setup();
     let err = s
         .service
-        .attach_nic(Request::new(pb::AttachNicRequest::default()))
+        .prepare_migration(Request::new(pb::PrepareMigrationRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("hot-plug"), "{}", err.message());
+    assert!(
+        err.message().contains("PrepareMigration"),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test]
@@ -862,3 +922,6 @@ async fn pools_made_through_the_api_can_be_destroyed() {
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert!(e.message().contains("CEPH_RBD"), "{}", e.message());
 }
+
+#[path = "tests_hotplug.rs"]
+mod hotplug_tests;

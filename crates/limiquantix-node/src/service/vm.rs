@@ -49,6 +49,9 @@ impl<B: VmBackend> NodeService<B> {
             VmOp::Snapshot | VmOp::RevertSnapshot | VmOp::DeleteSnapshot => Err(
                 BackendError::Invalid(format!("{op} has its own RPCs (CreateSnapshot, ...)")),
             ),
+            VmOp::AttachDisk | VmOp::DetachDisk | VmOp::AttachNic | VmOp::DetachNic => Err(
+                BackendError::Invalid(format!("{op} takes a device: use its own RPC")),
+            ),
         };
         match &result {
             Ok(()) => tracing::info!(vm_id = %id, op = %op, "VM operation done"),

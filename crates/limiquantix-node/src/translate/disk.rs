@@ -23,7 +23,19 @@ pub(super) fn disk(
     confinement: &Confinement,
     pools: &BTreeMap<String, PathBuf>,
 ) -> Result<(m::DiskSpec, DiskIds), ApiError> {
-    let f = format!("spec.disks[{i}]");
+    disk_at(&format!("spec.disks[{i}]"), i, d, confinement, pools)
+}
+
+/// [`disk`] for the disk at wire field `f` (AttachDisk's `disk`), numbered `i` when it needs a
+/// generated id.
+pub(super) fn disk_at(
+    f: &str,
+    i: usize,
+    d: &pb::DiskSpec,
+    confinement: &Confinement,
+    pools: &BTreeMap<String, PathBuf>,
+) -> Result<(m::DiskSpec, DiskIds), ApiError> {
+    let f = f.to_string();
     let resolved;
     let d = match volume_path(&f, d, pools)? {
         Some(path) => {

@@ -22,12 +22,14 @@ mod cdrom;
 mod console;
 mod disk;
 mod fields;
+mod hotplug;
 mod nic;
 mod request;
 mod status;
 
 pub use cdrom::SEED_CDROM_ID;
 pub use fields::{model_error, parse_vm_id};
+pub use hotplug::{attach_disk, attach_nic};
 pub use request::{Context, Prepared, prepare_definition};
 pub use status::{boot_progress, power_state, status_response, wire_boot_phase};
 

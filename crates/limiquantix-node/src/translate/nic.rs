@@ -15,7 +15,19 @@ pub(super) fn nic(
     networks: &BTreeMap<String, String>,
     default_network: Option<&str>,
 ) -> Result<(m::NicSpec, Option<String>), ApiError> {
-    let f = format!("spec.nics[{i}]");
+    nic_at(&format!("spec.nics[{i}]"), i, n, networks, default_network)
+}
+
+/// [`nic`] for the NIC at wire field `f` (AttachNIC's `nic`), numbered `i` when it needs a
+/// generated id.
+pub(super) fn nic_at(
+    f: &str,
+    i: usize,
+    n: &pb::NicSpec,
+    networks: &BTreeMap<String, String>,
+    default_network: Option<&str>,
+) -> Result<(m::NicSpec, Option<String>), ApiError> {
+    let f = f.to_string();
     let (id, api_id) = device_ids(&f, &n.id, "nic", i)?;
     let mac = if n.mac_address.is_empty() {
         None

@@ -6,8 +6,9 @@ use super::boot::{BootDevice, BootEntry, index_of};
 use super::common::{Argv, utf8};
 use super::device::CdBus;
 use super::types::BootError;
-use super::{blockdev, device};
+use super::{blockdev, device, hotplug};
 use crate::paths::RuntimePaths;
+use limiquantix_vm::hotplug::boot_disk;
 use limiquantix_vm::model::{CdromRole, DiskBus, DiskFormat, GuestOs, VmDefinition};
 
 /// Emits the controllers, then every disk, then the CD-ROMs (the seed last).
@@ -57,7 +58,14 @@ pub(super) fn drives(
             a.json("-blockdev", n);
         }
         let bi = index_of(order, BootDevice::Disk, &d.id);
-        a.json("-device", device::disk(d, &nodes.top, bi, &mut slots));
+        let mut dev = device::disk(d, &nodes.top, bi, &mut slots);
+        if d.bus == DiskBus::Virtio && boot_disk(def) != Some(i) {
+            // Chassis 100 + index: apart from the spare ports' 1..=255-100.
+            if let Some(port) = hotplug::own_port(a, def, &d.id, 100 + i as u16) {
+                dev["bus"] = port.into();
+            }
+        }
+        a.json("-device", dev);
     }
     // SATA disks took the first AHCI ports; CD-ROMs follow, the seed last (on virtio-scsi for
     // a Linux guest, see `device`).

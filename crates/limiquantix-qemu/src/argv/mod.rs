@@ -25,6 +25,7 @@ mod common;
 mod control;
 mod device;
 mod drives;
+mod hotplug;
 mod machine;
 mod netdev;
 mod types;
@@ -32,6 +33,9 @@ mod types;
 pub(crate) use blockdev::top_node;
 pub use boot::{BootDevice, BootEntry, boot_order};
 pub use command::QemuCommand;
+pub use hotplug::{
+    DiskPlug, HOTPLUG_PORT_PREFIX, SCSI_CONTROLLER, disk_plug, nic_plug, scsi_controller,
+};
 pub use types::{BootError, HostConfig, ResolvedFirmware};
 
 #[cfg(test)]

@@ -12,12 +12,18 @@ pub(super) fn network(a: &mut Argv, def: &VmDefinition, order: &[BootEntry]) {
         a.json("-netdev", netdev(n));
         let mac = n.mac.unwrap_or_else(|| MacAddr::derive(&def.id, i));
         let bi = index_of(order, BootDevice::Nic, &n.id);
-        a.json("-device", nic_device(n, mac, bi));
+        let mut dev = nic_device(n, mac, bi);
+        if i > 0
+            && let Some(port) = super::hotplug::own_port(a, def, &n.id, 120 + i as u16)
+        {
+            dev["bus"] = port.into();
+        }
+        a.json("-device", dev);
     }
 }
 
 /// The `-netdev` value of a NIC (id `<nic id>-net`).
-fn netdev(nic: &NicSpec) -> Value {
+pub(super) fn netdev(nic: &NicSpec) -> Value {
     let id = format!("{}-net", nic.id);
     match &nic.network {
         NicNetwork::User { port_forwards } => {
@@ -54,7 +60,7 @@ fn netdev(nic: &NicSpec) -> Value {
 
 /// The NIC's `-device` value. Without network boot the option ROM is removed (`romfile: ""`), so
 /// the firmware never falls into iPXE.
-fn nic_device(nic: &NicSpec, mac: MacAddr, bootindex: Option<u16>) -> Value {
+pub(super) fn nic_device(nic: &NicSpec, mac: MacAddr, bootindex: Option<u16>) -> Value {
     let mut v = json!({
         "driver": nic.model.qemu_driver(),
         "id": nic.id,

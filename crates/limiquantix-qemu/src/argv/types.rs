@@ -13,14 +13,17 @@ pub struct HostConfig {
     pub accel: AccelKind,
     /// hugetlbfs mount used when a VM asks for huge pages.
     pub hugepages_dir: PathBuf,
+    /// Spare `pcie-root-port`s a q35 VM gets for hot-plugged disks and NICs (`hp0`, ...).
+    pub hotplug_ports: u8,
 }
 
 impl HostConfig {
-    /// Defaults: the given accelerator, huge pages from `/dev/hugepages`.
+    /// Defaults: the given accelerator, huge pages from `/dev/hugepages`, 4 hot-plug ports.
     pub fn new(accel: AccelKind) -> Self {
         Self {
             accel,
             hugepages_dir: PathBuf::from("/dev/hugepages"),
+            hotplug_ports: 4,
         }
     }
 }

@@ -37,7 +37,10 @@ impl QemuBackend {
         .await?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let inner = Arc::new(Inner {
-            host: HostConfig::new(kind),
+            host: HostConfig {
+                hotplug_ports: config.hotplug_ports,
+                ..HostConfig::new(kind)
+            },
             config,
             vms: Mutex::new(BTreeMap::new()),
             events,
@@ -152,6 +155,7 @@ impl QemuBackend {
             Some(_) => VmState::Paused,
         };
         let events = qmp.as_ref().map(|q| q.subscribe());
+        let has_qmp = qmp.is_some();
         let generation = {
             let mut c = vm.cell();
             c.generation += 1;
@@ -173,5 +177,8 @@ impl QemuBackend {
         );
         lock(&self.inner.monitors).push(m);
         tracing::info!(vm_id = %vm.id, state = %state, "re-adopted running QEMU");
+        if has_qmp && let Err(e) = self.reconcile_devices(vm).await {
+            tracing::warn!(vm_id = %vm.id, error = %e, "devices not reconciled with the definition");
+        }
     }
 }

@@ -16,7 +16,8 @@ use crate::qga::{self, QgaClient, QgaError};
 use crate::qmp::QmpError;
 use limiquantix_storage::StorageError;
 use limiquantix_vm::guest_ops as g;
-use limiquantix_vm::model::{ValidDefinition, VmDefinition, VmId};
+use limiquantix_vm::hotplug::DiskPlacement;
+use limiquantix_vm::model::{DiskSpec, NicSpec, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::{
     AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmBackend, VmEntry, VmEvent,
     VmLogs, VmState, VncEndpoint,
@@ -38,6 +39,8 @@ impl From<QemuError> for BackendError {
             E::Invalid(m) => BackendError::Model(m),
             E::Resize(r) => r.into(),
             E::Refused(b) => b,
+            E::Plug { .. } => BackendError::Precondition(text),
+            E::UnplugTimeout { .. } => BackendError::Timeout(text),
             E::Grow { .. } => BackendError::Precondition(text),
             E::NoSuchCdrom { .. } | E::Boot(BootError::Invalid(_)) => BackendError::Invalid(text),
             E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::StartFailed { .. } => {
@@ -277,6 +280,37 @@ impl VmBackend for QemuBackend {
 
     async fn delete_snapshot(&self, id: &VmId, snap: &str) -> Result<(), BackendError> {
         Ok(QemuBackend::delete_snapshot(self, id, snap).await?)
+    }
+
+    async fn attach_disk(
+        &self,
+        id: &VmId,
+        disk: DiskSpec,
+        placement: DiskPlacement,
+    ) -> Result<VmDefinition, BackendError> {
+        Ok(QemuBackend::attach_disk(self, id, disk, placement).await?)
+    }
+
+    async fn detach_disk(
+        &self,
+        id: &VmId,
+        disk_id: &str,
+        delete: bool,
+    ) -> Result<(), BackendError> {
+        Ok(QemuBackend::detach_disk(self, id, disk_id, delete).await?)
+    }
+
+    async fn attach_nic(
+        &self,
+        id: &VmId,
+        nic: NicSpec,
+        api_id: Option<String>,
+    ) -> Result<NicSpec, BackendError> {
+        Ok(QemuBackend::attach_nic(self, id, nic, api_id).await?)
+    }
+
+    async fn detach_nic(&self, id: &VmId, nic_id: &str) -> Result<(), BackendError> {
+        Ok(QemuBackend::detach_nic(self, id, nic_id).await?)
     }
 
     async fn vnc(&self, id: &VmId) -> Result<Option<VncEndpoint>, BackendError> {

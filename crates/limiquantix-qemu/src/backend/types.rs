@@ -36,11 +36,16 @@ pub struct BackendConfig {
     pub qmp_timeout: Duration,
     /// Time QEMU gets from spawn to a ready QMP socket.
     pub start_timeout: Duration,
+    /// Spare PCIe root ports a q35 VM gets for hot-plug (see `argv::hotplug`).
+    pub hotplug_ports: u8,
+    /// How long a detach waits for the guest to release the device (QMP `DEVICE_DELETED`).
+    pub unplug_timeout: Duration,
 }
 
 impl BackendConfig {
     /// Defaults: accelerator `auto`, binaries from `PATH`, OVMF discovered in
-    /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start.
+    /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start,
+    /// 4 hot-plug ports, 30 s for a guest to release an unplugged device.
     pub fn new(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
         Self {
             state_dir: state_dir.into(),
@@ -52,6 +57,8 @@ impl BackendConfig {
             stop_timeout: Duration::from_secs(60),
             qmp_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(30),
+            hotplug_ports: 4,
+            unplug_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -175,7 +182,7 @@ pub enum QemuError {
     },
     /// Refused or failed in one of the backend-neutral categories (snapshots: a bad or taken
     /// name, an unknown snapshot, a raw disk, a silent guest agent, a job that failed or timed
-    /// out); sorted as it is.
+    /// out; hot-plug: what the checks of [`limiquantix_vm::hotplug`] refuse); sorted as it is.
     #[error(transparent)]
     Refused(#[from] limiquantix_vm::BackendError),
     /// A file or directory operation failed.
@@ -190,4 +197,25 @@ pub enum QemuError {
     /// A background task failed.
     #[error("backend task failed: {0}")]
     Task(String),
+    /// Hot-plug cannot be done on this VM now (no free hot-plug port, the device is missing).
+    #[error("VM {vm_id}: {problem}")]
+    Plug {
+        /// The VM.
+        vm_id: VmId,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The guest did not release an unplugged device in time; the definition keeps it.
+    #[error(
+        "VM {vm_id}: the guest did not release device {device_id:?} within {after:?} (an \
+         unplug needs the guest's cooperation); the device stays in the definition, try again"
+    )]
+    UnplugTimeout {
+        /// The VM.
+        vm_id: VmId,
+        /// The device.
+        device_id: String,
+        /// The time waited.
+        after: Duration,
+    },
 }
