@@ -17,6 +17,8 @@ use anyhow::{anyhow, bail};
 use limiquantix_proto::v1::{CreateVmOnNodeRequest, VmIdRequest};
 
 pub use self::args::CreateArgs;
+pub(crate) use self::inputs::expand_home;
+pub(crate) use self::source::{ImageChoice, choose_image};
 use crate::ctx::Ctx;
 use crate::daemon::CallExt as _;
 use crate::lookup::{list_vms, status};

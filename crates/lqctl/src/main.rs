@@ -7,6 +7,7 @@ mod console;
 mod create;
 mod ctx;
 mod daemon;
+mod device;
 mod guest;
 mod image;
 mod logs;

@@ -60,6 +60,12 @@ pub enum VmCommand {
     /// Take, list, revert to and delete snapshots.
     #[command(subcommand)]
     Snapshot(crate::snapshot::SnapshotCommand),
+    /// Attach and detach disks (hot-plugged while the VM runs).
+    #[command(subcommand)]
+    Disk(crate::device::DiskCommand),
+    /// Attach and detach network interfaces (hot-plugged while the VM runs).
+    #[command(subcommand)]
+    Nic(crate::device::NicCommand),
     /// Run a command in the guest through its agent; its exit code becomes lqctl's.
     ///
     /// `lqctl vm exec NAME -- CMD ARGS...`: an argv, no shell (`-- sh -c '...'` for one); its
@@ -200,6 +206,8 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Resume(a) => simple(ctx, &a.vm, Simple::Resume).await,
         VmCommand::Delete(a) => delete(ctx, a).await,
         VmCommand::Snapshot(c) => crate::snapshot::run(ctx, c).await,
+        VmCommand::Disk(c) => crate::device::run_disk(ctx, c).await,
+        VmCommand::Nic(c) => crate::device::run_nic(ctx, c).await,
         VmCommand::Exec(a) => guest::exec(ctx, a).await,
         VmCommand::Cp(a) => guest::cp(ctx, a).await,
         VmCommand::Fsfreeze(a) => guest::freeze(ctx, a).await,

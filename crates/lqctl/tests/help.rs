@@ -29,6 +29,8 @@ fn help_snapshots() {
         (&["vm", "wait"][..], "help_vm_wait.txt"),
         (&["vm", "snapshot"][..], "help_vm_snapshot.txt"),
         (&["vm", "exec"][..], "help_vm_exec.txt"),
+        (&["vm", "disk", "attach"][..], "help_vm_disk_attach.txt"),
+        (&["vm", "nic", "attach"][..], "help_vm_nic_attach.txt"),
         (&["image"][..], "help_image.txt"),
         (&["image", "import"][..], "help_image_import.txt"),
         (&["pool"][..], "help_pool.txt"),

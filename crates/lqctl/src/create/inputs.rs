@@ -40,7 +40,7 @@ pub(super) fn ssh_keys(values: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 /// `~/PATH` as a path under `$HOME`; any other text as a path as it is.
-pub(super) fn expand_home(p: &str) -> PathBuf {
+pub(crate) fn expand_home(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => Path::new(&home).join(rest),
         _ => PathBuf::from(p),

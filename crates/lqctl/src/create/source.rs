@@ -13,7 +13,7 @@ const ISO_DISK_GIB: u64 = 20;
 
 /// What the image argument designates.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum ImageChoice {
+pub(crate) enum ImageChoice {
     /// A disk image: the VM disk is an overlay on it.
     Disk(String),
     /// An ISO: attached as a bootable CD-ROM with a blank disk.
@@ -22,7 +22,7 @@ pub(super) enum ImageChoice {
 
 /// What `--image` designates: a path on the node (containing `/`), or an image of the node's
 /// library by name or id. ISOs are told by their extension (paths) or their format (library).
-pub(super) async fn choose_image(ctx: &Ctx, image: &str) -> anyhow::Result<ImageChoice> {
+pub(crate) async fn choose_image(ctx: &Ctx, image: &str) -> anyhow::Result<ImageChoice> {
     let is_iso = |p: &str| p.to_ascii_lowercase().ends_with(".iso");
     if image.contains('/') {
         let path = std::path::absolute(expand_home(image))
