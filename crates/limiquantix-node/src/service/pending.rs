@@ -25,10 +25,6 @@ pub const PENDING: &[(&str, &str)] = &[
     ("ReceiveMigration", "live migration (not scheduled yet)"),
     ("MigrateVM", "live migration (not scheduled yet)"),
     (
-        "StreamMetrics",
-        "per-VM metrics from QMP in the QEMU backend (not scheduled yet)",
-    ),
-    (
         "ExecuteInGuest",
         "guest-agent exec in the daemon (after issue 6; not scheduled yet)",
     ),

@@ -43,6 +43,7 @@ impl QemuBackend {
             events,
             catalog: Mutex::default(),
             monitors: Mutex::new(Vec::new()),
+            usage: Default::default(),
         });
         let backend = Self { inner };
         for def in loaded {
@@ -53,6 +54,7 @@ impl QemuBackend {
             }
             lock(&backend.inner.vms).insert(id, vm);
         }
+        backend.start_collector();
         tracing::info!(
             vms = lock(&backend.inner.vms).len(),
             accel = kind.qemu_name(),

@@ -18,7 +18,7 @@ use limiquantix_storage::StorageError;
 use limiquantix_vm::model::{ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::{
     AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmBackend, VmEntry, VmEvent,
-    VmLogs, VmState, VncEndpoint,
+    VmLogs, VmState, VmUsage, VncEndpoint,
 };
 use limiquantix_vm::{SnapshotInfo, SnapshotRequest};
 
@@ -372,6 +372,10 @@ impl VmBackend for QemuBackend {
 
     fn subscribe(&self) -> broadcast::Receiver<VmEvent> {
         QemuBackend::subscribe(self)
+    }
+
+    fn usage(&self) -> std::collections::BTreeMap<VmId, VmUsage> {
+        QemuBackend::usage(self)
     }
 }
 

@@ -32,6 +32,7 @@ mod snapshot;
 mod start;
 mod stop;
 mod types;
+mod usage;
 mod vm;
 
 pub use self::core::QemuBackend;

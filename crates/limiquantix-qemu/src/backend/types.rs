@@ -36,11 +36,14 @@ pub struct BackendConfig {
     pub qmp_timeout: Duration,
     /// Time QEMU gets from spawn to a ready QMP socket.
     pub start_timeout: Duration,
+    /// How often the metrics collector samples every running VM.
+    pub metrics_interval: Duration,
 }
 
 impl BackendConfig {
     /// Defaults: accelerator `auto`, binaries from `PATH`, OVMF discovered in
-    /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start.
+    /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start, a sample of
+    /// every VM's usage each 5 s.
     pub fn new(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
         Self {
             state_dir: state_dir.into(),
@@ -52,6 +55,7 @@ impl BackendConfig {
             stop_timeout: Duration::from_secs(60),
             qmp_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(30),
+            metrics_interval: Duration::from_secs(5),
         }
     }
 }
