@@ -10,6 +10,7 @@ mod daemon;
 mod image;
 mod logs;
 mod lookup;
+mod metrics;
 mod node;
 mod output;
 mod pool;

@@ -58,6 +58,8 @@ pub enum VmCommand {
     /// Take, list, revert to and delete snapshots.
     #[command(subcommand)]
     Snapshot(crate::snapshot::SnapshotCommand),
+    /// A live table of the running VMs' CPU, memory, disk and network, refreshed each second.
+    Top(crate::metrics::TopArgs),
 }
 
 /// One VM.
@@ -181,6 +183,7 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Resume(a) => simple(ctx, &a.vm, Simple::Resume).await,
         VmCommand::Delete(a) => delete(ctx, a).await,
         VmCommand::Snapshot(c) => crate::snapshot::run(ctx, c).await,
+        VmCommand::Top(a) => crate::metrics::top(ctx, a).await,
         VmCommand::Console(a) => {
             let vm = find(ctx, &a.vm).await?;
             if a.log {
