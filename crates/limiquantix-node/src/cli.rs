@@ -70,6 +70,13 @@ pub struct Flags {
     /// (env LQ_CONTROL_PLANE; the config file's [control_plane] has the other settings).
     #[arg(long, value_name = "URL")]
     pub control_plane: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plaintext HTTP, no authentication; the
+    /// figures name every VM) [default: off].
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Seconds between two samples of every VM's usage [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub metrics_interval: Option<u64>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -111,6 +118,8 @@ impl Flags {
                 Some(parse_networks(&self.network)?)
             },
             default_network: self.default_network.clone(),
+            metrics_listen: self.metrics_listen.clone(),
+            metrics_interval_seconds: self.metrics_interval,
         })
     }
 

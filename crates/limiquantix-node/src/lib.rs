@@ -27,6 +27,7 @@ pub mod fault;
 pub mod hostinfo;
 pub mod image_service;
 pub mod images;
+pub mod metrics;
 pub mod pools;
 pub mod provision;
 pub mod server;

@@ -33,6 +33,7 @@ fn backend_config(config: &Config) -> BackendConfig {
     bc.qemu_binary = config.qemu_binary.clone();
     bc.qemu_img = config.qemu_img.clone();
     bc.stop_timeout = config.stop_timeout;
+    bc.metrics_interval = config.metrics_interval;
     bc
 }
 

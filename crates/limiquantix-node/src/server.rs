@@ -171,6 +171,20 @@ pub async fn serve<B: VmBackend>(
     let in_use = crate::image_service::in_use_from(service.backend().clone());
     // The serial console (NodeConsoleService): sessions end with the other streams at shutdown.
     let console = crate::console::server(service.backend().clone(), shutdown_tx.clone());
+    let api = crate::metrics::api::ApiMetrics::default();
+    if let Some(addr) = config.metrics_listen {
+        let mut rx = shutdown_tx.subscribe();
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let backend = service.backend().clone();
+        crate::metrics::exporter::spawn(addr, backend, api.clone(), stop)
+            .await
+            .map_err(|e| ServerError::Listen {
+                addr: format!("metrics {addr}"),
+                problem: e.to_string(),
+            })?;
+    }
     let routes = routes(service, config.max_request_bytes)
         .await
         .add_service(crate::image_service::server(images, in_use))
@@ -183,7 +197,7 @@ pub async fn serve<B: VmBackend>(
             let _ = rx.wait_for(|s| *s).await;
         };
         let name = addr.to_string();
-        let serving = listen(config, addr, routes.clone(), stop).await?;
+        let serving = listen(config, addr, routes.clone(), stop, &api).await?;
         if let ListenAddr::Unix(path) = addr {
             sockets.push(path.clone());
         }
@@ -218,11 +232,14 @@ async fn listen(
     addr: &ListenAddr,
     routes: Routes,
     stop: impl Future<Output = ()> + Send + 'static,
+    api: &crate::metrics::api::ApiMetrics,
 ) -> Result<Serving, ServerError> {
     let name = addr.to_string();
-    let builder = Server::builder().layer(tower::util::MapResponseLayer::new(
-        map_oversized_request::<tonic::body::Body>,
-    ));
+    let builder = Server::builder()
+        .layer(crate::metrics::api::ApiMetricsLayer(api.clone()))
+        .layer(tower::util::MapResponseLayer::new(
+            map_oversized_request::<tonic::body::Body>,
+        ));
     Ok(match addr {
         ListenAddr::Unix(path) => {
             let incoming = UnixListenerStream::new(bind_unix(path)?);

@@ -11,6 +11,7 @@
 //! - [`persist`]: atomic `vm.json` and runtime-state files.
 //! - [`process`]: QEMU processes: detached spawn, exit watching, re-adoption, liveness.
 //! - [`logs`]: the ends of log files, read backwards.
+//! - [`metrics`]: the collector of every running VM's CPU, memory, disk and network figures.
 //! - [`backend`]: the backend itself: define, start, stop, events, re-adoption after a restart,
 //!   and the trait implementation.
 //!
@@ -22,6 +23,7 @@ pub mod backend;
 pub mod fault;
 pub mod firmware;
 pub mod logs;
+pub mod metrics;
 pub mod paths;
 pub mod persist;
 pub mod process;

@@ -5,6 +5,7 @@
 //! QEMU backend (`limiquantix-qemu`) implements it; a second backend is a sibling crate that
 //! implements the same methods, and the daemon's service layer needs no change.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -21,6 +22,7 @@ use crate::hotplug::DiskPlacement;
 use crate::model::{DiskSpec, NicSpec, ValidDefinition, VmDefinition, VmId};
 use crate::snapshot::{SnapshotInfo, SnapshotRequest};
 use crate::status::{VmEntry, VmLogs, VncEndpoint};
+use crate::usage::VmUsage;
 
 /// A byte stream both ways: a VM's serial console.
 pub trait ConsoleIo: AsyncRead + AsyncWrite + Send {}
@@ -34,6 +36,12 @@ pub type ConsoleStream = Pin<Box<dyn ConsoleIo>>;
 /// table ([`crate::state::valid_transition`]), so a refused operation is
 /// [`BackendError::InvalidTransition`] naming the [`crate::VmOp`].
 pub trait VmBackend: Send + Sync + 'static {
+    /// The last usage sample of every running VM (a copy of the collector's snapshot: never
+    /// waits on a hypervisor or a guest). A backend without a collector answers an empty map.
+    fn usage(&self) -> BTreeMap<VmId, VmUsage> {
+        BTreeMap::new()
+    }
+
     /// Where the NoCloud seed of VM `id` will be stored, for the seed CD-ROM of its definition.
     fn seed_path(&self, id: &VmId) -> PathBuf;
 

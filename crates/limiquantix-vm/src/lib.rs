@@ -7,7 +7,7 @@
 //!   ([`model::ValidDefinition`] is a definition that passed it).
 //! - [`state`]: run states, the operations ([`VmOp`]) and the transition table.
 //! - [`backend`]: the [`VmBackend`] trait a hypervisor backend implements.
-//! - [`status`], [`event`], [`guest`], [`error`]: what the trait's methods answer.
+//! - [`status`], [`usage`], [`event`], [`guest`], [`error`]: what the trait's methods answer.
 //! - [`readiness`]: the pure boot-phase classifier (console lines and cloud-init's verdict in,
 //!   [`readiness::BootPhase`] out).
 //! - [`hotplug`]: the checks of attaching and detaching disks and NICs every backend makes.
@@ -29,6 +29,7 @@ pub mod resize;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod usage;
 
 pub use backend::{ConsoleIo, ConsoleStream, VmBackend};
 pub use error::BackendError;
@@ -39,3 +40,4 @@ pub use resize::ResizeError;
 pub use snapshot::{SnapshotInfo, SnapshotRequest};
 pub use state::{VmOp, VmState, valid_transition};
 pub use status::{LogTail, VmEntry, VmLogs, VmStatus, VncEndpoint};
+pub use usage::{DiskUsage, MemorySource, VmUsage};

@@ -12,6 +12,7 @@ mod guest;
 mod image;
 mod logs;
 mod lookup;
+mod metrics;
 mod node;
 mod output;
 mod pool;

@@ -24,6 +24,8 @@ use crate::units::{human_bytes, human_duration};
 pub enum NodeCommand {
     /// Facts about the host: CPU, memory, kernel, hypervisor, daemon.
     Info,
+    /// One sample of the host's CPU, memory, disks and interfaces and of every running VM.
+    Metrics,
 }
 
 /// `events`.
@@ -84,7 +86,9 @@ impl From<ControlPlaneStatus> for ControlPlaneView {
 
 /// Runs `node info`.
 pub async fn run(ctx: &Ctx, command: NodeCommand) -> anyhow::Result<()> {
-    let NodeCommand::Info = command;
+    if let NodeCommand::Metrics = command {
+        return crate::metrics::node(ctx).await;
+    }
     let mut node = ctx.daemon.node();
     let info = node.get_node_info(()).await.or_fail(&ctx.daemon)?;
     let health = node

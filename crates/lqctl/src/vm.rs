@@ -77,6 +77,8 @@ pub enum VmCommand {
     Fsfreeze(guest::FreezeArgs),
     /// Thaw the guest's filesystems.
     Fsthaw(VmArg),
+    /// A live table of the running VMs' CPU, memory, disk and network, refreshed each second.
+    Top(crate::metrics::TopArgs),
 }
 
 /// One VM.
@@ -212,6 +214,7 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Cp(a) => guest::cp(ctx, a).await,
         VmCommand::Fsfreeze(a) => guest::freeze(ctx, a).await,
         VmCommand::Fsthaw(a) => guest::thaw(ctx, &a.vm).await,
+        VmCommand::Top(a) => crate::metrics::top(ctx, a).await,
         VmCommand::Console(a) => {
             let vm = find(ctx, &a.vm).await?;
             if a.log {

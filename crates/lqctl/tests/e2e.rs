@@ -126,6 +126,19 @@ fn vm_create_wait_list_console_stop_delete() {
         d.ok_s("vm logs tiny1 --qemu")
     );
 
+    // `vm top --once` and `node metrics`: the collector's sample of the running VM.
+    let sampled = eventually(Duration::from_secs(20), || {
+        let top: serde_json::Value =
+            serde_json::from_str(&d.ok_s("vm top --once --sort memory -o json")).unwrap();
+        top[0]["name"] == "tiny1" && top[0]["memory_used_bytes"].as_u64() > Some(0)
+    });
+    assert!(sampled, "{}", d.ok_s("vm top --once"));
+    let top = d.ok_s("vm top --once");
+    assert!(top.starts_with("NAME ") && top.contains("tiny1"), "{top}");
+    let node: serde_json::Value = serde_json::from_str(&d.ok_s("node metrics -o json")).unwrap();
+    assert!(node["memory_total_bytes"].as_u64() > Some(0), "{node}");
+    assert_eq!(node["vms"][0]["vm_id"], id.as_str(), "{node}");
+
     // `vm show` of a running VM carries the boot phase the daemon reports (SeaBIOS's banner
     // reaches the serial log on a BIOS machine; the boot sector prints nothing more the daemon's
     // readiness tracker knows, so it stays at the firmware phase).

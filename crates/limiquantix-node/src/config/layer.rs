@@ -45,6 +45,10 @@ pub struct Layer {
     /// `default_network`: the bridge of NICs on a network the table does not name (`user`:
     /// user-mode NAT, the default).
     pub default_network: Option<String>,
+    /// `metrics_listen`: `HOST:PORT` of the Prometheus exporter (plaintext HTTP; off unless set).
+    pub metrics_listen: Option<String>,
+    /// `metrics_interval_seconds`: how often every VM's usage is sampled.
+    pub metrics_interval_seconds: Option<u64>,
 }
 
 impl Layer {
@@ -106,6 +110,10 @@ impl Layer {
                 "LQ_MAX_REQUEST_BYTES" => {
                     layer.max_request_bytes = Some(number(&key, &value)? as usize)
                 }
+                "LQ_METRICS_LISTEN" => layer.metrics_listen = Some(value),
+                "LQ_METRICS_INTERVAL_SECONDS" => {
+                    layer.metrics_interval_seconds = Some(number(&key, &value)?)
+                }
                 "LQ_CONTROL_PLANE" => {
                     layer.control_plane = Some(ControlPlaneLayer {
                         url: Some(value),
@@ -141,7 +149,9 @@ impl Layer {
             qemu_img,
             log_format,
             stop_timeout_seconds,
-            max_request_bytes
+            max_request_bytes,
+            metrics_listen,
+            metrics_interval_seconds
         );
         if let Some(o) = over.tls {
             let mut t = self.tls.unwrap_or_default();

@@ -19,6 +19,8 @@ pub const SOCKET_NAME: &str = "limiquantix-node.sock";
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 /// Default time StopVM waits for the guest to power off.
 pub const DEFAULT_STOP_TIMEOUT_SECS: u64 = 120;
+/// The default interval of the metrics collector, in seconds.
+pub const DEFAULT_METRICS_INTERVAL_SECS: u64 = 5;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +196,11 @@ pub struct Config {
     /// The LimiQuantix control plane to register with (`[control_plane]`). Default: none, the
     /// node stays standalone.
     pub control_plane: Option<ControlPlane>,
+    /// Where the Prometheus exporter serves `/metrics` (plaintext HTTP). Default: none (off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How often every running VM's usage is sampled (at least 1 s). Default 5 s.
+    #[serde(with = "super::serde_secs")]
+    pub metrics_interval: Duration,
 }
 
 impl Config {

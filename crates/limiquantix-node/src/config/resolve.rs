@@ -45,6 +45,8 @@ impl Config {
             .max_request_bytes
             .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         check_max_request_bytes(max_request_bytes)?;
+        let (metrics_listen, metrics_interval) =
+            metrics(merged.metrics_listen, merged.metrics_interval_seconds)?;
         Ok(Config {
             images_dir: merged
                 .images_dir
@@ -70,8 +72,39 @@ impl Config {
             ),
             max_request_bytes,
             control_plane,
+            metrics_listen,
+            metrics_interval,
         })
     }
+}
+
+/// The exporter's address (`HOST:PORT`, an IP address) and the sampling interval (≥ 1 s).
+fn metrics(
+    listen: Option<String>,
+    interval: Option<u64>,
+) -> Result<(Option<std::net::SocketAddr>, Duration), ConfigError> {
+    let invalid = |key: &str, problem: String| ConfigError::Invalid {
+        source_name: "config",
+        key: key.into(),
+        problem,
+    };
+    let listen = match listen.filter(|l| !l.is_empty()) {
+        Some(l) => Some(l.parse().map_err(|_| {
+            invalid(
+                "metrics_listen",
+                format!("{l:?} is not IP:PORT (for example 127.0.0.1:9100)"),
+            )
+        })?),
+        None => None,
+    };
+    let secs = interval.unwrap_or(super::model::DEFAULT_METRICS_INTERVAL_SECS);
+    if !(1..=3600).contains(&secs) {
+        return Err(invalid(
+            "metrics_interval_seconds",
+            format!("{secs} is outside 1..=3600"),
+        ));
+    }
+    Ok((listen, Duration::from_secs(secs)))
 }
 
 /// Which layer last set each setting whose errors name their source.

@@ -2,7 +2,7 @@
 //!
 //! One module per group of RPCs: [`node`] (HealthCheck, GetNodeInfo), [`create`] (CreateVM),
 //! [`vm`] (lifecycle, status, console, logs, media), [`agent`] (the guest agents' answers in
-//! status), [`guest`] (the guest-agent RPCs: exec, files, shutdown, fsfreeze, time), [`events`] (StreamEvents), [`storage`] and [`nfs_pool`] (storage pools), [`volume`] and [`resize`] (volumes), [`snapshot`] (VM snapshots), [`download`] (DownloadImage,
+//! status), [`guest`] (the guest-agent RPCs: exec, files, shutdown, fsfreeze, time), [`hotplug`] (disk and NIC attach and detach), [`events`] (StreamEvents), [`metrics`] (StreamMetrics), [`storage`] and [`nfs_pool`] (storage pools), [`volume`] and [`resize`] (volumes), [`snapshot`] (VM snapshots), [`download`] (DownloadImage,
 //! GetDownloadStatus, CancelDownload), [`network`] (GetOVSStatus and the network ports). The RPCs
 //! this daemon does not implement answer UNIMPLEMENTED with what they wait for ([`pending`]).
 //! Handlers return [`ApiError`]; [`crate::error`] turns it into the gRPC status.
@@ -17,6 +17,7 @@ mod events;
 mod guest;
 mod hotplug;
 mod media;
+mod metrics;
 mod network;
 mod nfs_pool;
 mod node;
@@ -233,9 +234,11 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn stream_metrics(
         &self,
-        _: Request<pb::StreamMetricsRequest>,
+        request: Request<pb::StreamMetricsRequest>,
     ) -> Result<Response<Self::StreamMetricsStream>, Status> {
-        pending::answer("StreamMetrics")
+        reply(Ok(
+            self.metrics_stream(request.into_inner().interval_seconds)
+        ))
     }
 
     async fn ping_agent(

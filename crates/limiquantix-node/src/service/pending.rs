@@ -8,10 +8,6 @@ pub const PENDING: &[(&str, &str)] = &[
     ("PrepareMigration", "live migration (not scheduled yet)"),
     ("ReceiveMigration", "live migration (not scheduled yet)"),
     ("MigrateVM", "live migration (not scheduled yet)"),
-    (
-        "StreamMetrics",
-        "the metrics collector (resource usage is not sampled yet)",
-    ),
 ];
 
 /// The UNIMPLEMENTED answer of `method`.

@@ -2,7 +2,7 @@
 
 use super::core::NodeService;
 use crate::error::ApiError;
-use crate::translate::{parse_vm_id, status_response};
+use crate::translate::{parse_vm_id, resource_usage, status_response};
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::{BackendError, VmBackend, VmEventKind, VmOp};
@@ -88,6 +88,9 @@ impl<B: VmBackend> NodeService<B> {
         wait_for_agent: bool,
     ) -> pb::VmStatusResponse {
         let mut status = status_response(entry);
+        let usage = self.inner.backend.usage();
+        let def = &entry.definition;
+        status.resource_usage = Some(resource_usage(def, usage.get(&def.id)));
         status.guest_agent = self.guest_agent(entry, wait_for_agent).await;
         status
     }

@@ -26,12 +26,14 @@ mod hotplug;
 mod nic;
 mod request;
 mod status;
+mod usage;
 
 pub use cdrom::SEED_CDROM_ID;
 pub use fields::{model_error, parse_vm_id};
 pub use hotplug::{attach_disk, attach_nic};
 pub use request::{Context, Prepared, prepare_definition};
 pub use status::{boot_progress, power_state, status_response, wire_boot_phase};
+pub use usage::{resource_usage, vm_metrics};
 
 #[cfg(test)]
 mod tests;

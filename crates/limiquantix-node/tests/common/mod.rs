@@ -150,6 +150,11 @@ impl Node {
         daemon.wait_exit(Duration::from_secs(30))
     }
 
+    /// The running daemon's process id.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon running").id()
+    }
+
     /// The daemon's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

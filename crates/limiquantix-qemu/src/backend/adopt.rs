@@ -46,6 +46,7 @@ impl QemuBackend {
             events,
             catalog: Mutex::default(),
             monitors: Mutex::new(Vec::new()),
+            usage: Default::default(),
         });
         let backend = Self { inner };
         for def in loaded {
@@ -56,6 +57,7 @@ impl QemuBackend {
             }
             lock(&backend.inner.vms).insert(id, vm);
         }
+        backend.start_collector();
         tracing::info!(
             vms = lock(&backend.inner.vms).len(),
             accel = kind.qemu_name(),

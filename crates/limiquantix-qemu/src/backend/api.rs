@@ -20,7 +20,7 @@ use limiquantix_vm::hotplug::DiskPlacement;
 use limiquantix_vm::model::{DiskSpec, NicSpec, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::{
     AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmBackend, VmEntry, VmEvent,
-    VmLogs, VmState, VncEndpoint,
+    VmLogs, VmState, VmUsage, VncEndpoint,
 };
 use limiquantix_vm::{SnapshotInfo, SnapshotRequest};
 
@@ -475,6 +475,10 @@ impl VmBackend for QemuBackend {
 
     fn subscribe(&self) -> broadcast::Receiver<VmEvent> {
         QemuBackend::subscribe(self)
+    }
+
+    fn usage(&self) -> std::collections::BTreeMap<VmId, VmUsage> {
+        QemuBackend::usage(self)
     }
 }
 

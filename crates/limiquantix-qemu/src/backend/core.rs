@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     pub(super) catalog: Mutex<BTreeMap<VmId, Arc<tokio::sync::Mutex<()>>>>,
     /// Monitor tasks, stopped when the backend goes away (the QEMUs keep running).
     pub(super) monitors: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The metrics collector's last samples.
+    pub(super) usage: crate::metrics::UsageStore,
 }
 
 impl Drop for Inner {

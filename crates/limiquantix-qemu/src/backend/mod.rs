@@ -37,6 +37,7 @@ mod snapshot;
 mod start;
 mod stop;
 mod types;
+mod usage;
 mod vm;
 
 pub use self::core::QemuBackend;

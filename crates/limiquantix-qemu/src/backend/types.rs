@@ -40,12 +40,15 @@ pub struct BackendConfig {
     pub hotplug_ports: u8,
     /// How long a detach waits for the guest to release the device (QMP `DEVICE_DELETED`).
     pub unplug_timeout: Duration,
+    /// How often the metrics collector samples every running VM.
+    pub metrics_interval: Duration,
 }
 
 impl BackendConfig {
     /// Defaults: accelerator `auto`, binaries from `PATH`, OVMF discovered in
     /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start,
-    /// 4 hot-plug ports, 30 s for a guest to release an unplugged device.
+    /// 4 hot-plug ports, 30 s for a guest to release an unplugged device, a sample of every VM's
+    /// usage each 5 s.
     pub fn new(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
         Self {
             state_dir: state_dir.into(),
@@ -59,6 +62,7 @@ impl BackendConfig {
             start_timeout: Duration::from_secs(30),
             hotplug_ports: 4,
             unplug_timeout: Duration::from_secs(30),
+            metrics_interval: Duration::from_secs(5),
         }
     }
 }
