@@ -7,6 +7,9 @@
 //! - QuiesceFilesystems: a write started just before the freeze completes only after
 //!   ThawFilesystems; the frozen agent refuses guest-exec with its own message.
 //! - SyncTime: a guest clock set back one hour is within a few seconds of the host's after.
+//! - Resource usage under load (`dd` to the disk, a CPU loop): disk-write bytes and CPU rise in
+//!   GetVMStatus, in StreamMetrics and in `/metrics` (scraped over HTTP, parsed as Prometheus
+//!   text).
 //! - GuestShutdown: the guest powers off, the VM is stopped with a VM_STOPPED event.
 
 mod common;
@@ -53,6 +56,113 @@ fn host_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// The VM's resource usage in GetVMStatus.
+async fn usage(client: &mut NodeClient, id: &str) -> pb::ResourceUsage {
+    client
+        .get_vm_status(pb::VmIdRequest { vm_id: id.into() })
+        .await
+        .expect("GetVMStatus")
+        .into_inner()
+        .resource_usage
+        .expect("resource_usage")
+}
+
+/// A counter of the VM in `/metrics` (scraped over HTTP, parsed as Prometheus text).
+async fn scraped(port: u16, metric: &str, id: &str) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let lines = text
+        .lines()
+        .filter(|l| *l != "# EOF")
+        .map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && s.labels.get("vm_id") == Some(id))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// `dd` writes 128 MiB to the guest's disk and a loop keeps a vCPU busy: GetVMStatus,
+/// StreamMetrics and `/metrics` show the disk writes and the CPU rise.
+async fn usage_under_load(client: &mut NodeClient, id: &str, port: u16) {
+    const WRITE: u64 = 128 << 20;
+    let before = usage(client, id).await;
+    let dd = exec(
+        client,
+        id,
+        &[
+            "dd",
+            "if=/dev/zero",
+            "of=/root/lq-dd",
+            "bs=1M",
+            "count=128",
+            "oflag=direct",
+        ],
+    )
+    .await;
+    assert!(dd.success, "{dd:?}");
+    exec_req(
+        client,
+        id,
+        &["timeout", "8", "sh", "-c", "while :; do :; done"],
+        false,
+    )
+    .await
+    .expect("a CPU loop");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let busy = usage(client, id).await;
+    assert!(
+        busy.disk_write_bytes >= before.disk_write_bytes + WRITE,
+        "disk writes rise by the dd: {before:?} then {busy:?}"
+    );
+    assert!(
+        busy.cpu_usage_percent > 50.0 && busy.cpu_time_ns > before.cpu_time_ns,
+        "the loop shows as CPU: {before:?} then {busy:?}"
+    );
+    let mut stream = client
+        .stream_metrics(pb::StreamMetricsRequest {
+            interval_seconds: 1,
+        })
+        .await
+        .expect("StreamMetrics")
+        .into_inner();
+    let sample = stream
+        .message()
+        .await
+        .expect("a message")
+        .expect("a sample");
+    let vm = sample
+        .vms
+        .iter()
+        .find(|v| v.vm_id == id)
+        .expect("the VM in StreamMetrics");
+    assert!(
+        vm.disk_write_bytes >= before.disk_write_bytes + WRITE,
+        "{vm:?}"
+    );
+    let written = scraped(port, "limiquantix_vm_disk_write_bytes_total", id).await;
+    assert!(
+        written >= (before.disk_write_bytes + WRITE) as f64,
+        "/metrics: {written}"
+    );
+    let cpu = scraped(port, "limiquantix_vm_cpu_seconds_total", id).await;
+    assert!(
+        cpu * 1e9 >= busy.cpu_time_ns as f64 * 0.9,
+        "/metrics CPU: {cpu}"
+    );
 }
 
 async fn commands(client: &mut NodeClient, id: &str) {
@@ -197,7 +307,14 @@ async fn poweroff(client: &mut NodeClient, events: &mut Events, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_agent_operations_through_the_daemon() {
     let _one = BOOTING.lock().await;
-    let (daemon, mut client) = Daemon::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (daemon, mut client) =
+        Daemon::start_with(&["--metrics-listen", &listen, "--metrics-interval", "1"]).await;
     let mut events = subscribe(&mut client).await;
     let id = create_and_start(&mut client, vm_request(&daemon, "guestops", None)).await;
     let verdict = daemon_verdict(&daemon, &mut events, &id, Instant::now() + BOOT_LIMIT).await;
@@ -207,5 +324,6 @@ async fn guest_agent_operations_through_the_daemon() {
     files(&mut client, &id).await;
     freeze_and_thaw(&mut client, &id).await;
     sync_time(&mut client, &id).await;
+    usage_under_load(&mut client, &id, port).await;
     poweroff(&mut client, &mut events, &id).await;
 }

@@ -29,11 +29,18 @@ pub const TEST_KEY: &str =
 pub struct Daemon {
     dir: tempfile::TempDir,
     process: Option<DaemonProcess>,
+    /// Extra command-line arguments of every start.
+    args: Vec<String>,
 }
 
 impl Daemon {
     /// A daemon on a fresh temporary state directory, with the test image in its library.
     pub async fn start() -> (Self, NodeClient) {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Daemon::start`] with extra command-line arguments (kept for restarts).
+    pub async fn start_with(args: &[&str]) -> (Self, NodeClient) {
         let dir = tempfile::Builder::new()
             .prefix("lq-e2e-")
             .tempdir()
@@ -45,7 +52,11 @@ impl Daemon {
         if std::fs::hard_link(&image, &target).is_err() {
             std::fs::copy(&image, &target).expect("copy the test image");
         }
-        let mut daemon = Daemon { dir, process: None };
+        let mut daemon = Daemon {
+            dir,
+            process: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
         let client = daemon.spawn().await;
         (daemon, client)
     }
@@ -69,7 +80,7 @@ impl Daemon {
         let target = format!("unix:{}", paths.socket.display());
         let binary = env!("CARGO_BIN_EXE_limiquantix-node");
         self.process = Some(DaemonProcess::start(binary, &paths, |cmd| {
-            cmd.arg("--listen").arg(&target);
+            cmd.arg("--listen").arg(&target).args(&self.args);
         }));
         limiquantix_proto::connect(&target)
             .await
