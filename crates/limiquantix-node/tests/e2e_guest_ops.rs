@@ -163,6 +163,14 @@ async fn usage_under_load(client: &mut NodeClient, id: &str, port: u16) {
         cpu * 1e9 >= busy.cpu_time_ns as f64 * 0.9,
         "/metrics CPU: {cpu}"
     );
+    // Once the loop is over, the idle guest's CPU falls back near zero.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let idle = usage(client, id).await;
+    println!(
+        "guest CPU: busy {:.1} %, idle {:.1} % of one host CPU",
+        busy.cpu_usage_percent, idle.cpu_usage_percent
+    );
+    assert!(idle.cpu_usage_percent < 30.0, "an idle guest: {idle:?}");
 }
 
 async fn commands(client: &mut NodeClient, id: &str) {
