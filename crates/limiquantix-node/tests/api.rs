@@ -106,11 +106,11 @@ async fn health_reflection_node_info_and_pending_rpcs() {
     );
 
     let err = client
-        .create_snapshot(pb::CreateSnapshotRequest::default())
+        .prepare_migration(pb::PrepareMigrationRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("snapshot"), "{}", err.message());
+    assert!(err.message().contains("migration"), "{}", err.message());
     assert!(node.terminate().success());
     assert!(!node.socket().exists(), "the socket is removed at shutdown");
 }
