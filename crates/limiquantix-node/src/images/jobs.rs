@@ -21,13 +21,13 @@ mod model;
 
 pub use model::{JobError, JobLimits, JobSpec, JobState, JobStatus, MAX_JOB_ID_LEN};
 
-use super::error::ImageError;
 use super::import::{
     CancelOutcome, ImportCancel, ImportOutcome, ImportProgress, ImportRequest, ImportSource,
 };
 use super::import::{blocking, parse_sha256};
 use super::library::{HttpOptions, ImageLibrary};
 use super::name::{derive_name, validate_name};
+use crate::images::error::ImageError;
 
 /// How long [`DownloadJobs::cancel`] waits for a job to stop.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use super::boot::{BootEntry, boot_order};
 use super::common::Argv;
 use super::types::{BootError, HostConfig, ResolvedFirmware};
-use super::{control, drives, hotplug, machine, netdev};
+use super::{control, drives, machine, netdev, ports};
 use crate::paths::RuntimePaths;
 use limiquantix_vm::model::{Firmware, VmDefinition};
 
@@ -44,7 +44,7 @@ impl QemuCommand {
         }
         let mut a = Argv::default();
         machine::machine(&mut a, def, host, firmware)?;
-        hotplug::root_ports(&mut a, def, host);
+        ports::root_ports(&mut a, def, host);
         drives::drives(&mut a, def, paths, &order)?;
         netdev::network(&mut a, def, &order);
         control::control(&mut a, def, paths)?;

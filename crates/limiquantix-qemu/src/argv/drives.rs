@@ -6,7 +6,7 @@ use super::boot::{BootDevice, BootEntry, index_of};
 use super::common::{Argv, utf8};
 use super::device::CdBus;
 use super::types::BootError;
-use super::{blockdev, device, hotplug};
+use super::{blockdev, device, ports};
 use crate::paths::RuntimePaths;
 use limiquantix_vm::hotplug::boot_disk;
 use limiquantix_vm::model::{CdromRole, DiskBus, DiskFormat, GuestOs, VmDefinition};
@@ -61,7 +61,7 @@ pub(super) fn drives(
         let mut dev = device::disk(d, &nodes.top, bi, &mut slots);
         if d.bus == DiskBus::Virtio && boot_disk(def) != Some(i) {
             // Chassis 100 + index: apart from the spare ports' 1..=255-100.
-            if let Some(port) = hotplug::own_port(a, def, &d.id, 100 + i as u16) {
+            if let Some(port) = ports::own_port(a, def, &d.id, 100 + i as u16) {
                 dev["bus"] = port.into();
             }
         }

@@ -28,14 +28,14 @@ mod drives;
 mod hotplug;
 mod machine;
 mod netdev;
+mod ports;
 mod types;
 
 pub(crate) use blockdev::top_node;
 pub use boot::{BootDevice, BootEntry, boot_order};
 pub use command::QemuCommand;
-pub use hotplug::{
-    DiskPlug, HOTPLUG_PORT_PREFIX, SCSI_CONTROLLER, disk_plug, nic_plug, scsi_controller,
-};
+pub use hotplug::{DiskPlug, SCSI_CONTROLLER, disk_plug, nic_plug, scsi_controller};
+pub use ports::HOTPLUG_PORT_PREFIX;
 pub use types::{BootError, HostConfig, ResolvedFirmware};
 
 #[cfg(test)]

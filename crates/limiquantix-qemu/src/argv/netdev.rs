@@ -14,7 +14,7 @@ pub(super) fn network(a: &mut Argv, def: &VmDefinition, order: &[BootEntry]) {
         let bi = index_of(order, BootDevice::Nic, &n.id);
         let mut dev = nic_device(n, mac, bi);
         if i > 0
-            && let Some(port) = super::hotplug::own_port(a, def, &n.id, 120 + i as u16)
+            && let Some(port) = super::ports::own_port(a, def, &n.id, 120 + i as u16)
         {
             dev["bus"] = port.into();
         }

@@ -36,7 +36,7 @@ pub struct BackendConfig {
     pub qmp_timeout: Duration,
     /// Time QEMU gets from spawn to a ready QMP socket.
     pub start_timeout: Duration,
-    /// Spare PCIe root ports a q35 VM gets for hot-plug (see `argv::hotplug`).
+    /// Spare PCIe root ports a q35 VM gets for hot-plug (see `argv::ports`).
     pub hotplug_ports: u8,
     /// How long a detach waits for the guest to release the device (QMP `DEVICE_DELETED`).
     pub unplug_timeout: Duration,
