@@ -206,12 +206,7 @@ fn describe(p: &Pool) -> String {
 }
 
 fn check_id(id: &str) -> Result<(), PoolError> {
-    let ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
-        && !id.starts_with('.');
-    if ok {
+    if limiquantix_vm::model::is_plain_name(id) {
         Ok(())
     } else {
         Err(PoolError::BadId(id.into()))

@@ -9,6 +9,7 @@
 //! the VMs on it, never dropped; it is usable again as soon as it is back.
 
 use super::core::{Inner, NodeService};
+use super::volume::Attachment;
 use crate::error::ApiError;
 use crate::pools::{DestroyError, Pool, PoolError, PoolKind, availability};
 use limiquantix_proto::v1 as pb;
@@ -73,20 +74,23 @@ impl<B: VmBackend> NodeService<B> {
             }
         };
         tracing::info!(pool = %req.pool_id, dir = %pool.dir.display(), created, "storage pool initialised");
-        self.pool_info(&req.pool_id, pool).await
+        let disks = self.attachments().await?;
+        pool_info(&req.pool_id, pool, &disks).await
     }
 
     /// GetStoragePoolInfo.
     pub(super) async fn get_pool(&self, id: &str) -> Result<pb::StoragePoolInfoResponse, ApiError> {
         let pool = self.inner.pools.get(id).ok_or_else(|| not_found(id))?;
-        self.pool_info(id, pool).await
+        pool_info(id, pool, &self.attachments().await?).await
     }
 
     /// ListStoragePools.
     pub(super) async fn list_pools(&self) -> Result<pb::ListStoragePoolsResponse, ApiError> {
+        // The VMs' disks are read once for every pool.
+        let disks = self.attachments().await?;
         let mut pools = Vec::new();
         for (id, pool) in self.inner.pools.all() {
-            pools.push(self.pool_info(&id, pool).await?);
+            pools.push(pool_info(&id, pool, &disks).await?);
         }
         Ok(pb::ListStoragePoolsResponse { pools })
     }
@@ -145,65 +149,63 @@ impl<B: VmBackend> NodeService<B> {
         let pool = usable_pool(&self.inner, &req.pool_id).await?;
         tokio::task::spawn_blocking(move || list_dir(&pool.dir, &req.path)).await?
     }
+}
 
-    /// The wire form of a pool: capacity, availability and the VMs on it.
-    pub(super) async fn pool_info(
-        &self,
-        id: &str,
-        pool: Pool,
-    ) -> Result<pb::StoragePoolInfoResponse, ApiError> {
-        let mut vm_ids: Vec<String> = self
-            .attachments()
-            .await?
-            .into_iter()
-            .filter(|a| a.file.starts_with(&pool.dir))
-            .map(|a| a.vm_id)
-            .collect();
-        vm_ids.dedup();
-        let p = pool.clone();
-        let (available, usage) = tokio::task::spawn_blocking(move || {
-            let available = availability(&p);
-            let usage = available.is_ok().then(|| pool_usage(&p.dir)).flatten();
-            (available, usage)
-        })
-        .await?;
-        let usage = usage.unwrap_or_default();
-        let capacity = pool.capacity_bytes.unwrap_or(usage.total);
-        Ok(pb::StoragePoolInfoResponse {
-            pool_id: id.to_string(),
-            r#type: match pool.kind {
-                PoolKind::LocalDir => pb::StoragePoolType::LocalDir,
-                PoolKind::Nfs { .. } => pb::StoragePoolType::Nfs,
-            } as i32,
-            mount_path: pool.dir.display().to_string(),
-            device_path: pool.kind.nfs_source().unwrap_or_default(),
-            // A capped pool reports its cap: what its volumes may be promised, and what of it
-            // is left (never more than the filesystem has free).
-            total_bytes: capacity,
-            available_bytes: match pool.capacity_bytes {
-                Some(c) => usage.available.min(c.saturating_sub(usage.provisioned)),
-                None => usage.available,
-            },
-            used_bytes: if pool.capacity_bytes.is_some() {
-                usage.allocated
-            } else {
-                usage.used
-            },
-            volume_count: usage.volumes,
-            unavailable_reason: available.err().unwrap_or_default(),
-            vm_ids,
-            capacity_limit_bytes: pool.capacity_bytes.unwrap_or(0),
-            allocated_bytes: usage.allocated,
-            provisioned_bytes: usage.provisioned,
-            overcommit_ratio: if capacity == 0 {
-                0.0
-            } else {
-                usage.provisioned as f64 / capacity as f64
-            },
-            mounted_by_node: pool.mounted_by_node,
-            ..Default::default()
-        })
-    }
+/// The wire form of a pool: capacity, availability and the VMs with a disk among `disks` in it.
+async fn pool_info(
+    id: &str,
+    pool: Pool,
+    disks: &[Attachment],
+) -> Result<pb::StoragePoolInfoResponse, ApiError> {
+    let mut vm_ids: Vec<String> = disks
+        .iter()
+        .filter(|a| a.file.starts_with(&pool.dir))
+        .map(|a| a.vm_id.clone())
+        .collect();
+    vm_ids.dedup();
+    let p = pool.clone();
+    let (available, usage) = tokio::task::spawn_blocking(move || {
+        let available = availability(&p);
+        let usage = available.is_ok().then(|| pool_usage(&p.dir)).flatten();
+        (available, usage)
+    })
+    .await?;
+    let usage = usage.unwrap_or_default();
+    let capacity = pool.capacity_bytes.unwrap_or(usage.total);
+    Ok(pb::StoragePoolInfoResponse {
+        pool_id: id.to_string(),
+        r#type: match pool.kind {
+            PoolKind::LocalDir => pb::StoragePoolType::LocalDir,
+            PoolKind::Nfs { .. } => pb::StoragePoolType::Nfs,
+        } as i32,
+        mount_path: pool.dir.display().to_string(),
+        device_path: pool.kind.nfs_source().unwrap_or_default(),
+        // A capped pool reports its cap: what its volumes may be promised, and what of it
+        // is left (never more than the filesystem has free).
+        total_bytes: capacity,
+        available_bytes: match pool.capacity_bytes {
+            Some(c) => usage.available.min(c.saturating_sub(usage.provisioned)),
+            None => usage.available,
+        },
+        used_bytes: if pool.capacity_bytes.is_some() {
+            usage.allocated
+        } else {
+            usage.used
+        },
+        volume_count: usage.volumes,
+        unavailable_reason: available.err().unwrap_or_default(),
+        vm_ids,
+        capacity_limit_bytes: pool.capacity_bytes.unwrap_or(0),
+        allocated_bytes: usage.allocated,
+        provisioned_bytes: usage.provisioned,
+        overcommit_ratio: if capacity == 0 {
+            0.0
+        } else {
+            usage.provisioned as f64 / capacity as f64
+        },
+        mounted_by_node: pool.mounted_by_node,
+        ..Default::default()
+    })
 }
 
 /// Pool `id` when it exists and is usable now: NOT_FOUND for an unknown pool,

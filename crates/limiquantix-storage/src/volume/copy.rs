@@ -3,6 +3,7 @@
 //! destination and linked into place only when complete (never over an existing file).
 
 use super::ops::{probe, qemu_img};
+use crate::create::blocking;
 use crate::error::StorageError;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -77,19 +78,17 @@ pub async fn copy_to_qcow2(
         final_size = size;
     }
     let (t, d) = (tmp.clone(), dst.to_owned());
-    tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&t).and_then(|f| f.sync_all())?;
-        // A hard link never replaces an existing file, unlike a rename.
-        std::fs::hard_link(&t, &d)?;
-        std::fs::remove_file(&t)?;
-        limiquantix_fs::sync_dir(d.parent().unwrap_or(Path::new("/"))).map_err(|e| e.source)
+    blocking(move || {
+        let placed = (|| {
+            std::fs::File::open(&t).and_then(|f| f.sync_all())?;
+            // A hard link never replaces an existing file, unlike a rename.
+            std::fs::hard_link(&t, &d)?;
+            std::fs::remove_file(&t)?;
+            limiquantix_fs::sync_dir(d.parent().unwrap_or(Path::new("/"))).map_err(|e| e.source)
+        })();
+        placed.map_err(|source| StorageError::Io { path: d, source })
     })
-    .await
-    .map_err(|e| StorageError::Task(e.to_string()))?
-    .map_err(|source| StorageError::Io {
-        path: dst.to_owned(),
-        source,
-    })?;
+    .await?;
     guard.0 = None;
     progress(100.0);
     Ok(final_size)

@@ -28,12 +28,7 @@ impl std::fmt::Display for VolumeId {
 
 /// Checks a volume id or snapshot name (same rule as [`VolumeId`]).
 pub fn check_volume_name(field: &str, value: &str) -> Result<(), StorageError> {
-    let ok = (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
-        && !value.starts_with('.');
-    if ok {
+    if limiquantix_vm::model::is_plain_name(value) {
         Ok(())
     } else {
         Err(StorageError::BadName {

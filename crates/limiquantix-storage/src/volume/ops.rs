@@ -2,7 +2,7 @@
 
 use super::id::check_volume_name;
 use super::snapshots::read_snapshot_names;
-use crate::create::run_qemu_img;
+use crate::create::{blocking, run_qemu_img};
 use crate::error::StorageError;
 use crate::format::detect_format;
 use crate::resize::grow_image;
@@ -23,9 +23,7 @@ pub(super) async fn qemu_img(
 /// The format and virtual size of the image at `path`, read natively off the runtime.
 pub(super) async fn probe(path: &Path) -> Result<(DiskFormat, u64), StorageError> {
     let p = path.to_owned();
-    tokio::task::spawn_blocking(move || detect_format(&p).map(|d| (d.format(), d.virtual_size())))
-        .await
-        .map_err(|e| StorageError::Task(e.to_string()))?
+    blocking(move || detect_format(&p).map(|d| (d.format(), d.virtual_size()))).await
 }
 
 /// Grows the image at `path` (not in use by a running VM) to `new_size` bytes with
@@ -70,9 +68,7 @@ pub async fn create_snapshot(
         });
     }
     let p = path.to_owned();
-    let names = tokio::task::spawn_blocking(move || read_snapshot_names(&p))
-        .await
-        .map_err(|e| StorageError::Task(e.to_string()))??;
+    let names = blocking(move || read_snapshot_names(&p)).await?;
     if names.iter().any(|n| n == name) {
         return Err(StorageError::Snapshot {
             path: path.to_owned(),

@@ -121,6 +121,17 @@ pub fn check_vm_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `name` is a plain name, the rule for volume and pool ids: 1 to 64 ASCII letters,
+/// digits, `.`, `_` and `-`, not starting with `.` (so a UUID is one, and `/`, `..` and hidden
+/// files are not).
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+}
+
 /// Checks a device id (disk, CD-ROM or NIC): 1–20 characters, `[a-z][a-z0-9-]*`.
 ///
 /// Device ids become QEMU device ids and block node names (which QEMU limits to 31 bytes), so

@@ -20,7 +20,9 @@ pub use device::{
     CdromRole, CdromSpec, DiskBus, DiskFormat, DiskSource, DiskSpec, IoLimits, NicModel,
     NicNetwork, NicSpec, PortForward, Protocol,
 };
-pub use id::{MacAddr, MacAddrError, VmId, VmIdError, check_device_id, check_vm_name};
+pub use id::{
+    MacAddr, MacAddrError, VmId, VmIdError, check_device_id, check_vm_name, is_plain_name,
+};
 pub use valid::ValidDefinition;
 pub use validate::check_path;
 pub use validate::{MAX_DISK_BYTES, ModelError};

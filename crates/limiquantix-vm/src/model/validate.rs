@@ -223,12 +223,7 @@ impl VmDefinition {
                     "only a disk created in a pool (disk_dirs) has a volume id",
                 ));
             }
-            let ok = (1..=64).contains(&volume.len())
-                && !volume.starts_with('.')
-                && volume
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
-            if !ok {
+            if !super::id::is_plain_name(volume) {
                 return Err(err(
                     f,
                     "a volume id is 1 to 64 letters, digits, '.', '_' and '-', not starting with '.'",
