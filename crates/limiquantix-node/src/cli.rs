@@ -77,12 +77,37 @@ pub struct Flags {
     /// Seconds between two samples of every VM's usage [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub metrics_interval: Option<u64>,
+    /// Serve the HTTP face (the control plane's Add Host, VM tabs and image downloads) over
+    /// HTTPS at IP:PORT (the control plane uses 8443); only from the allow-list [default: off].
+    #[arg(long, value_name = "IP:PORT")]
+    pub http_listen: Option<String>,
+    /// PEM certificate of --http-listen [default: self-signed, kept in the state directory].
+    #[arg(long, value_name = "FILE")]
+    pub http_cert: Option<PathBuf>,
+    /// PEM private key of --http-cert.
+    #[arg(long, value_name = "FILE")]
+    pub http_key: Option<PathBuf>,
+    /// Serve the image-download pair over plain HTTP at IP:PORT (the control plane uses 8080);
+    /// only from the allow-list [default: off].
+    #[arg(long, value_name = "IP:PORT")]
+    pub image_http_listen: Option<String>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
 }
 
 impl Flags {
+    /// The `[http]` settings the flags give.
+    fn http_layer(&self) -> Option<crate::config::HttpLayer> {
+        let h = crate::config::HttpLayer {
+            listen: self.http_listen.clone(),
+            image_listen: self.image_http_listen.clone(),
+            cert: self.http_cert.clone(),
+            key: self.http_key.clone(),
+        };
+        (h != crate::config::HttpLayer::default()).then_some(h)
+    }
+
     /// The settings the flags give.
     pub fn layer(&self) -> Result<Layer, ConfigError> {
         let tls = TlsFiles {
@@ -120,6 +145,7 @@ impl Flags {
             default_network: self.default_network.clone(),
             metrics_listen: self.metrics_listen.clone(),
             metrics_interval_seconds: self.metrics_interval,
+            http: self.http_layer(),
         })
     }
 

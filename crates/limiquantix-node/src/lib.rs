@@ -25,6 +25,7 @@ pub mod console;
 pub mod error;
 pub mod fault;
 pub mod hostinfo;
+pub mod http;
 pub mod image_service;
 pub mod images;
 pub mod metrics;

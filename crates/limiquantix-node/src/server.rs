@@ -185,10 +185,17 @@ pub async fn serve<B: VmBackend>(
                 problem: e.to_string(),
             })?;
     }
+    let http_face = crate::http::start(config, service.clone(), shutdown_tx.clone())
+        .await
+        .map_err(|e| ServerError::Listen {
+            addr: "http".into(),
+            problem: e.to_string(),
+        })?;
     let routes = routes(service, config.max_request_bytes)
         .await
         .add_service(crate::image_service::server(images, in_use))
-        .add_service(console);
+        .add_service(console)
+        .add_service(crate::http::admin::server(http_face));
     let mut servers = tokio::task::JoinSet::new();
     let mut sockets = Vec::new();
     for addr in &config.listen {

@@ -76,6 +76,11 @@ impl Daemon {
         NodeImageServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
     }
 
+    /// The channel, for the clients of the other services (`NodeHttpService`).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// A client of `NodeConsoleService` (the interactive serial console).
     pub fn console(&self) -> NodeConsoleServiceClient<Channel> {
         NodeConsoleServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)

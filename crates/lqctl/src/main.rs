@@ -14,6 +14,7 @@ mod logs;
 mod lookup;
 mod metrics;
 mod node;
+mod node_http;
 mod output;
 mod pool;
 mod rawmode;

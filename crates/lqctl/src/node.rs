@@ -26,6 +26,9 @@ pub enum NodeCommand {
     Info,
     /// One sample of the host's CPU, memory, disks and interfaces and of every running VM.
     Metrics,
+    /// Registration tokens for the control plane's Add Host (`node token create --ttl 1h`).
+    #[command(subcommand)]
+    Token(crate::node_http::TokenCommand),
 }
 
 /// `events`.
@@ -55,6 +58,8 @@ struct NodeView {
     daemon_uptime_seconds: u64,
     /// `null` when the node joins no control plane.
     control_plane: Option<ControlPlaneView>,
+    /// The HTTP face; `null` from a daemon without it.
+    http: Option<crate::node_http::HttpView>,
 }
 
 /// The node's standing with its LimiQuantix control plane.
@@ -89,13 +94,17 @@ pub async fn run(ctx: &Ctx, command: NodeCommand) -> anyhow::Result<()> {
     if let NodeCommand::Metrics = command {
         return crate::metrics::node(ctx).await;
     }
+    if let NodeCommand::Token(t) = command {
+        return crate::node_http::token(ctx, t).await;
+    }
     let mut node = ctx.daemon.node();
     let info = node.get_node_info(()).await.or_fail(&ctx.daemon)?;
     let health = node
         .health_check(HealthCheckRequest {})
         .await
         .or_fail(&ctx.daemon)?;
-    let view = node_view(info, health);
+    let mut view = node_view(info, health);
+    view.http = crate::node_http::info(ctx).await;
     if ctx.format != Format::Table {
         return print_structured(&view, ctx.format);
     }
@@ -124,6 +133,7 @@ fn node_view(info: NodeInfoResponse, health: HealthCheckResponse) -> NodeView {
         daemon_version: health.version,
         daemon_uptime_seconds: health.uptime_seconds,
         control_plane: info.control_plane.map(Into::into),
+        http: None,
     }
 }
 
@@ -184,6 +194,7 @@ fn print_table(view: &NodeView) {
             ),
         ),
         ("cluster", cluster_line(view.control_plane.as_ref())),
+        ("http", crate::node_http::line(view.http.as_ref())),
     ];
     for (k, v) in rows {
         println!("{:<11} {v}", format!("{k}:"));

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::control_plane::ControlPlaneLayer;
+use super::http::HttpLayer;
 use super::model::{ConfigError, TlsFiles};
 
 /// One source's settings; everything optional. Also the schema of the TOML file.
@@ -49,6 +50,8 @@ pub struct Layer {
     pub metrics_listen: Option<String>,
     /// `metrics_interval_seconds`: how often every VM's usage is sampled.
     pub metrics_interval_seconds: Option<u64>,
+    /// `[http]`: the HTTP face (Add Host, VM tabs, image downloads); off unless set.
+    pub http: Option<HttpLayer>,
 }
 
 impl Layer {
@@ -114,6 +117,14 @@ impl Layer {
                 "LQ_METRICS_INTERVAL_SECONDS" => {
                     layer.metrics_interval_seconds = Some(number(&key, &value)?)
                 }
+                "LQ_HTTP_LISTEN" | "LQ_IMAGE_HTTP_LISTEN" => {
+                    let h = layer.http.get_or_insert_with(HttpLayer::default);
+                    if key == "LQ_HTTP_LISTEN" {
+                        h.listen = Some(value);
+                    } else {
+                        h.image_listen = Some(value);
+                    }
+                }
                 "LQ_CONTROL_PLANE" => {
                     layer.control_plane = Some(ControlPlaneLayer {
                         url: Some(value),
@@ -159,6 +170,9 @@ impl Layer {
             t.key = o.key.or(t.key);
             t.client_ca = o.client_ca.or(t.client_ca);
             self.tls = Some(t);
+        }
+        if let Some(o) = over.http {
+            self.http = Some(self.http.unwrap_or_default().overlay(o));
         }
         if let Some(o) = over.control_plane {
             self.control_plane = Some(self.control_plane.unwrap_or_default().overlay(o));

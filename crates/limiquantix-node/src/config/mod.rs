@@ -7,6 +7,7 @@
 
 mod allow;
 mod control_plane;
+mod http;
 mod layer;
 mod model;
 mod resolve;
@@ -18,6 +19,7 @@ pub use allow::{Cidr, describe as describe_allow_list};
 pub use control_plane::{
     ControlPlane, ControlPlaneLayer, DEFAULT_HEARTBEAT_INTERVAL_SECS, MAX_HEARTBEAT_INTERVAL_SECS,
 };
+pub use http::{HttpConfig, HttpLayer};
 pub use layer::{Layer, parse_pools};
 pub use model::{
     Config, ConfigError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR,

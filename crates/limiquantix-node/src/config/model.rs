@@ -201,6 +201,8 @@ pub struct Config {
     /// How often every running VM's usage is sampled (at least 1 s). Default 5 s.
     #[serde(with = "super::serde_secs")]
     pub metrics_interval: Duration,
+    /// The HTTP face (`[http]`). Default: off.
+    pub http: super::http::HttpConfig,
 }
 
 impl Config {

@@ -35,7 +35,20 @@ impl Config {
             .map_err(|p| origins.invalid("control_plane", p))?;
         // Without an allow-list, the plaintext listeners allow the control plane's address.
         let control_plane_ip = control_plane.as_ref().and_then(|cp| cp.address());
-        let allow_from = allow_list(&listen, merged.allow_from, control_plane_ip, &origins)?;
+        let http = super::http::HttpConfig::resolve(merged.http.unwrap_or_default())
+            .map_err(|p| origins.invalid("http", p))?;
+        // The HTTP listeners take the plaintext listeners' allow-list.
+        let guarded: Vec<ListenAddr> = listen
+            .iter()
+            .cloned()
+            .chain(
+                [http.listen, http.image_listen]
+                    .into_iter()
+                    .flatten()
+                    .map(|a| ListenAddr::Plaintext(a.to_string())),
+            )
+            .collect();
+        let allow_from = allow_list(&guarded, merged.allow_from, control_plane_ip, &origins)?;
         let pools = merged.pools.unwrap_or_default();
         check_pools(&pools)?;
         let networks = merged.networks.unwrap_or_default();
@@ -74,6 +87,7 @@ impl Config {
             control_plane,
             metrics_listen,
             metrics_interval,
+            http,
         })
     }
 }

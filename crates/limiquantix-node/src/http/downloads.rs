@@ -1,0 +1,384 @@
+//! The control plane's cloud-image downloads (`POST /api/v1/images/download`, `GET
+//! …/download/{jobId}`) over the image library's download jobs ([`DownloadJobs`]: resumable
+//! transfer, sha256, nothing visible before every check passed), one registry per target
+//! directory. `targetDir` must be a pool's directory or a directory below one (missing
+//! directories below the pool are made); anything else is refused.
+//!
+//! Every job is recorded in `<state>/http/downloads.json`; after a daemon restart an unfinished
+//! job is started again under its id (the transfer resumes from its partial file) and a
+//! finished one keeps answering with its final state.
+
+use crate::images::jobs::{DownloadJobs, JobError, JobLimits, JobSpec, JobState, JobStatus};
+use crate::images::{HttpOptions, derive_name, validate_name};
+use crate::pools::PoolRegistry;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The control plane's request body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadRequest {
+    /// The catalog entry.
+    #[serde(default)]
+    pub catalog_id: String,
+    /// The control plane's image id.
+    #[serde(default)]
+    pub image_id: String,
+    /// `http(s)://` URL.
+    pub url: String,
+    /// `<pool dir>/cloud-images`.
+    pub target_dir: String,
+    /// The control plane's pool id.
+    #[serde(default)]
+    pub pool_id: String,
+    /// sha256 (hex, optional `sha256:` prefix) or empty.
+    #[serde(default)]
+    pub checksum: String,
+}
+
+/// A job as recorded (and answered).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    /// The job's id.
+    pub job_id: String,
+    /// The control plane's image id.
+    pub image_id: String,
+    /// The catalog entry.
+    pub catalog_id: String,
+    /// The URL.
+    pub url: String,
+    /// Where the image is once completed.
+    pub target_path: String,
+    /// The control plane's pool id.
+    pub pool_id: String,
+    /// `downloading`, `completed` or `failed`.
+    pub status: String,
+    /// 0-100.
+    pub progress_percent: u32,
+    /// Bytes received.
+    pub bytes_downloaded: u64,
+    /// Size (0 while unknown).
+    pub bytes_total: u64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error_message: Option<String>,
+    /// RFC 3339, once finished.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub completed_at: Option<String>,
+    /// The expected sha256 (recorded to restart the job; not answered).
+    #[serde(skip)]
+    pub checksum: String,
+    /// The target directory (recorded to restart the job; not answered).
+    #[serde(skip)]
+    pub target_dir: String,
+}
+
+/// A job as `downloads.json` keeps it: what is answered, and what restarting it takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Saved {
+    #[serde(flatten)]
+    view: JobView,
+    checksum: String,
+    target_dir: String,
+}
+
+/// Why a download request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// A field is wrong.
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The JSON field.
+        field: &'static str,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+    /// No such job.
+    #[error("no download job {0}")]
+    NotFound(String),
+    /// The job registry refused.
+    #[error(transparent)]
+    Job(#[from] JobError),
+}
+
+/// The downloads of the HTTP face.
+#[derive(Clone)]
+pub struct HttpDownloads {
+    pools: Arc<PoolRegistry>,
+    record: PathBuf,
+    registries: Arc<Mutex<BTreeMap<PathBuf, DownloadJobs>>>,
+    jobs: Arc<Mutex<BTreeMap<String, JobView>>>,
+}
+
+fn bad(field: &'static str, problem: impl Into<String>) -> DownloadError {
+    DownloadError::Invalid {
+        field,
+        problem: problem.into(),
+    }
+}
+
+/// `dir` (absolute, no `..`) resolved inside a pool: the pool's canonical directory joined with
+/// the rest, made when missing. Blocking.
+pub fn confine_target(pools: &PoolRegistry, dir: &str) -> Result<PathBuf, DownloadError> {
+    let path = Path::new(dir);
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(bad(
+            "targetDir",
+            format!("{dir:?} is not an absolute path without `..`"),
+        ));
+    }
+    for pool_dir in pools.dirs().values() {
+        let Ok(rest) = path.strip_prefix(pool_dir) else {
+            continue;
+        };
+        let Ok(root) = pool_dir.canonicalize() else {
+            continue;
+        };
+        let mut target = root.clone();
+        for c in rest.components() {
+            target.push(c);
+            match std::fs::symlink_metadata(&target) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(bad(
+                        "targetDir",
+                        format!("{dir:?} goes through a symbolic link"),
+                    ));
+                }
+                Ok(m) if !m.is_dir() => {
+                    return Err(bad("targetDir", format!("{dir:?} is not a directory")));
+                }
+                Ok(_) => {}
+                Err(_) => std::fs::create_dir(&target)
+                    .map_err(|e| bad("targetDir", format!("cannot create {dir:?}: {e}")))?,
+            }
+        }
+        return Ok(target);
+    }
+    Err(bad(
+        "targetDir",
+        format!("{dir:?} is not inside a storage pool of this node (downloads go into pools only)"),
+    ))
+}
+
+impl HttpDownloads {
+    /// Opens the record in `<state>/http/` and starts its unfinished jobs again. Blocking
+    /// parts run on the blocking pool.
+    pub async fn open(state_dir: &Path, pools: Arc<PoolRegistry>) -> Self {
+        let record = state_dir.join("http").join("downloads.json");
+        let saved: BTreeMap<String, Saved> = std::fs::read(&record)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let jobs: BTreeMap<String, JobView> = saved
+            .into_iter()
+            .map(|(id, s)| {
+                let mut v = s.view;
+                (v.checksum, v.target_dir) = (s.checksum, s.target_dir);
+                (id, v)
+            })
+            .collect();
+        let this = HttpDownloads {
+            pools,
+            record,
+            registries: Arc::default(),
+            jobs: Arc::new(Mutex::new(jobs.clone())),
+        };
+        for job in jobs.into_values().filter(|j| j.status == "downloading") {
+            let req = DownloadRequest {
+                catalog_id: job.catalog_id.clone(),
+                image_id: job.image_id.clone(),
+                url: job.url.clone(),
+                target_dir: job.target_dir.clone(),
+                pool_id: job.pool_id.clone(),
+                checksum: job.checksum.clone(),
+            };
+            tracing::info!(job_id = %job.job_id, "download job resumed after a restart");
+            if let Err(e) = this.start_with_id(req, Some(job.job_id.clone())).await {
+                let mut failed = job;
+                failed.status = "failed".into();
+                failed.error_message = Some(format!("could not resume after a restart: {e}"));
+                failed.completed_at = Some(rfc3339_now());
+                this.put(failed);
+            }
+        }
+        this
+    }
+
+    /// Starts a job.
+    pub async fn start(&self, req: DownloadRequest) -> Result<JobView, DownloadError> {
+        self.start_with_id(req, None).await
+    }
+
+    async fn start_with_id(
+        &self,
+        req: DownloadRequest,
+        job_id: Option<String>,
+    ) -> Result<JobView, DownloadError> {
+        let lower = req.url.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(bad(
+                "url",
+                format!("{:?} is not an http:// or https:// URL", req.url),
+            ));
+        }
+        let name = derive_name(&req.url).map_err(|e| bad("url", e.to_string()))?;
+        validate_name(&name).map_err(|e| bad("url", e.to_string()))?;
+        let sha256 = Some(req.checksum.trim().to_string()).filter(|s| !s.is_empty());
+        let (pools, dir) = (self.pools.clone(), req.target_dir.clone());
+        let target = tokio::task::spawn_blocking(move || confine_target(&pools, &dir))
+            .await
+            .map_err(|e| bad("targetDir", e.to_string()))??;
+        let spec = JobSpec {
+            job_id,
+            image_id: req.image_id.clone(),
+            url: req.url.clone(),
+            name: Some(name.clone()),
+            sha256,
+        };
+        let mut rx = self.registry(&target).start(spec).await?;
+        let first = rx.borrow_and_update().clone();
+        let view = JobView {
+            job_id: first.job_id.clone(),
+            image_id: req.image_id,
+            catalog_id: req.catalog_id,
+            url: req.url,
+            target_path: target.join(&name).display().to_string(),
+            pool_id: req.pool_id,
+            status: "downloading".into(),
+            checksum: req.checksum,
+            target_dir: req.target_dir,
+            ..Default::default()
+        };
+        self.put(view.clone());
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let s = rx.borrow_and_update().clone();
+                if s.state.is_finished() {
+                    this.finish(&s);
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(view)
+    }
+
+    fn registry(&self, dir: &Path) -> DownloadJobs {
+        let mut r = self.registries.lock().unwrap_or_else(|e| e.into_inner());
+        r.entry(dir.to_path_buf())
+            .or_insert_with(|| DownloadJobs::new(dir, HttpOptions::default(), JobLimits::default()))
+            .clone()
+    }
+
+    /// A job now: live figures while it runs, the record once it ended.
+    pub fn status(&self, job_id: &str) -> Result<JobView, DownloadError> {
+        let view = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job_id)
+            .cloned()
+            .ok_or_else(|| DownloadError::NotFound(job_id.to_string()))?;
+        if view.status != "downloading" {
+            return Ok(view);
+        }
+        let dir = Path::new(&view.target_path).parent().map(Path::to_path_buf);
+        let live = dir.and_then(|d| self.registry(&d).status(job_id).ok());
+        Ok(match live {
+            Some(s) => merge(view, &s),
+            None => view,
+        })
+    }
+
+    fn finish(&self, s: &JobStatus) {
+        let view = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&s.job_id)
+            .cloned();
+        if let Some(mut v) = view.map(|v| merge(v, s)) {
+            v.completed_at = Some(rfc3339_now());
+            self.put(v);
+        }
+    }
+
+    /// Records a job (the file is rewritten; a failure is logged).
+    fn put(&self, view: JobView) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.insert(view.job_id.clone(), view);
+        if jobs.len() > 256 {
+            let done: Vec<String> = jobs
+                .iter()
+                .filter(|(_, j)| j.status != "downloading")
+                .map(|(id, _)| id.clone())
+                .take(jobs.len() - 256)
+                .collect();
+            for id in done {
+                jobs.remove(&id);
+            }
+        }
+        let saved: BTreeMap<&String, Saved> = jobs
+            .iter()
+            .map(|(id, v)| {
+                let s = Saved {
+                    view: v.clone(),
+                    checksum: v.checksum.clone(),
+                    target_dir: v.target_dir.clone(),
+                };
+                (id, s)
+            })
+            .collect();
+        let save = serde_json::to_vec_pretty(&saved)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                if let Some(dir) = self.record.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                }
+                limiquantix_fs::write_atomic(&self.record, &bytes, 0o600).map_err(|e| e.to_string())
+            });
+        if let Err(e) = save {
+            tracing::error!(file = %self.record.display(), error = %e, "cannot record the download jobs");
+        }
+    }
+}
+
+/// A job's live status laid over its record.
+fn merge(mut v: JobView, s: &JobStatus) -> JobView {
+    v.status = match s.state {
+        JobState::Completed => "completed",
+        JobState::Failed | JobState::Cancelled => "failed",
+        _ => "downloading",
+    }
+    .into();
+    v.progress_percent = s.percent();
+    v.bytes_downloaded = s.bytes_done;
+    v.bytes_total = s.bytes_total.unwrap_or(0);
+    if let Some(p) = &s.path {
+        v.target_path = p.display().to_string();
+    }
+    v.error_message = s
+        .error
+        .clone()
+        .or_else(|| (s.state == JobState::Cancelled).then(|| "cancelled".to_string()));
+    v
+}
+
+/// Now as RFC 3339 (UTC, seconds).
+pub fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    }
+    .to_string()
+}
