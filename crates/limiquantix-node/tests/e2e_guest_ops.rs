@@ -10,9 +10,13 @@
 //! - Resource usage under load (`dd` to the disk, a CPU loop): disk-write bytes and CPU rise in
 //!   GetVMStatus, in StreamMetrics and in `/metrics` (scraped over HTTP, parsed as Prometheus
 //!   text).
+//! - The HTTP face's VM tabs (`--http-listen`): logs, QEMU agent ping, execute, files list and
+//!   read, requested as the control plane's proxy sends them.
 //! - GuestShutdown: the guest powers off, the VM is stopped with a VM_STOPPED event.
 
 mod common;
+#[path = "e2e_guest_ops/http_tabs.rs"]
+mod http_tabs;
 
 use common::guest::*;
 use limiquantix_proto::NodeClient;
@@ -321,8 +325,21 @@ async fn guest_agent_operations_through_the_daemon() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let (daemon, mut client) =
-        Daemon::start_with(&["--metrics-listen", &listen, "--metrics-interval", "1"]).await;
+    let https = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (daemon, mut client) = Daemon::start_with(&[
+        "--metrics-listen",
+        &listen,
+        "--metrics-interval",
+        "1",
+        "--http-listen",
+        &https.to_string(),
+        "--allow-from",
+        "127.0.0.1",
+    ])
+    .await;
     let mut events = subscribe(&mut client).await;
     let id = create_and_start(&mut client, vm_request(&daemon, "guestops", None)).await;
     let verdict = daemon_verdict(&daemon, &mut events, &id, Instant::now() + BOOT_LIMIT).await;
@@ -330,6 +347,7 @@ async fn guest_agent_operations_through_the_daemon() {
 
     commands(&mut client, &id).await;
     files(&mut client, &id).await;
+    http_tabs::vm_tabs(&format!("https://{https}"), &id).await;
     freeze_and_thaw(&mut client, &id).await;
     sync_time(&mut client, &id).await;
     usage_under_load(&mut client, &id, port).await;
