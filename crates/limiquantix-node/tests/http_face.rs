@@ -196,5 +196,8 @@ impl Face {
     }
 }
 
+#[path = "http_face/go_shapes.rs"]
+mod go_shapes;
+
 #[path = "http_face/cases.rs"]
 mod cases;

@@ -151,8 +151,8 @@ pub struct Gpu {
     pub pci_address: String,
     /// Unknown: 0.
     pub memory_bytes: u64,
-    /// None known.
-    pub vgpu_profiles: Vec<String>,
+    /// vGPU profiles, comma-separated (a string, as the control plane decodes it): none known.
+    pub vgpu_profiles: String,
 }
 
 fn attr(p: &Path) -> String {
@@ -200,7 +200,7 @@ pub fn gpus(root: &Path) -> Vec<Gpu> {
                 vendor,
                 pci_address: addr,
                 memory_bytes: 0,
-                vgpu_profiles: Vec::new(),
+                vgpu_profiles: String::new(),
             })
         })
         .collect()
@@ -340,5 +340,8 @@ mod tests {
         assert_eq!(g[1].pci_address, "0000:01:00.0");
         assert_eq!(g[1].name, "PCI 10de:1234 (3D)");
         assert!(gpus(&root.path().join("missing")).is_empty());
+        // The control plane decodes vgpuProfiles into a Go string: an array would fail it all.
+        let json = serde_json::to_value(&g[0]).unwrap();
+        assert!(json["vgpuProfiles"].is_string(), "{json}");
     }
 }

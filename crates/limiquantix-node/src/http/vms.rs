@@ -83,9 +83,10 @@ pub async fn agent_ping<B: VmBackend>(
     }
 }
 
-/// The execute request as the control plane passes it on.
+/// The execute request as the control plane passes it on (the UI's body; other fields are
+/// ignored, as the Go services do).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ExecuteBody {
     /// A shell command line (run by `/bin/sh -c`), or the program when `args` is given.
     pub command: String,
