@@ -8,6 +8,7 @@
 //! job is started again under its id (the transfer resumes from its partial file) and a
 //! finished one keeps answering with its final state.
 
+use super::record::{Jobs, Record};
 use crate::images::jobs::{DownloadJobs, JobError, JobLimits, JobSpec, JobState, JobStatus};
 use crate::images::{HttpOptions, derive_name, validate_name};
 use crate::pools::PoolRegistry;
@@ -76,16 +77,6 @@ pub struct JobView {
     pub target_dir: String,
 }
 
-/// A job as `downloads.json` keeps it: what is answered, and what restarting it takes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Saved {
-    #[serde(flatten)]
-    view: JobView,
-    checksum: String,
-    target_dir: String,
-}
-
 /// Why a download request is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -109,9 +100,9 @@ pub enum DownloadError {
 #[derive(Clone)]
 pub struct HttpDownloads {
     pools: Arc<PoolRegistry>,
-    record: PathBuf,
+    record: Arc<Record>,
     registries: Arc<Mutex<BTreeMap<PathBuf, DownloadJobs>>>,
-    jobs: Arc<Mutex<BTreeMap<String, JobView>>>,
+    jobs: Jobs,
 }
 
 fn bad(field: &'static str, problem: impl Into<String>) -> DownloadError {
@@ -168,19 +159,11 @@ impl HttpDownloads {
     /// Opens the record in `<state>/http/` and starts its unfinished jobs again. Blocking
     /// parts run on the blocking pool.
     pub async fn open(state_dir: &Path, pools: Arc<PoolRegistry>) -> Self {
-        let record = state_dir.join("http").join("downloads.json");
-        let saved: BTreeMap<String, Saved> = std::fs::read(&record)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        let record = Arc::new(Record::new(state_dir));
+        let r = record.clone();
+        let jobs = tokio::task::spawn_blocking(move || r.load())
+            .await
             .unwrap_or_default();
-        let jobs: BTreeMap<String, JobView> = saved
-            .into_iter()
-            .map(|(id, s)| {
-                let mut v = s.view;
-                (v.checksum, v.target_dir) = (s.checksum, s.target_dir);
-                (id, v)
-            })
-            .collect();
         let this = HttpDownloads {
             pools,
             record,
@@ -202,7 +185,7 @@ impl HttpDownloads {
                 failed.status = "failed".into();
                 failed.error_message = Some(format!("could not resume after a restart: {e}"));
                 failed.completed_at = Some(rfc3339_now());
-                this.put(failed);
+                drop(this.put(failed));
             }
         }
         this
@@ -253,7 +236,8 @@ impl HttpDownloads {
             target_dir: req.target_dir,
             ..Default::default()
         };
-        self.put(view.clone());
+        // Recorded before the answer: a restart from now on finds the job.
+        let _ = self.put(view.clone()).await;
         let this = self.clone();
         tokio::spawn(async move {
             loop {
@@ -306,47 +290,18 @@ impl HttpDownloads {
             .cloned();
         if let Some(mut v) = view.map(|v| merge(v, s)) {
             v.completed_at = Some(rfc3339_now());
-            self.put(v);
+            drop(self.put(v));
         }
     }
 
-    /// Records a job (the file is rewritten; a failure is logged).
-    fn put(&self, view: JobView) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.insert(view.job_id.clone(), view);
-        if jobs.len() > 256 {
-            let done: Vec<String> = jobs
-                .iter()
-                .filter(|(_, j)| j.status != "downloading")
-                .map(|(id, _)| id.clone())
-                .take(jobs.len() - 256)
-                .collect();
-            for id in done {
-                jobs.remove(&id);
-            }
-        }
-        let saved: BTreeMap<&String, Saved> = jobs
-            .iter()
-            .map(|(id, v)| {
-                let s = Saved {
-                    view: v.clone(),
-                    checksum: v.checksum.clone(),
-                    target_dir: v.target_dir.clone(),
-                };
-                (id, s)
-            })
-            .collect();
-        let save = serde_json::to_vec_pretty(&saved)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                if let Some(dir) = self.record.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-                }
-                limiquantix_fs::write_atomic(&self.record, &bytes, 0o600).map_err(|e| e.to_string())
-            });
-        if let Err(e) = save {
-            tracing::error!(file = %self.record.display(), error = %e, "cannot record the download jobs");
-        }
+    /// Records a job; the file is written in the background (await the handle to know it is).
+    fn put(&self, view: JobView) -> tokio::task::JoinHandle<()> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(view.job_id.clone(), view);
+        let (record, jobs) = (self.record.clone(), self.jobs.clone());
+        tokio::task::spawn_blocking(move || record.save(&jobs))
     }
 }
 

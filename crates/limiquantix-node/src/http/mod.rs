@@ -16,6 +16,7 @@ pub mod downloads;
 mod images;
 pub mod listen;
 pub mod listing;
+mod record;
 mod registration;
 pub mod reply;
 pub mod state;
