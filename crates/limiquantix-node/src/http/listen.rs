@@ -1,15 +1,17 @@
 //! The HTTP face's listeners for `axum::serve`: TCP connections filtered by the allow-list at
 //! accept time ([`crate::accept::AllowListed`], the plaintext gRPC listener's filter), then, for
 //! HTTPS, a TLS handshake in its own task (at most [`HANDSHAKE_TIMEOUT`]) so a slow client holds
-//! up nobody else.
+//! up nobody else. Each listener serves at most [`MAX_CONNECTIONS`] connections at once, each
+//! ended after [`super::guard::IDLE_TIMEOUT`] without traffic.
 
+use super::guard::{Guarded, MAX_CONNECTIONS};
 use crate::accept::AllowListed;
 use crate::config::Cidr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::StreamExt as _;
@@ -40,6 +42,7 @@ async fn next_allowed(incoming: &mut Filtered) -> (TcpStream, SocketAddr) {
 pub struct PlainListener {
     incoming: Filtered,
     local: SocketAddr,
+    slots: Arc<Semaphore>,
 }
 
 impl PlainListener {
@@ -50,16 +53,22 @@ impl PlainListener {
         Ok(PlainListener {
             incoming: AllowListed::new(TcpListenerStream::new(l), allow, name),
             local,
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         })
     }
 }
 
 impl axum::serve::Listener for PlainListener {
-    type Io = TcpStream;
+    type Io = Guarded<TcpStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        next_allowed(&mut self.incoming).await
+        let slot = match self.slots.clone().acquire_owned().await {
+            Ok(s) => s,
+            Err(_) => std::future::pending().await,
+        };
+        let (stream, peer) = next_allowed(&mut self.incoming).await;
+        (Guarded::new(stream, slot), peer)
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
@@ -69,7 +78,7 @@ impl axum::serve::Listener for PlainListener {
 
 /// HTTPS from the allow-list.
 pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(Guarded<TlsStream<TcpStream>>, SocketAddr)>,
     local: SocketAddr,
 }
 
@@ -86,8 +95,12 @@ impl TlsListener {
         let mut incoming = AllowListed::new(TcpListenerStream::new(l), allow, name);
         let acceptor = TlsAcceptor::from(tls);
         let (tx, ready) = mpsc::channel(64);
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         tokio::spawn(async move {
             loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 let (stream, peer) = tokio::select! {
                     c = next_allowed(&mut incoming) => c,
                     () = tx.closed() => return,
@@ -96,7 +109,7 @@ impl TlsListener {
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
+                            let _ = tx.send((Guarded::new(tls, slot), peer)).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -109,7 +122,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = Guarded<TlsStream<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

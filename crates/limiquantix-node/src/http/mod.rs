@@ -6,13 +6,15 @@
 //! only. Every handler is a thin adapter over the gRPC service, the image library's download
 //! jobs, the pool registry or the host facts collector: no logic of its own beyond the shapes.
 //!
-//! Every request: a body of at most [`MAX_BODY`] bytes and at most [`REQUEST_TIMEOUT`]; logs
+//! Every request: a body of at most [`MAX_BODY`] bytes and at most [`REQUEST_TIMEOUT`]; at most
+//! [`guard::MAX_CONNECTIONS`] connections per listener, each closed when idle; logs
 //! carry no token, body, command output or file content.
 
 pub mod admin;
 pub mod cert;
 pub mod discovery;
 pub mod downloads;
+pub mod guard;
 mod images;
 pub mod listen;
 pub mod listing;
