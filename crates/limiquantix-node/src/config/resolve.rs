@@ -35,19 +35,13 @@ impl Config {
             .map_err(|p| origins.invalid("control_plane", p))?;
         // Without an allow-list, the plaintext listeners allow the control plane's address.
         let control_plane_ip = control_plane.as_ref().and_then(|cp| cp.address());
-        let http = super::http::HttpConfig::resolve(merged.http.unwrap_or_default())
-            .map_err(|p| origins.invalid("http", p))?;
-        // The HTTP listeners take the plaintext listeners' allow-list.
-        let guarded: Vec<ListenAddr> = listen
-            .iter()
-            .cloned()
-            .chain(
-                [http.listen, http.image_listen]
-                    .into_iter()
-                    .flatten()
-                    .map(|a| ListenAddr::Plaintext(a.to_string())),
-            )
-            .collect();
+        let (http, guarded) = http_settings(
+            merged.http,
+            &listen,
+            merged.allow_from.is_some(),
+            control_plane_ip,
+            &origins,
+        )?;
         let allow_from = allow_list(&guarded, merged.allow_from, control_plane_ip, &origins)?;
         let pools = merged.pools.unwrap_or_default();
         check_pools(&pools)?;
@@ -119,6 +113,40 @@ fn metrics(
         ));
     }
     Ok((listen, Duration::from_secs(secs)))
+}
+
+/// The HTTP settings, and every listener the allow-list guards: the plaintext API listeners
+/// and the HTTP ones. An HTTP listener needs an allow-list (or the control plane's address).
+fn http_settings(
+    layer: Option<super::http::HttpLayer>,
+    listen: &[ListenAddr],
+    allow_set: bool,
+    control_plane_ip: Option<IpAddr>,
+    origins: &Origins,
+) -> Result<(super::http::HttpConfig, Vec<ListenAddr>), ConfigError> {
+    let http = super::http::HttpConfig::resolve(layer.unwrap_or_default())
+        .map_err(|p| origins.invalid("http", p))?;
+    if http.enabled() && !allow_set && control_plane_ip.is_none() {
+        return Err(origins.invalid(
+            "http",
+            "the HTTP listeners (http listen, image_listen) are only served with an \
+             allow-list: set allow_from to the control plane's address or network \
+             (--allow-from ADDR|CIDR, repeatable; LQ_ALLOW_FROM), or give the control \
+             plane's URL with an IP address, which is then allowed"
+                .into(),
+        ));
+    }
+    let guarded = listen
+        .iter()
+        .cloned()
+        .chain(
+            [http.listen, http.image_listen]
+                .into_iter()
+                .flatten()
+                .map(|a| ListenAddr::Plaintext(a.to_string())),
+        )
+        .collect();
+    Ok((http, guarded))
 }
 
 /// Which layer last set each setting whose errors name their source.

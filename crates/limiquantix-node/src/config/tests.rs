@@ -290,3 +290,36 @@ fn the_control_plane_url_gives_the_default_allow_list() {
         "a DNS name is no default: {err}"
     );
 }
+
+#[test]
+fn http_listeners_need_an_allow_list_and_take_it() {
+    let http = |listen: &str| crate::config::HttpLayer {
+        listen: Some(listen.into()),
+        ..Default::default()
+    };
+    let alone = Layer {
+        http: Some(http("127.0.0.1:8443")),
+        ..Layer::default()
+    };
+    let err = Config::resolve(&[("flag", alone.clone())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("allow-list") && err.contains("--allow-from"),
+        "{err}"
+    );
+    let allowed = Layer {
+        allow_from: Some(vec!["10.0.0.2".into()]),
+        ..alone
+    };
+    let c = Config::resolve(&[("flag", allowed)]).unwrap();
+    assert_eq!(describe_allow_list(&c.allow_from), "10.0.0.2/32");
+    assert_eq!(c.http.listen, Some("127.0.0.1:8443".parse().unwrap()));
+    let bad = Layer {
+        http: Some(http("nowhere")),
+        allow_from: Some(vec!["10.0.0.2".into()]),
+        ..Layer::default()
+    };
+    let err = Config::resolve(&[("flag", bad)]).unwrap_err().to_string();
+    assert!(err.contains("http") && err.contains("IP:PORT"), "{err}");
+}
