@@ -24,6 +24,8 @@ pub(super) const EVENT_CAPACITY: usize = 1024;
 pub(super) const TERM_GRACE: Duration = Duration::from_secs(5);
 /// How long re-adoption waits for a running QEMU's QMP socket.
 pub(super) const ADOPT_QMP_WAIT: Duration = Duration::from_secs(5);
+/// How many VMs re-adoption reconciles at once when the backend opens.
+pub(super) const ADOPT_PARALLEL: usize = 16;
 /// Bytes of `qemu.log` quoted in a start error.
 pub(super) const LOG_TAIL: u64 = 2048;
 

@@ -131,6 +131,7 @@ impl QemuBackend {
             c.stop_requested = false;
             c.shutdown_seen = false;
             c.last_exit = None;
+            c.paused_as = None;
             c.generation
         };
         tracing::debug!(pid = proc_.pid(), generation, "QEMU spawned");
