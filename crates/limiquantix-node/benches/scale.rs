@@ -16,11 +16,12 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::bootsector::{boot_sector_image, request};
 use common::{Node, eventually};
 use limiquantix_proto::NodeClient;
 use limiquantix_proto::v1 as pb;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt as _;
 
@@ -33,40 +34,6 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// A 1 MiB raw disk whose boot sector prints `LQ-SCALE-READY` on COM1, then halts.
-fn boot_sector_image(images: &Path) -> PathBuf {
-    let mut sector = vec![
-        0x31, 0xc0, 0x8e, 0xd8, 0xba, 0xf8, 0x03, 0xbe, 0x14, 0x7c, 0xac, 0x84, 0xc0, 0x74, 0x03,
-        0xee, 0xeb, 0xf8, 0xfa, 0xf4,
-    ];
-    sector.extend_from_slice(b"LQ-SCALE-READY\r\n\0");
-    let mut img = vec![0u8; 1 << 20];
-    img[..sector.len()].copy_from_slice(&sector);
-    img[510] = 0x55;
-    img[511] = 0xaa;
-    let p = images.join("bootsector.img");
-    std::fs::write(&p, img).unwrap();
-    p
-}
-
-/// CreateVM of a boot-sector VM: 1 vCPU, 32 MiB, one overlay on `image`, no NIC.
-fn request(id: &str, name: &str, image: &Path) -> pb::CreateVmOnNodeRequest {
-    pb::CreateVmOnNodeRequest {
-        vm_id: id.into(),
-        name: name.into(),
-        spec: Some(pb::VmSpec {
-            cpu_cores: 1,
-            memory_mib: 32,
-            disks: vec![pb::DiskSpec {
-                backing_file: image.display().to_string(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        labels: Default::default(),
-    }
 }
 
 /// The value of `field` (kB) in `/proc/<pid>/status`, in MiB.

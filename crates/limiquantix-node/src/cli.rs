@@ -77,6 +77,13 @@ pub struct Flags {
     /// Seconds between two samples of every VM's usage [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub metrics_interval: Option<u64>,
+    /// QEMUs starting at once; more StartVMs wait their turn until their deadline [default: 4].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_starts: Option<u64>,
+    /// CreateVMs creating disks at once; more wait their turn until their deadline
+    /// [default: 8].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_disk_creations: Option<u64>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -120,6 +127,8 @@ impl Flags {
             default_network: self.default_network.clone(),
             metrics_listen: self.metrics_listen.clone(),
             metrics_interval_seconds: self.metrics_interval,
+            max_concurrent_starts: self.max_concurrent_starts,
+            max_concurrent_disk_creations: self.max_concurrent_disk_creations,
         })
     }
 

@@ -49,6 +49,10 @@ pub struct Layer {
     pub metrics_listen: Option<String>,
     /// `metrics_interval_seconds`: how often every VM's usage is sampled.
     pub metrics_interval_seconds: Option<u64>,
+    /// `max_concurrent_starts`: QEMUs starting at once; more StartVMs queue.
+    pub max_concurrent_starts: Option<u64>,
+    /// `max_concurrent_disk_creations`: CreateVMs creating disks at once; more queue.
+    pub max_concurrent_disk_creations: Option<u64>,
 }
 
 impl Layer {
@@ -114,6 +118,12 @@ impl Layer {
                 "LQ_METRICS_INTERVAL_SECONDS" => {
                     layer.metrics_interval_seconds = Some(number(&key, &value)?)
                 }
+                "LQ_MAX_CONCURRENT_STARTS" => {
+                    layer.max_concurrent_starts = Some(number(&key, &value)?)
+                }
+                "LQ_MAX_CONCURRENT_DISK_CREATIONS" => {
+                    layer.max_concurrent_disk_creations = Some(number(&key, &value)?)
+                }
                 "LQ_CONTROL_PLANE" => {
                     layer.control_plane = Some(ControlPlaneLayer {
                         url: Some(value),
@@ -151,7 +161,9 @@ impl Layer {
             stop_timeout_seconds,
             max_request_bytes,
             metrics_listen,
-            metrics_interval_seconds
+            metrics_interval_seconds,
+            max_concurrent_starts,
+            max_concurrent_disk_creations
         );
         if let Some(o) = over.tls {
             let mut t = self.tls.unwrap_or_default();

@@ -201,6 +201,11 @@ pub struct Config {
     /// How often every running VM's usage is sampled (at least 1 s). Default 5 s.
     #[serde(with = "super::serde_secs")]
     pub metrics_interval: Duration,
+    /// QEMUs starting at once (1 to 1024); more StartVMs queue until their deadline. Default 4.
+    pub max_concurrent_starts: usize,
+    /// CreateVMs creating disks at once (1 to 1024); more queue until their deadline.
+    /// Default 8.
+    pub max_concurrent_disk_creations: usize,
 }
 
 impl Config {

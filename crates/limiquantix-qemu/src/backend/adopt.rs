@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use super::admission::{self, Gate};
 use super::core::{
     ADOPT_PARALLEL, ADOPT_QMP_WAIT, EVENT_CAPACITY, Inner, QemuBackend, Result, blocking,
     create_private_dir, lock,
@@ -37,7 +38,14 @@ impl QemuBackend {
         })
         .await?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let nofile = config
+            .nofile_limit
+            .or_else(admission::current_nofile_limit)
+            .unwrap_or(u64::MAX);
         let inner = Arc::new(Inner {
+            starts: Gate::new("QEMU starts", config.max_concurrent_starts),
+            disk_creations: Gate::new("disk creations", config.max_concurrent_disk_creations),
+            nofile: (nofile, admission::vm_capacity(nofile)),
             host: HostConfig {
                 hotplug_ports: config.hotplug_ports,
                 ..HostConfig::new(kind)

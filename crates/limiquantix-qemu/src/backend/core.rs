@@ -66,6 +66,12 @@ pub(crate) struct Inner {
     pub(super) monitors: Mutex<Vec<tokio::task::AbortHandle>>,
     /// The metrics collector's last samples.
     pub(super) usage: crate::metrics::UsageStore,
+    /// The cap on QEMUs starting at once.
+    pub(super) starts: super::admission::Gate,
+    /// The cap on defines creating disks at once.
+    pub(super) disk_creations: super::admission::Gate,
+    /// The open-file limit VMs are counted against, and how many VMs it serves.
+    pub(super) nofile: (u64, usize),
 }
 
 impl Drop for Inner {

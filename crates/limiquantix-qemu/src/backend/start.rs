@@ -24,15 +24,37 @@ use limiquantix_vm::{VmEventKind, VmStatus};
 
 impl QemuBackend {
     /// Starts a stopped (or crashed) VM and returns once the guest runs.
+    ///
+    /// At most [`BackendConfig::max_concurrent_starts`](super::BackendConfig) QEMUs start at
+    /// once; the others wait their turn until the caller's deadline
+    /// ([`limiquantix_vm::deadline`]), and one whose deadline passes first changes nothing
+    /// ([`QemuError::Queued`]). A start that got its turn runs to its end in its own task, even
+    /// when the caller goes away meanwhile, so no QEMU is left half started.
     pub async fn start(&self, id: &VmId) -> Result<VmStatus> {
         let vm = self.vm(id)?;
+        let deadline = limiquantix_vm::deadline::current();
         let span = tracing::info_span!("start", vm_id = %id);
-        async {
-            let _op = vm.op.lock().await;
-            self.start_locked(&vm, false).await
-        }
-        .instrument(span)
-        .await
+        let this = self.clone();
+        let task = async move {
+            let asked = tokio::time::Instant::now();
+            let _op = match deadline {
+                Some(d) => tokio::time::timeout_at(d, vm.op.lock())
+                    .await
+                    .map_err(|_| QemuError::Queued {
+                        vm_id: vm.id.clone(),
+                        what: "operations on this VM",
+                        cap: 1,
+                        waited: asked.elapsed(),
+                    })?,
+                None => vm.op.lock().await,
+            };
+            Self::check(&vm, VmOp::Start)?;
+            let _turn = this.inner.starts.enter(&vm.id, deadline).await?;
+            this.start_locked(&vm, false).await
+        };
+        tokio::spawn(task.instrument(span))
+            .await
+            .map_err(|e| QemuError::Task(e.to_string()))?
     }
 
     /// Starts the VM for a caller holding its lock; with `paused`, QEMU gets `-S` and the guest
