@@ -94,6 +94,13 @@ async fn main() {
     std::fs::create_dir_all(&hand_paths.run_dir).unwrap();
     let (hand_qmp, hand_log) = (hand_paths.qmp_socket(), hand_paths.qemu_log());
 
+    // The command line alone (firmware, argv; one trip to the blocking pool), as start builds it.
+    let mut argv_only = Vec::new();
+    for _ in 0..iters {
+        let t = Instant::now();
+        backend.command_line(&hand.id).await.unwrap();
+        argv_only.push(t.elapsed());
+    }
     let (mut through_backend, mut manual, mut manual_setsid) = (Vec::new(), Vec::new(), Vec::new());
     let mut define_only = Vec::new();
     for i in 0..iters {
@@ -150,6 +157,8 @@ async fn main() {
     println!("  backend define+start to running: median {b_med:7.1} ms, mean {b_mean:7.1} ms");
     println!("    of which define:               median {d_med:7.1} ms, mean {d_mean:7.1} ms");
     println!("  backend start alone (StartVM):   median {o_med:7.1} ms, mean {o_mean:7.1} ms");
+    let (a_med, a_mean) = stats(&argv_only);
+    println!("    of which the command line:     median {a_med:7.1} ms, mean {a_mean:7.1} ms");
     println!("  by hand spawn to QMP ready:      median {h_med:7.1} ms, mean {h_mean:7.1} ms");
     println!("  by hand with setsid(1):          median {s_med:7.1} ms, mean {s_mean:7.1} ms");
     println!(
