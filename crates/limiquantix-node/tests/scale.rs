@@ -1,7 +1,7 @@
 //! Many VMs on one daemon, in small: 20 boot-sector VMs (1 MiB raw disk, 32 MiB, no NIC, an idle
 //! vCPU after SeaBIOS) under TCG.
 //!
-//! - The start queue: with `--max-concurrent-starts 1`, 20 StartVMs at once with a 1 s deadline;
+//! - The start queue: with `--max-concurrent-starts 1`, 20 StartVMs at once with a 300 ms deadline;
 //!   the ones still waiting for their turn at their deadline fail with DEADLINE_EXCEEDED and the
 //!   queue's own message, and their VMs stay stopped; the others run. Then every VM starts.
 //! - Re-adoption: with three QEMUs killed while the daemon is down (kill -9), the restarted
@@ -63,21 +63,23 @@ async fn start_all(
 /// 20 StartVMs at once through a queue of one: the late ones give up at their deadline,
 /// having changed nothing.
 async fn queue_honours_deadlines(client: &mut NodeClient, ids: &[String]) {
-    let outcomes = start_all(client, ids, Duration::from_secs(1)).await;
+    // 300 ms: a quiet host starts about ten of these in that time, a busy one one or two.
+    let outcomes = start_all(client, ids, Duration::from_millis(300)).await;
     let listed = states(client).await;
-    let (mut ran, mut queued) = (0, 0);
+    let (mut admitted, mut queued) = (0, 0);
     for ((id, outcome), (listed_id, state)) in ids.iter().zip(&outcomes).zip(&listed) {
         assert_eq!(id, listed_id);
         match outcome {
             Ok(()) => {
-                ran += 1;
+                admitted += 1;
                 assert_eq!(*state, pb::PowerState::Running as i32, "{id}");
             }
-            Err(s) if s.code() == Code::DeadlineExceeded => {
+            Err(s) if s.message().contains("for a turn") => {
                 queued += 1;
+                assert_eq!(s.code(), Code::DeadlineExceeded, "{id}: {s:?}");
                 assert!(
                     s.message()
-                        .contains("for a turn among at most 1 concurrent QEMU starts")
+                        .contains("among at most 1 concurrent QEMU starts")
                         && s.message().contains("nothing was done"),
                     "{id}: {}",
                     s.message()
@@ -85,10 +87,19 @@ async fn queue_honours_deadlines(client: &mut NodeClient, ids: &[String]) {
                 assert_eq!(*state, pb::PowerState::Stopped as i32, "{id} changed");
             }
             // The transport's own timeout: the start had its turn and finishes anyway.
-            Err(s) => assert_eq!(s.code(), Code::Cancelled, "{id}: {s:?}"),
+            Err(s) => {
+                admitted += 1;
+                assert!(
+                    matches!(s.code(), Code::Cancelled | Code::DeadlineExceeded),
+                    "{id}: {s:?}"
+                );
+            }
         }
     }
-    assert!(ran >= 1, "no start got through the queue: {outcomes:?}");
+    assert!(
+        admitted >= 1,
+        "no start got through the queue: {outcomes:?}"
+    );
     assert!(
         queued >= 1,
         "no start waited past its deadline: {outcomes:?}"
