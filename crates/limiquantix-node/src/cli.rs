@@ -91,6 +91,13 @@ pub struct Flags {
     /// only from the allow-list [default: off].
     #[arg(long, value_name = "IP:PORT")]
     pub image_http_listen: Option<String>,
+    /// QEMUs starting at once; more StartVMs wait their turn until their deadline [default: 4].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_starts: Option<u64>,
+    /// CreateVMs creating disks at once; more wait their turn until their deadline
+    /// [default: 8].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_disk_creations: Option<u64>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -146,6 +153,8 @@ impl Flags {
             metrics_listen: self.metrics_listen.clone(),
             metrics_interval_seconds: self.metrics_interval,
             http: self.http_layer(),
+            max_concurrent_starts: self.max_concurrent_starts,
+            max_concurrent_disk_creations: self.max_concurrent_disk_creations,
         })
     }
 

@@ -15,6 +15,8 @@
 //! - [`cluster`]: joining a LimiQuantix control plane (registration, heartbeats), started by the
 //!   binary when one is configured.
 //! - [`hostinfo`], [`fault`]: host facts, crash-test injection points.
+//! - [`deadline`]: the caller's `grpc-timeout` carried into queued work; [`fdlimit`]: the
+//!   open-file limit raised for many VMs.
 
 pub mod accept;
 pub mod cli;
@@ -22,8 +24,10 @@ pub mod cluster;
 pub mod config;
 pub mod confine;
 pub mod console;
+pub mod deadline;
 pub mod error;
 pub mod fault;
+pub mod fdlimit;
 pub mod hostinfo;
 pub mod http;
 pub mod image_service;

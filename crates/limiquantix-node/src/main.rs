@@ -34,6 +34,8 @@ fn backend_config(config: &Config) -> BackendConfig {
     bc.qemu_img = config.qemu_img.clone();
     bc.stop_timeout = config.stop_timeout;
     bc.metrics_interval = config.metrics_interval;
+    bc.max_concurrent_starts = config.max_concurrent_starts;
+    bc.max_concurrent_disk_creations = config.max_concurrent_disk_creations;
     bc
 }
 
@@ -43,6 +45,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if qemu_version.is_none() {
         tracing::warn!(qemu = %config.qemu_binary.display(), "QEMU does not run; VMs cannot start");
     }
+    limiquantix_node::fdlimit::raise(limiquantix_qemu::backend::vm_capacity);
     let backend = QemuBackend::open(backend_config(&config))
         .await
         .context("opening the QEMU backend")?;

@@ -244,6 +244,7 @@ async fn listen(
     let name = addr.to_string();
     let builder = Server::builder()
         .layer(crate::metrics::api::ApiMetricsLayer(api.clone()))
+        .layer(crate::deadline::DeadlineLayer)
         .layer(tower::util::MapResponseLayer::new(
             map_oversized_request::<tonic::body::Body>,
         ));

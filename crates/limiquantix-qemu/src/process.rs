@@ -1,9 +1,11 @@
 //! QEMU processes: spawned detached, watched until they exit, found again after a restart.
 //!
-//! - [`spawn`] starts QEMU in its own session (`setsid` in the child before `exec`), stdin from
+//! - [`spawn`] starts QEMU in its own process group (`posix_spawn` with `setpgid`: nothing runs
+//!   between fork and exec, so the daemon's page tables are not copied), stdin from
 //!   `/dev/null`, stdout and stderr appended to the VM's `qemu.log`. The daemon is its parent
-//!   only until the daemon exits: the process does not share the daemon's session or process
-//!   group, so neither a terminal hangup nor a signal to the daemon's group reaches it, and it is
+//!   only until the daemon exits: the process is not in the daemon's process group or any
+//!   terminal's foreground group, so no terminal signal or signal to the daemon's group reaches
+//!   it (it never reads a terminal), and it is
 //!   re-parented (to init or a subreaper) when the daemon goes. A watcher task waits for the child,
 //!   which both reports the exit and reaps it, so no zombies accumulate.
 //! - [`adopt`] watches a QEMU that another daemon instance started, through a pidfd
@@ -140,7 +142,7 @@ pub struct SpawnSpec<'a> {
     pub cwd: &'a Path,
 }
 
-/// Starts QEMU detached in its own session and watches it. Call from within a tokio runtime.
+/// Starts QEMU detached in its own process group and watches it. Call from within a tokio runtime.
 pub fn spawn(spec: &SpawnSpec<'_>) -> Result<QemuProcess, ProcessError> {
     let log_err = |source| ProcessError::Log {
         path: spec.log.to_owned(),
@@ -165,16 +167,12 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<QemuProcess, ProcessError> {
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))
         .kill_on_drop(false);
-    // SAFETY: `setsid` is async-signal-safe and touches no memory of the parent; it is all the
-    // closure does between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // Its own process group, in the daemon's session: no terminal signal or signal to the
+    // daemon's group reaches it, and with no code to run between fork and exec the C library
+    // spawns it the fast way (posix_spawn, no copy of the daemon's page tables); a new session
+    // would also put it in a new scheduler autogroup, which makes its start-up wait on a busy
+    // host (see BENCHMARKS.md, StartVM to running).
+    cmd.process_group(0);
     let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
         program: spec.program.to_owned(),
         source,
@@ -319,7 +317,7 @@ mod tests {
     fn spawn_sleeper(dir: &Path, seconds: &str) -> QemuProcess {
         let args: Vec<OsString> = vec![
             "-c".into(),
-            format!("echo started; sleep {seconds}").into(),
+            format!("echo started; sleep {seconds}; :").into(),
             vm_id().as_str().into(),
         ];
         spawn(&SpawnSpec {
@@ -331,12 +329,25 @@ mod tests {
         .unwrap()
     }
 
+    /// Waits until the kernel shows the new program's arguments: the spawner resumes as soon as
+    /// the exec has replaced the address space, a moment before `/proc/<pid>/cmdline` is filled.
+    async fn wait_for_cmdline(pid: u32) {
+        for _ in 0..500 {
+            if is_qemu_of(pid, &vm_id()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("pid {pid} never showed its arguments");
+    }
+
     #[tokio::test]
-    async fn spawned_process_is_in_its_own_session_and_reaped() {
+    async fn spawned_process_is_in_its_own_process_group_and_reaped() {
         let dir = tempfile::tempdir().unwrap();
         let p = spawn_sleeper(dir.path(), "30");
         let pid = p.pid();
-        // Own session: its session id is its own pid.
+        wait_for_cmdline(pid).await;
+        // Own process group: its group id is its own pid.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let fields: Vec<&str> = stat
             .rsplit(')')
@@ -344,7 +355,7 @@ mod tests {
             .unwrap()
             .split_whitespace()
             .collect();
-        assert_eq!(fields[3], pid.to_string(), "session id: {stat}");
+        assert_eq!(fields[2], pid.to_string(), "process group: {stat}");
         assert!(is_qemu_of(pid, &vm_id()));
         assert!(!is_qemu_of(pid, &VmId::generate()));
 
@@ -369,6 +380,7 @@ mod tests {
     async fn adopted_process_exit_is_seen() {
         let dir = tempfile::tempdir().unwrap();
         let p = spawn_sleeper(dir.path(), "30");
+        wait_for_cmdline(p.pid()).await;
         let adopted = adopt(p.pid(), &vm_id()).unwrap();
         assert!(adopt(p.pid(), &VmId::generate()).is_none());
         assert!(!adopted.has_exited());

@@ -15,9 +15,11 @@
 //! - [`accel`]: the accelerator choice (`auto`, `kvm`, `tcg`).
 //! - [`snapshot`]: snapshot requests, listings, names and the snapshot tree.
 //! - [`guest_ops`]: operations inside a guest through its agent, and their limits.
+//! - [`deadline`]: the caller's deadline, for work a backend queues.
 
 pub mod accel;
 pub mod backend;
+pub mod deadline;
 pub mod error;
 pub mod event;
 pub mod guest;

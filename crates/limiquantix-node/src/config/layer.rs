@@ -52,6 +52,10 @@ pub struct Layer {
     pub metrics_interval_seconds: Option<u64>,
     /// `[http]`: the HTTP face (Add Host, VM tabs, image downloads); off unless set.
     pub http: Option<HttpLayer>,
+    /// `max_concurrent_starts`: QEMUs starting at once; more StartVMs queue.
+    pub max_concurrent_starts: Option<u64>,
+    /// `max_concurrent_disk_creations`: CreateVMs creating disks at once; more queue.
+    pub max_concurrent_disk_creations: Option<u64>,
 }
 
 impl Layer {
@@ -125,6 +129,12 @@ impl Layer {
                         h.image_listen = Some(value);
                     }
                 }
+                "LQ_MAX_CONCURRENT_STARTS" => {
+                    layer.max_concurrent_starts = Some(number(&key, &value)?)
+                }
+                "LQ_MAX_CONCURRENT_DISK_CREATIONS" => {
+                    layer.max_concurrent_disk_creations = Some(number(&key, &value)?)
+                }
                 "LQ_CONTROL_PLANE" => {
                     layer.control_plane = Some(ControlPlaneLayer {
                         url: Some(value),
@@ -162,7 +172,9 @@ impl Layer {
             stop_timeout_seconds,
             max_request_bytes,
             metrics_listen,
-            metrics_interval_seconds
+            metrics_interval_seconds,
+            max_concurrent_starts,
+            max_concurrent_disk_creations
         );
         if let Some(o) = over.tls {
             let mut t = self.tls.unwrap_or_default();

@@ -203,6 +203,11 @@ pub struct Config {
     pub metrics_interval: Duration,
     /// The HTTP face (`[http]`). Default: off.
     pub http: super::http::HttpConfig,
+    /// QEMUs starting at once (1 to 1024); more StartVMs queue until their deadline. Default 4.
+    pub max_concurrent_starts: usize,
+    /// CreateVMs creating disks at once (1 to 1024); more queue until their deadline.
+    /// Default 8.
+    pub max_concurrent_disk_creations: usize,
 }
 
 impl Config {

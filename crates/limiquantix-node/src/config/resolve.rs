@@ -54,6 +54,12 @@ impl Config {
         check_max_request_bytes(max_request_bytes)?;
         let (metrics_listen, metrics_interval) =
             metrics(merged.metrics_listen, merged.metrics_interval_seconds)?;
+        let max_concurrent_starts = cap("max_concurrent_starts", merged.max_concurrent_starts, 4)?;
+        let max_concurrent_disk_creations = cap(
+            "max_concurrent_disk_creations",
+            merged.max_concurrent_disk_creations,
+            8,
+        )?;
         Ok(Config {
             images_dir: merged
                 .images_dir
@@ -82,6 +88,8 @@ impl Config {
             metrics_listen,
             metrics_interval,
             http,
+            max_concurrent_starts,
+            max_concurrent_disk_creations,
         })
     }
 }
@@ -147,6 +155,19 @@ fn http_settings(
         )
         .collect();
     Ok((http, guarded))
+}
+
+/// A cap on concurrent work: `default` when unset, else 1 to 1024.
+fn cap(key: &str, value: Option<u64>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(n @ 1..=1024) => Ok(n as usize),
+        Some(n) => Err(ConfigError::Invalid {
+            source_name: "config",
+            key: key.into(),
+            problem: format!("{n} is outside 1..=1024"),
+        }),
+    }
 }
 
 /// Which layer last set each setting whose errors name their source.

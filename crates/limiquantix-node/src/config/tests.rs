@@ -323,3 +323,31 @@ fn http_listeners_need_an_allow_list_and_take_it() {
     let err = Config::resolve(&[("flag", bad)]).unwrap_err().to_string();
     assert!(err.contains("http") && err.contains("IP:PORT"), "{err}");
 }
+
+#[test]
+fn concurrency_caps_default_and_out_of_range_ones_are_refused() {
+    let c = Config::resolve(&[]).unwrap();
+    assert_eq!(
+        (c.max_concurrent_starts, c.max_concurrent_disk_creations),
+        (4, 8)
+    );
+    let c = Config::resolve(&[(
+        "environment",
+        env(&[
+            ("LQ_MAX_CONCURRENT_STARTS", "1"),
+            ("LQ_MAX_CONCURRENT_DISK_CREATIONS", "32"),
+        ]),
+    )])
+    .unwrap();
+    assert_eq!(
+        (c.max_concurrent_starts, c.max_concurrent_disk_creations),
+        (1, 32)
+    );
+    let err = Config::resolve(&[("environment", env(&[("LQ_MAX_CONCURRENT_STARTS", "0")]))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_concurrent_starts") && err.contains("1..=1024"),
+        "{err}"
+    );
+}

@@ -6,11 +6,11 @@ use limiquantix_vm::hotplug::DeviceKind;
 use limiquantix_vm::model::VmId;
 use limiquantix_vm::{VmBackend, VmEvent, VmEventKind};
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tonic::Status;
 
 /// The wire event of a backend event.
 pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
@@ -91,16 +91,14 @@ fn boot_phase_name(p: pb::BootPhase) -> String {
         .to_ascii_lowercase()
 }
 
-/// The event a subscriber gets in place of `n` events it was too slow to take.
-fn dropped_notice(n: u64) -> pb::NodeEvent {
-    pb::NodeEvent {
-        id: uuid::Uuid::new_v4().to_string(),
-        timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
-        r#type: pb::EventType::Unknown as i32,
-        vm_id: String::new(),
-        message: format!("this subscriber fell behind: {n} events were dropped"),
-        metadata: BTreeMap::from([("kind".to_string(), "events-dropped".to_string())]),
-    }
+/// How a subscriber that fell `n` events behind is told it was dropped: its stream ends with
+/// this status (the events it missed are gone; the VMs' states are not).
+pub(super) fn dropped_status(n: u64) -> Status {
+    Status::resource_exhausted(format!(
+        "StreamEvents: this subscriber fell behind and {n} events were dropped for it; the \
+         stream ends here (other subscribers are unaffected): subscribe again and read the VMs' \
+         state with ListVMs"
+    ))
 }
 
 /// Forwards backend events (except define/delete, which the service reports itself) to `tx`.
@@ -134,7 +132,9 @@ impl<B: VmBackend> NodeService<B> {
 
     pub(super) fn event_stream(&self) -> BoxStream<pb::NodeEvent> {
         // A task per subscriber copies events into a channel, and stops (ending the stream)
-        // at shutdown or when the client goes away.
+        // at shutdown or when the client goes away. Publishing never waits for a subscriber:
+        // one that falls more than the channel's capacity behind is dropped with a status
+        // ([`dropped_status`]) and the others go on.
         let mut events = BroadcastStream::new(self.inner.events.subscribe());
         let mut shutdown = self.inner.shutdown.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -147,10 +147,17 @@ impl<B: VmBackend> NodeService<B> {
                 };
                 let Some(item) = item else { break };
                 let event = match item {
-                    Ok(event) => event,
-                    Err(BroadcastStreamRecvError::Lagged(n)) => dropped_notice(n),
+                    Ok(event) => Ok(event),
+                    Err(BroadcastStreamRecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            dropped = n,
+                            "a StreamEvents subscriber fell behind: dropped"
+                        );
+                        Err(dropped_status(n))
+                    }
                 };
-                if tx.send(Ok(event)).await.is_err() {
+                let last = event.is_err();
+                if tx.send(event).await.is_err() || last {
                     break;
                 }
             }

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
+mod events;
 mod guest;
 mod snapshots;
 

@@ -2,6 +2,7 @@
 //! talks to it through the generated gRPC client over its Unix socket.
 #![allow(dead_code)]
 
+pub mod bootsector;
 pub mod guest;
 
 use limiquantix_proto::NodeClient;

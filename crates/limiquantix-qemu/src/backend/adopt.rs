@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use super::admission::{self, Gate};
 use super::core::{
-    ADOPT_QMP_WAIT, EVENT_CAPACITY, Inner, QemuBackend, Result, blocking, create_private_dir, lock,
+    ADOPT_PARALLEL, ADOPT_QMP_WAIT, EVENT_CAPACITY, Inner, QemuBackend, Result, blocking,
+    create_private_dir, lock,
 };
 use super::define;
 use super::monitor;
@@ -36,7 +38,14 @@ impl QemuBackend {
         })
         .await?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let nofile = config
+            .nofile_limit
+            .or_else(admission::current_nofile_limit)
+            .unwrap_or(u64::MAX);
         let inner = Arc::new(Inner {
+            starts: Gate::new("QEMU starts", config.max_concurrent_starts),
+            disk_creations: Gate::new("disk creations", config.max_concurrent_disk_creations),
+            nofile: (nofile, admission::vm_capacity(nofile)),
             host: HostConfig {
                 hotplug_ports: config.hotplug_ports,
                 ..HostConfig::new(kind)
@@ -49,14 +58,9 @@ impl QemuBackend {
             usage: Default::default(),
         });
         let backend = Self { inner };
-        for def in loaded {
-            let id = def.id.clone();
-            let vm = backend.reconcile(def).await;
-            if let Err(e) = backend.settle_snapshots(&vm).await {
-                tracing::warn!(vm_id = %id, error = %e, "cannot settle an interrupted snapshot operation");
-            }
-            lock(&backend.inner.vms).insert(id, vm);
-        }
+        let started = std::time::Instant::now();
+        backend.reconcile_all(loaded).await;
+        tracing::debug!(elapsed = ?started.elapsed(), "VMs reconciled");
         backend.start_collector();
         tracing::info!(
             vms = lock(&backend.inner.vms).len(),
@@ -64,6 +68,31 @@ impl QemuBackend {
             "QEMU backend open"
         );
         Ok(backend)
+    }
+
+    /// Reconciles every loaded VM, [`ADOPT_PARALLEL`] at a time: a VM whose QEMU is gone is
+    /// marked at once (its pid is checked in `/proc`, nothing waits on a timeout), and one slow
+    /// QMP handshake does not hold up the others.
+    async fn reconcile_all(&self, loaded: Vec<VmDefinition>) {
+        let permits = Arc::new(tokio::sync::Semaphore::new(ADOPT_PARALLEL));
+        let mut tasks = tokio::task::JoinSet::new();
+        for def in loaded {
+            let (backend, permits) = (self.clone(), permits.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let id = def.id.clone();
+                let vm = backend.reconcile(def).await;
+                if let Err(e) = backend.settle_snapshots(&vm).await {
+                    tracing::warn!(vm_id = %id, error = %e, "cannot settle an interrupted snapshot operation");
+                }
+                lock(&backend.inner.vms).insert(id, vm);
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "reconciling a VM failed");
+            }
+        }
     }
 
     /// Brings one loaded VM in line with reality: adopt its running QEMU, or record how it ended.
@@ -165,6 +194,7 @@ impl QemuBackend {
             c.process = Some(proc_.clone());
             c.qmp = qmp.clone();
             c.started_at_ms = record.map(|r| r.started_at_ms);
+            c.paused_as = run_state.filter(|rs| rs != "running");
             c.stop_requested = record.is_some_and(|r| r.shutdown_requested);
             c.generation
         };

@@ -40,7 +40,8 @@ impl From<QemuError> for BackendError {
             E::Resize(r) => r.into(),
             E::Refused(b) => b,
             E::Plug { .. } => BackendError::Precondition(text),
-            E::UnplugTimeout { .. } => BackendError::Timeout(text),
+            E::UnplugTimeout { .. } | E::Queued { .. } => BackendError::Timeout(text),
+            E::TooManyVms { .. } => BackendError::Precondition(text),
             E::Grow { .. } => BackendError::Precondition(text),
             E::NoSuchCdrom { .. } | E::Boot(BootError::Invalid(_)) => BackendError::Invalid(text),
             E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::StartFailed { .. } => {

@@ -24,6 +24,8 @@ pub(super) const EVENT_CAPACITY: usize = 1024;
 pub(super) const TERM_GRACE: Duration = Duration::from_secs(5);
 /// How long re-adoption waits for a running QEMU's QMP socket.
 pub(super) const ADOPT_QMP_WAIT: Duration = Duration::from_secs(5);
+/// How many VMs re-adoption reconciles at once when the backend opens.
+pub(super) const ADOPT_PARALLEL: usize = 16;
 /// Bytes of `qemu.log` quoted in a start error.
 pub(super) const LOG_TAIL: u64 = 2048;
 
@@ -64,6 +66,12 @@ pub(crate) struct Inner {
     pub(super) monitors: Mutex<Vec<tokio::task::AbortHandle>>,
     /// The metrics collector's last samples.
     pub(super) usage: crate::metrics::UsageStore,
+    /// The cap on QEMUs starting at once.
+    pub(super) starts: super::admission::Gate,
+    /// The cap on defines creating disks at once.
+    pub(super) disk_creations: super::admission::Gate,
+    /// The open-file limit VMs are counted against, and how many VMs it serves.
+    pub(super) nofile: (u64, usize),
 }
 
 impl Drop for Inner {

@@ -127,10 +127,13 @@ async fn define(
         };
     }
 
+    check_capacity(inner, &def.id)?;
     // Files the definition refers to must exist and be in their declared formats.
     let checked = def.clone();
     blocking(move || Ok(limiquantix_storage::check_sources(&checked)?)).await?;
 
+    let deadline = limiquantix_vm::deadline::current();
+    let _turn = inner.disk_creations.enter(&def.id, deadline).await?;
     let vms_dir = inner.vms_dir();
     let staging = create_staging(&vms_dir, &def.id).await?;
     let staged = RuntimePaths {
@@ -151,6 +154,24 @@ async fn define(
         return Err(e);
     }
     Ok(register(inner, def, paths))
+}
+
+/// Refuses a new VM past what the open-file limit serves (the VMs defined and those being
+/// defined or deleted now, this one included).
+fn check_capacity(inner: &Inner, id: &VmId) -> Result<()> {
+    let (nofile, capacity) = inner.nofile;
+    let defined = lock(&inner.vms).len();
+    let in_progress = lock(&inner.catalog).len().saturating_sub(1);
+    if defined + in_progress < capacity {
+        return Ok(());
+    }
+    Err(QemuError::TooManyVms {
+        vm_id: id.clone(),
+        capacity,
+        nofile,
+        per_vm: super::admission::FDS_PER_VM,
+        reserve: super::admission::FD_RESERVE,
+    })
 }
 
 /// Creates the staging directory `<vms_dir>/.staging-<id>-<random>/`; it is removed again when

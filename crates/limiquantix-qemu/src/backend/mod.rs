@@ -15,11 +15,13 @@
 //! Layout (children import each other one way, never from this file): `types` (configuration,
 //! errors), `vm` (one VM's record), `core` ([`QemuBackend`], its shared state and helpers),
 //! `monitor` (the task per running QEMU), `define`, `adopt` (opening), `start`, `stop`,
-//! `media`, `resize` (growing a disk), `guest` (guest-agent operations), `snapshot` (snapshots and their tree), `query` (status and clients), `api` (the
+//! `admission` (caps on concurrent starts and disk creations, the VM count the open-file
+//! limit serves), `media`, `resize` (growing a disk), `guest` (guest-agent operations), `snapshot` (snapshots and their tree), `query` (status and clients), `api` (the
 //! [`limiquantix_vm::VmBackend`] impl).
 //!
 //! [`VmEvent`]: limiquantix_vm::VmEvent
 
+mod admission;
 mod adopt;
 mod api;
 mod core;
@@ -41,4 +43,8 @@ mod usage;
 mod vm;
 
 pub use self::core::QemuBackend;
+pub use admission::{
+    FD_RESERVE, FDS_PER_VM, FDS_PER_VM_MEASURED, current_nofile_limit, vm_capacity,
+};
 pub use types::{BackendConfig, DefineExtras, QemuError, StopOutcome};
+pub use types::{DEFAULT_MAX_CONCURRENT_DISK_CREATIONS, DEFAULT_MAX_CONCURRENT_STARTS};

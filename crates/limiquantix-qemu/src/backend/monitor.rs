@@ -53,6 +53,7 @@ impl Vm {
                 c.process = None;
                 c.qmp = None;
                 c.boot = None;
+                c.paused_as = None;
                 c.last_exit = Some(how.clone());
                 let rec = persist::RuntimeRecord {
                     pid: 0,
@@ -263,6 +264,7 @@ async fn handle_event(inner: &Weak<Inner>, vm: &Vm, generation: u64, ev: QmpEven
             }
             "RESUME" if matches!(c.state, VmState::Running | VmState::Paused) => {
                 c.state = VmState::Running;
+                c.paused_as = None;
                 Some(VmEventKind::Resumed)
             }
             "RESET" => Some(VmEventKind::Reset {
@@ -283,7 +285,24 @@ async fn handle_event(inner: &Weak<Inner>, vm: &Vm, generation: u64, ev: QmpEven
     if matches!(kind, Some(VmEventKind::Shutdown { .. })) {
         vm.mark_stop_requested().await;
     }
+    if matches!(kind, Some(VmEventKind::Paused)) {
+        note_pause_reason(vm, generation).await;
+    }
     if let Some(kind) = kind {
         inner.emit(&vm.id, kind);
+    }
+}
+
+/// Asks QEMU, once per `STOP`, why the VM is paused (`io-error`, `suspended`, ...), so status
+/// answers it from memory.
+async fn note_pause_reason(vm: &Vm, generation: u64) {
+    let Some(q) = vm.cell().qmp.clone() else {
+        return;
+    };
+    if let Ok(rs) = q.query_status().await {
+        let mut c = vm.cell();
+        if c.generation == generation && c.state == VmState::Paused && rs != "running" {
+            c.paused_as = Some(rs);
+        }
     }
 }

@@ -11,7 +11,6 @@ use crate::paths::RuntimePaths;
 use crate::qmp::QmpClient;
 use limiquantix_vm::accel::AccelKind;
 use limiquantix_vm::model::{VmDefinition, VmId};
-use limiquantix_vm::state::VmState;
 use limiquantix_vm::{VmEntry, VmEvent, VmStatus};
 
 impl QemuBackend {
@@ -30,31 +29,10 @@ impl QemuBackend {
         self.inner.events.subscribe()
     }
 
-    /// The VM's status; for a running VM, QEMU's run state is asked over QMP as well.
+    /// The VM's status, from the backend's own state (QMP events and the monitor keep it
+    /// current): no QMP round trip, so its cost does not grow with the number of VMs.
     pub async fn status(&self, id: &VmId) -> Result<VmStatus> {
-        let vm = self.vm(id)?;
-        let mut st = vm.status();
-        if matches!(st.state, VmState::Running | VmState::Paused) {
-            let q = vm.cell().qmp.clone();
-            if let Some(q) = q {
-                match q.query_status().await {
-                    Ok(rs) => {
-                        let mut c = vm.cell();
-                        if matches!(c.state, VmState::Running | VmState::Paused) {
-                            c.state = if rs == "running" {
-                                VmState::Running
-                            } else {
-                                VmState::Paused
-                            };
-                            st.state = c.state;
-                        }
-                        st.run_state = Some(rs);
-                    }
-                    Err(e) => tracing::debug!(vm_id = %id, error = %e, "query-status failed"),
-                }
-            }
-        }
-        Ok(st)
+        Ok(self.vm(id)?.status())
     }
 
     /// Every VM with its status (from memory; no QMP calls), in id order.

@@ -24,15 +24,37 @@ use limiquantix_vm::{VmEventKind, VmStatus};
 
 impl QemuBackend {
     /// Starts a stopped (or crashed) VM and returns once the guest runs.
+    ///
+    /// At most [`BackendConfig::max_concurrent_starts`](super::BackendConfig) QEMUs start at
+    /// once; the others wait their turn until the caller's deadline
+    /// ([`limiquantix_vm::deadline`]), and one whose deadline passes first changes nothing
+    /// ([`QemuError::Queued`]). A start that got its turn runs to its end in its own task, even
+    /// when the caller goes away meanwhile, so no QEMU is left half started.
     pub async fn start(&self, id: &VmId) -> Result<VmStatus> {
         let vm = self.vm(id)?;
+        let deadline = limiquantix_vm::deadline::current();
         let span = tracing::info_span!("start", vm_id = %id);
-        async {
-            let _op = vm.op.lock().await;
-            self.start_locked(&vm, false).await
-        }
-        .instrument(span)
-        .await
+        let this = self.clone();
+        let task = async move {
+            let asked = tokio::time::Instant::now();
+            let _op = match deadline {
+                Some(d) => tokio::time::timeout_at(d, vm.op.lock())
+                    .await
+                    .map_err(|_| QemuError::Queued {
+                        vm_id: vm.id.clone(),
+                        what: "operations on this VM",
+                        cap: 1,
+                        waited: asked.elapsed(),
+                    })?,
+                None => vm.op.lock().await,
+            };
+            Self::check(&vm, VmOp::Start)?;
+            let _turn = this.inner.starts.enter(&vm.id, deadline).await?;
+            this.start_locked(&vm, false).await
+        };
+        tokio::spawn(task.instrument(span))
+            .await
+            .map_err(|e| QemuError::Task(e.to_string()))?
     }
 
     /// Starts the VM for a caller holding its lock; with `paused`, QEMU gets `-S` and the guest
@@ -60,12 +82,14 @@ impl QemuBackend {
     /// QMP before the guest runs). Prepares the UEFI variable store when UEFI is chosen.
     pub async fn command_line(&self, id: &VmId) -> Result<Vec<OsString>> {
         let vm = self.vm(id)?;
-        self.build_args(&vm, false).await
+        Ok(self.build_args(&vm, false).await?.0)
     }
 
     /// Resolves the firmware and builds the arguments; with `prepare_run`, also creates the run
-    /// directory and clears a dead QEMU's sockets and pidfile.
-    async fn build_args(&self, vm: &Vm, prepare_run: bool) -> Result<Vec<OsString>> {
+    /// directory and clears a dead QEMU's sockets and pidfile. Also returns the serial log's
+    /// length (where this boot's console starts). One trip to the blocking pool: on a busy host
+    /// each trip is a thread wake-up the start waits for.
+    async fn build_args(&self, vm: &Vm, prepare_run: bool) -> Result<(Vec<OsString>, u64)> {
         let def = vm.cell().def.clone();
         let paths = vm.paths.clone();
         let ovmf = self.inner.config.ovmf.clone();
@@ -76,7 +100,9 @@ impl QemuBackend {
                 vm::remove_runtime_leftovers(&paths);
             }
             let (fw, _choice) = firmware::prepare(&def, &paths, ovmf.as_ref())?;
-            Ok(QemuCommand::build(&def, &paths, &host, &fw)?.into_args())
+            let args = QemuCommand::build(&def, &paths, &host, &fw)?.into_args();
+            let serial_offset = std::fs::metadata(paths.serial_log()).map_or(0, |m| m.len());
+            Ok((args, serial_offset))
         })
         .await
     }
@@ -88,14 +114,11 @@ impl QemuBackend {
     /// within its first milliseconds) are not seen, but the exit itself is: QEMU's exit status
     /// tells a clean end from a crash.
     async fn launch(&self, vm: &Arc<Vm>, paused: bool) -> Result<()> {
-        let mut args = self.build_args(vm, true).await?;
+        // This boot is read from `serial_offset` on; earlier boots stay in the appended log.
+        let (mut args, serial_offset) = self.build_args(vm, true).await?;
         if paused {
             args.push("-S".into());
         }
-        // This boot is read from here on; earlier boots stay in the appended serial log.
-        let serial_offset = tokio::fs::metadata(vm.paths.serial_log())
-            .await
-            .map_or(0, |m| m.len());
         let (proc_, generation, rec) = self.spawn_qemu(vm, &args)?;
         let qmp = match self.connect_qmp(vm, &proc_, rec).await {
             Ok(q) => q,
@@ -131,6 +154,7 @@ impl QemuBackend {
             c.stop_requested = false;
             c.shutdown_seen = false;
             c.last_exit = None;
+            c.paused_as = None;
             c.generation
         };
         tracing::debug!(pid = proc_.pid(), generation, "QEMU spawned");

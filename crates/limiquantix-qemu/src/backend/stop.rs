@@ -116,6 +116,7 @@ impl QemuBackend {
                 let mut c = vm.cell();
                 if c.state.is_active() && c.state != VmState::Stopping {
                     c.state = s;
+                    c.paused_as = None;
                 }
             }
             Ok(())

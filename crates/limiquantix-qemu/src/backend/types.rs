@@ -14,6 +14,12 @@ use limiquantix_vm::accel::{Accel, AccelError};
 use limiquantix_vm::model::{ModelError, VmId};
 use limiquantix_vm::state::{VmOp, VmState};
 
+/// Default of [`BackendConfig::max_concurrent_starts`]: on 2 cores, more QEMUs starting at
+/// once only slow each other down.
+pub const DEFAULT_MAX_CONCURRENT_STARTS: usize = 4;
+/// Default of [`BackendConfig::max_concurrent_disk_creations`].
+pub const DEFAULT_MAX_CONCURRENT_DISK_CREATIONS: usize = 8;
+
 /// How the backend finds its directories and tools.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
@@ -42,13 +48,23 @@ pub struct BackendConfig {
     pub unplug_timeout: Duration,
     /// How often the metrics collector samples every running VM.
     pub metrics_interval: Duration,
+    /// How many QEMUs may be starting at once; more StartVMs wait their turn (until their
+    /// deadline).
+    pub max_concurrent_starts: usize,
+    /// How many defines may be creating disks at once; more wait their turn (until their
+    /// deadline).
+    pub max_concurrent_disk_creations: usize,
+    /// The open-file limit the VM count is checked against (`None`: the process's soft
+    /// `RLIMIT_NOFILE` when the backend opens).
+    pub nofile_limit: Option<u64>,
 }
 
 impl BackendConfig {
     /// Defaults: accelerator `auto`, binaries from `PATH`, OVMF discovered in
     /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start,
     /// 4 hot-plug ports, 30 s for a guest to release an unplugged device, a sample of every VM's
-    /// usage each 5 s.
+    /// usage each 5 s, 4 QEMU starts and 8 disk creations at once, the VM count checked
+    /// against the process's open-file limit.
     pub fn new(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
         Self {
             state_dir: state_dir.into(),
@@ -63,6 +79,9 @@ impl BackendConfig {
             hotplug_ports: 4,
             unplug_timeout: Duration::from_secs(30),
             metrics_interval: Duration::from_secs(5),
+            max_concurrent_starts: DEFAULT_MAX_CONCURRENT_STARTS,
+            max_concurrent_disk_creations: DEFAULT_MAX_CONCURRENT_DISK_CREATIONS,
+            nofile_limit: None,
         }
     }
 }
@@ -201,6 +220,41 @@ pub enum QemuError {
     /// A background task failed.
     #[error("backend task failed: {0}")]
     Task(String),
+    /// The request waited for its turn (a cap on concurrent work) until its deadline passed;
+    /// nothing was changed.
+    #[error(
+        "VM {vm_id}: waited {waited:?} for a turn among at most {cap} concurrent {what} and the \
+         request's deadline passed; nothing was done (retry later, with a longer deadline, or \
+         raise the cap)"
+    )]
+    Queued {
+        /// The VM.
+        vm_id: VmId,
+        /// What is capped (`QEMU starts`, `disk creations`).
+        what: &'static str,
+        /// The cap.
+        cap: usize,
+        /// How long the request waited.
+        waited: Duration,
+    },
+    /// Defining one more VM would take the daemon past what its open-file limit serves.
+    #[error(
+        "cannot define VM {vm_id}: this daemon serves at most {capacity} VMs with its open-file \
+         limit (RLIMIT_NOFILE {nofile}, {per_vm} descriptors per VM, {reserve} kept for the rest); \
+         raise the limit (LimitNOFILE= in the systemd unit, or ulimit -n) and restart the daemon"
+    )]
+    TooManyVms {
+        /// The VM refused.
+        vm_id: VmId,
+        /// VMs the limit serves.
+        capacity: usize,
+        /// The soft RLIMIT_NOFILE.
+        nofile: u64,
+        /// Descriptors budgeted per VM.
+        per_vm: u64,
+        /// Descriptors kept for the rest.
+        reserve: u64,
+    },
     /// Hot-plug cannot be done on this VM now (no free hot-plug port, the device is missing).
     #[error("VM {vm_id}: {problem}")]
     Plug {

@@ -61,6 +61,9 @@ pub(super) struct VmRuntime {
     pub(super) last_exit: Option<String>,
     /// The boot phase of the running QEMU's guest.
     pub(super) boot: Option<BootPhase>,
+    /// QEMU's run state while paused (`paused`, `io-error`, `prelaunch`, ...), from
+    /// `query-status` when the VM was adopted or its `STOP` event came; `None`: plain `paused`.
+    pub(super) paused_as: Option<String>,
 }
 
 impl Vm {
@@ -82,6 +85,7 @@ impl Vm {
                 shutdown_seen: false,
                 last_exit: None,
                 boot: None,
+                paused_as: None,
             }),
             finished: watch::channel(0).0,
             freeze: Mutex::new(None),
@@ -101,7 +105,7 @@ impl Vm {
             started_at: c
                 .started_at_ms
                 .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
-            run_state: None,
+            run_state: run_state(c.state, c.paused_as.as_deref()),
             last_exit: c.last_exit.clone(),
             boot: c.boot.clone(),
         }
@@ -145,6 +149,15 @@ impl Vm {
             let path = self.runtime_file();
             let _ = tokio::task::spawn_blocking(move || persist::save_runtime(&path, &rec)).await;
         }
+    }
+}
+
+/// QEMU's run state as the backend's own state knows it (kept by QMP events: no round trip).
+fn run_state(state: VmState, paused_as: Option<&str>) -> Option<String> {
+    match state {
+        VmState::Running => Some("running".into()),
+        VmState::Paused => Some(paused_as.unwrap_or("paused").into()),
+        _ => None,
     }
 }
 

@@ -77,6 +77,8 @@ pub async fn watch_boot(
     mut on_change: impl FnMut(&BootPhase) + Send,
 ) -> Result<(), ReadinessError> {
     let mut state = WatchState::default();
+    // Reads in a row that found nothing new: a quiet console is read less often.
+    let mut quiet = 0u32;
     loop {
         if std::mem::take(&mut state.agent_opened_now) {
             state
@@ -85,6 +87,7 @@ pub async fn watch_boot(
             ping_agent(&tracker, &qga, &opts, &mut on_change).await;
         }
         let lines = tail.read_available().await?;
+        quiet = if lines.is_empty() { quiet + 1 } else { 0 };
         feed_console(&tracker, &lines, &mut on_change);
         state.note_console_finished(&tracker);
         state.ask_if_console_silent(&tracker, &opts);
@@ -97,11 +100,22 @@ pub async fn watch_boot(
         let pause = if state.ask_agent {
             Duration::from_secs(2).max(opts.poll)
         } else {
-            opts.poll
+            quiet_pause(opts.poll, quiet)
         };
         state.agent_opened_now = pause_or_agent_opened(agent_opened.as_deref(), pause).await;
     }
 }
+
+/// The pause before the next read of a console that was quiet for `quiet` reads: `poll`
+/// doubled per quiet read up to [`QUIET_POLL_FACTOR`] × `poll`, so many idle VMs cost few reads
+/// while a talking console is read every `poll`.
+fn quiet_pause(poll: Duration, quiet: u32) -> Duration {
+    let factor = 1u32 << quiet.min(3);
+    poll * factor.min(QUIET_POLL_FACTOR)
+}
+
+/// How much longer than [`WatchOptions::poll`] the pause after quiet reads may grow.
+const QUIET_POLL_FACTOR: u32 = 5;
 
 /// What [`watch_boot`] remembers from one round of its loop to the next.
 #[derive(Debug, Default)]
@@ -245,5 +259,17 @@ async fn pause_or_agent_opened(
             tokio::time::sleep(pause).await;
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod quiet_tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_console_is_read_less_often_up_to_a_bound() {
+        let poll = Duration::from_millis(100);
+        let pauses: Vec<u128> = (0..6).map(|q| quiet_pause(poll, q).as_millis()).collect();
+        assert_eq!(pauses, [100, 200, 400, 500, 500, 500]);
     }
 }
