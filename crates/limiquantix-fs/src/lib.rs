@@ -1,4 +1,5 @@
-//! Atomic file writes, the one implementation every crate of the workspace uses.
+//! Atomic file writes, the one implementation every crate of the workspace uses, and the
+//! creation of private directories.
 //!
 //! A write goes to a temporary file in the target's directory (created with the final
 //! permission bits, so the content is never readable by others, not even briefly), is flushed
@@ -68,6 +69,17 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
+/// Creates `dir` and its missing parents; the ones it creates are private to the owner (mode
+/// 0700, less the umask), an existing directory keeps its mode.
+pub fn create_private_dir(dir: &Path) -> Result<(), FsError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +105,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = write_atomic(&dir.path().join("missing/f"), b"x", 0o600).unwrap_err();
         assert!(e.path.ends_with("missing"), "{e}");
+    }
+
+    #[test]
+    fn private_directories_are_the_owners_and_existing_ones_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let nested = dir.path().join("a/b");
+        create_private_dir(&nested).unwrap();
+        assert_eq!((mode(&nested), mode(&dir.path().join("a"))), (0o700, 0o700));
+        create_private_dir(&nested).unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&open).unwrap();
+        assert_eq!(mode(&open), 0o755);
+        // A file in the way is an error naming the path.
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        let e = create_private_dir(&dir.path().join("file")).unwrap_err();
+        assert!(e.path.ends_with("file"), "{e}");
     }
 
     #[test]

@@ -169,7 +169,7 @@ fn image_code(e: &ImageError) -> Code {
         | E::UnsupportedFormat { .. }
         | E::ChecksumMismatch { .. }
         | E::Empty(_) => Code::InvalidArgument,
-        E::AlreadyExists(_) => Code::AlreadyExists,
+        E::AlreadyExists(_) | E::Unverified { .. } => Code::AlreadyExists,
         E::NotFound(_) => Code::NotFound,
         E::InUse { .. } | E::HttpStatus { .. } => Code::FailedPrecondition,
         E::Busy(_) | E::Upload { .. } => Code::Aborted,

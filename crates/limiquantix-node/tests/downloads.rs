@@ -179,7 +179,10 @@ async fn a_download_returns_at_once_and_completes_in_the_background() {
     let path = node.images.join("cirros.img");
     assert_eq!(done.path, path.display().to_string());
     assert_eq!(std::fs::read(&path).unwrap(), data);
-    assert_eq!(files_under(&node.images), ["cirros.img"]);
+    assert_eq!(
+        files_under(&node.images),
+        [".partial/cirros.img.origin", "cirros.img"]
+    );
     let list = client.list_images(()).await.unwrap().into_inner();
     let image = list
         .images

@@ -326,6 +326,19 @@ async fn vm_disks_are_volumes(c: &mut NodeClient, node: &Node, image: &Path, dir
     code(c.create_vm(big).await, Code::ResourceExhausted, "cap");
     assert!(!dir.join(format!("{DISK}.qcow2")).exists() && node.vm_dirs().is_empty());
     c.create_vm(vm_in_pool(image, "fast")).await.unwrap();
+    // A hot-plugged disk in the pool is held to the same cap, before anything is written.
+    let before = std::fs::read_dir(dir).unwrap().count();
+    let attach = pb::AttachDiskRequest {
+        vm_id: VM.into(),
+        disk: Some(pb::DiskSpec {
+            id: "disk-1700000000123456789".into(),
+            size_gib: 2,
+            pool_id: "fast".into(),
+            ..Default::default()
+        }),
+    };
+    code(c.attach_disk(attach).await, Code::ResourceExhausted, "cap");
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), before);
     let disk = volume(c, "fast", DISK).await;
     assert_eq!(disk.attached_to, VM);
     assert_eq!(PathBuf::from(&disk.path), dir.join(format!("{DISK}.qcow2")));

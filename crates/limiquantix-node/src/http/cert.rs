@@ -112,7 +112,6 @@ fn make(
     hostname: &str,
     ips: &[IpAddr],
 ) -> Result<(), CertError> {
-    use std::os::unix::fs::DirBuilderExt as _;
     let gen_err = |e: rcgen::Error| CertError::Generate(e.to_string());
     let mut names = vec!["localhost".to_string()];
     if !hostname.is_empty() && hostname != "localhost" {
@@ -130,14 +129,10 @@ fn make(
     );
     let pair = rcgen::KeyPair::generate().map_err(gen_err)?;
     let made = params.self_signed(&pair).map_err(gen_err)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| CertError::File {
-            path: dir.to_path_buf(),
-            problem: e.to_string(),
-        })?;
+    limiquantix_fs::create_private_dir(dir).map_err(|e| CertError::File {
+        path: dir.to_path_buf(),
+        problem: e.source.to_string(),
+    })?;
     for (path, text) in [(key, pair.serialize_pem()), (cert, made.pem())] {
         limiquantix_fs::write_atomic(path, text.as_bytes(), 0o600).map_err(|e| {
             CertError::File {

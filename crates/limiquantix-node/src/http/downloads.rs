@@ -10,7 +10,7 @@
 
 use super::record::{Jobs, Record};
 use crate::images::jobs::{DownloadJobs, JobError, JobLimits, JobSpec, JobState, JobStatus};
-use crate::images::{HttpOptions, derive_name, validate_name};
+use crate::images::{HttpOptions, ImageLibrary, derive_name, validate_name};
 use crate::pools::PoolRegistry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -179,6 +179,11 @@ impl HttpDownloads {
                 pool_id: job.pool_id.clone(),
                 checksum: job.checksum.clone(),
             };
+            if let Some(done) = this.published(&job).await {
+                tracing::info!(job_id = %job.job_id, status = %done.status, "download job found its image in place after a restart");
+                let _ = this.put(done).await;
+                continue;
+            }
             tracing::info!(job_id = %job.job_id, "download job resumed after a restart");
             if let Err(e) = this.start_with_id(req, Some(job.job_id.clone())).await {
                 let mut failed = job;
@@ -189,6 +194,44 @@ impl HttpDownloads {
             }
         }
         this
+    }
+
+    /// A `downloading` job whose image is already at its target (the daemon died after the
+    /// image was published, before the job's end was recorded): the job completed when the
+    /// image is verified (its sha256 when the job has one, else the library's record that this
+    /// URL published it), failed saying why otherwise; `None` when the image is not there.
+    async fn published(&self, job: &JobView) -> Option<JobView> {
+        let (pools, j) = (self.pools.clone(), job.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let dir = confine_target(&pools, &j.target_dir).ok()?;
+            let name = derive_name(&j.url).ok()?;
+            std::fs::symlink_metadata(dir.join(&name)).ok()?;
+            let sha256 = Some(j.checksum.trim()).filter(|s| !s.is_empty());
+            Some(
+                ImageLibrary::open(&dir)
+                    .and_then(|lib| lib.verify_published(&name, &j.url, sha256)),
+            )
+        })
+        .await
+        .ok()
+        .flatten()?;
+        let mut view = job.clone();
+        match checked {
+            Ok(o) => {
+                view.status = "completed".into();
+                view.progress_percent = 100;
+                (view.bytes_downloaded, view.bytes_total) =
+                    (o.image.size_bytes, o.image.size_bytes);
+                view.target_path = o.image.path.display().to_string();
+                view.error_message = None;
+            }
+            Err(e) => {
+                view.status = "failed".into();
+                view.error_message = Some(format!("could not resume after a restart: {e}"));
+            }
+        }
+        view.completed_at = Some(rfc3339_now());
+        Some(view)
     }
 
     /// Starts a job.
@@ -337,3 +380,7 @@ pub fn rfc3339_now() -> String {
     }
     .to_string()
 }
+
+#[cfg(test)]
+#[path = "tests/downloads.rs"]
+mod tests;

@@ -123,14 +123,9 @@ impl TokenStore {
     }
 
     fn save(&self, tokens: &[Stored]) -> Result<(), TokenError> {
-        use std::os::unix::fs::DirBuilderExt as _;
         let save = |e: &dyn std::fmt::Display| TokenError::Save(e.to_string());
         if let Some(dir) = self.file.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| save(&e))?;
+            limiquantix_fs::create_private_dir(dir).map_err(|e| save(&e.source))?;
         }
         let bytes = serde_json::to_vec_pretty(tokens).map_err(|e| save(&e))?;
         limiquantix_fs::write_atomic(&self.file, &bytes, 0o600).map_err(|e| save(&e))

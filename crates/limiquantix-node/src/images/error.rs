@@ -115,6 +115,16 @@ pub enum ImageError {
     /// The source has no content.
     #[error("the image {0:?} is empty")]
     Empty(String),
+    /// An image already in place is not the one a download would have published.
+    #[error(
+        "the image {name:?} exists but is not this download's: {reason}; delete it or start the download again under another name"
+    )]
+    Unverified {
+        /// The image's name.
+        name: String,
+        /// Why it is not taken.
+        reason: String,
+    },
     /// A file system operation failed.
     #[error("cannot {op} {path}: {source}")]
     Io {

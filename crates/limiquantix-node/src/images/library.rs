@@ -193,6 +193,8 @@ impl ImageLibrary {
             });
         }
         std::fs::remove_file(&entry.path).map_err(ImageError::io("delete", &entry.path))?;
+        // The record of where a download came from goes with its image.
+        let _ = std::fs::remove_file(self.partial_dir().join(format!("{}.origin", entry.name)));
         sync_dir(&self.dir)?;
         tracing::info!(image = %entry.name, "image deleted");
         Ok(entry)

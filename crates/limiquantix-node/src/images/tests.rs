@@ -336,7 +336,29 @@ async fn http_import_resumes_an_interrupted_transfer() {
     // The first request asked for everything and was cut; the second resumed at the cut.
     assert_eq!(server.ranges(), vec![None, Some(format!("bytes={half}-"))]);
     assert_eq!(progress.last().unwrap().done, data.len() as u64);
-    assert_eq!(files_in(lib.dir()), vec!["disk.img".to_owned()]);
+    // The image, and the record of where it came from.
+    assert_eq!(
+        files_in(lib.dir()),
+        [".partial/disk.img.origin", "disk.img"]
+    );
+
+    // A restarted job recognises the image this download published, with or without a
+    // checksum; another URL's, or changed content, is not taken.
+    let found = lib.verify_published("disk.img", &server.url, None).unwrap();
+    assert_eq!((found.sha256, found.image), (out.sha256, out.image));
+    let sum = sha(&data);
+    lib.verify_published("disk.img", "http://elsewhere/disk.img", Some(&sum))
+        .unwrap();
+    let e = lib.verify_published("disk.img", "http://elsewhere/disk.img", None);
+    assert!(matches!(e, Err(ImageError::Unverified { .. })), "{e:?}");
+    std::fs::write(lib.dir().join("disk.img"), b"changed").unwrap();
+    let e = lib
+        .verify_published("disk.img", &server.url, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("sha256"), "{e}");
+    // The record goes with its image.
+    lib.delete("disk.img", Vec::<&Path>::new()).unwrap();
+    assert_eq!(files_in(lib.dir()), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -19,10 +19,11 @@ use crate::fault;
 use crate::provision::{self, SeedKind};
 use crate::translate::{Context, model_error, parse_vm_id, prepare_definition};
 use limiquantix_proto::v1 as pb;
-use limiquantix_vm::model::{DiskSource, ValidDefinition, VmDefinition, VmId};
+use limiquantix_vm::model::{DiskSource, DiskSpec, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::{BackendError, VmBackend, VmEventKind};
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The digest of a CreateVM request for VM `id`: SHA-256 of its protobuf encoding with `vm_id`
@@ -98,20 +99,28 @@ impl<B: VmBackend> NodeService<B> {
     /// Refuses, before anything is written, disks to be created in a pool that would not fit
     /// in its free space or its cap (the same rule as CreateVolume).
     async fn check_pool_room(&self, def: &VmDefinition) -> Result<(), ApiError> {
-        let pools = self.inner.pools.all();
         for disk in &def.disks {
-            let Some(dir) = def.disk_dirs.get(&disk.id) else {
-                continue;
-            };
-            let size = match disk.source {
-                DiskSource::Overlay { size_bytes, .. } | DiskSource::Blank { size_bytes } => {
-                    size_bytes
-                }
-                DiskSource::Path { .. } => continue,
-            };
-            if let Some((pool_id, pool)) = pools.iter().find(|(_, p)| &p.dir == dir) {
-                check_room(pool_id, pool, size, 0).await?;
+            if let Some(dir) = def.disk_dirs.get(&disk.id) {
+                self.check_disk_room(disk, dir).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses, before anything is written, `disk` when it is to be created in pool directory
+    /// `dir` and would not fit in the pool's free space or its cap (CreateVM and AttachDisk).
+    pub(super) async fn check_disk_room(
+        &self,
+        disk: &DiskSpec,
+        dir: &Path,
+    ) -> Result<(), ApiError> {
+        let size = match disk.source {
+            DiskSource::Overlay { size_bytes, .. } | DiskSource::Blank { size_bytes } => size_bytes,
+            DiskSource::Path { .. } => return Ok(()),
+        };
+        let pools = self.inner.pools.all();
+        if let Some((pool_id, pool)) = pools.iter().find(|(_, p)| p.dir == dir) {
+            check_room(pool_id, pool, size, 0).await?;
         }
         Ok(())
     }

@@ -32,6 +32,10 @@ impl<B: VmBackend> NodeService<B> {
             attach_disk(&wire, &def, &ctx)
         })
         .await??;
+        // A new disk in a pool is held to CreateVM's room rule, before anything is written.
+        if let Some(dir) = &placement.dir {
+            self.check_disk_room(&disk, dir).await?;
+        }
         tracing::info!(vm_id = %id, disk = %disk.id, bus = ?disk.bus, "attaching a disk");
         self.inner.backend.attach_disk(&id, disk, placement).await?;
         Ok(())

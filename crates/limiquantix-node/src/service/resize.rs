@@ -25,12 +25,10 @@ impl<B: VmBackend> NodeService<B> {
                 format!("{new} is not a positive multiple of 512"),
             ));
         }
-        let (file, pool) = self.resize_target(&req).await?;
-        let attached: Option<Attachment> = self
-            .attachments()
-            .await?
-            .into_iter()
-            .find(|a| a.file == file);
+        // The VMs' disks are read once: to resolve a disk id and to find the file's VM.
+        let attachments = self.attachments().await?;
+        let (file, pool) = self.resize_target(&req, &attachments).await?;
+        let attached: Option<Attachment> = attachments.into_iter().find(|a| a.file == file);
         let f = file.clone();
         let current = tokio::task::spawn_blocking(move || vol::read_volume(&f))
             .await??
@@ -61,10 +59,11 @@ impl<B: VmBackend> NodeService<B> {
     }
 
     /// The file ResizeVolume grows, and its pool when it is in one: volume `volume_id` of pool
-    /// `pool_id`, else the disk of a VM whose id is `volume_id`.
+    /// `pool_id`, else the disk of a VM (of `attachments`) whose id is `volume_id`.
     async fn resize_target(
         &self,
         req: &pb::ResizeVolumeRequest,
+        attachments: &[Attachment],
     ) -> Result<(PathBuf, Option<(String, Pool)>), ApiError> {
         if let (Some(pool), Ok(id)) = (
             self.inner.pools.get(&req.pool_id),
@@ -75,10 +74,8 @@ impl<B: VmBackend> NodeService<B> {
                 return Ok((file, Some((req.pool_id.clone(), pool))));
             }
         }
-        let disks: Vec<Attachment> = self
-            .attachments()
-            .await?
-            .into_iter()
+        let disks: Vec<&Attachment> = attachments
+            .iter()
             .filter(|a| a.api_disk_id == req.volume_id)
             .collect();
         match disks.as_slice() {

@@ -23,6 +23,7 @@ use tonic::Code;
 
 mod events;
 mod guest;
+mod resize_volume;
 mod snapshots;
 
 /// A backend that keeps definitions in memory and moves states by the real state table
@@ -40,6 +41,8 @@ struct Fake {
     disk_sizes: Mutex<BTreeMap<(VmId, String), u64>>,
     /// Each VM's snapshot tree (`tests/snapshots.rs`).
     snapshots: Mutex<BTreeMap<VmId, limiquantix_vm::snapshot::SnapshotTree>>,
+    /// How many times the VMs were listed (`tests/resize_volume.rs`).
+    lists: std::sync::atomic::AtomicUsize,
 }
 
 impl Fake {
@@ -52,6 +55,7 @@ impl Fake {
             agent_queries: Default::default(),
             disk_sizes: Mutex::default(),
             snapshots: Mutex::default(),
+            lists: Default::default(),
         }
     }
 
@@ -149,6 +153,8 @@ impl VmBackend for Fake {
             .ok_or_else(|| BackendError::not_found(id))
     }
     async fn list(&self) -> Result<Vec<VmEntry>, BackendError> {
+        self.lists
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.vms.lock().unwrap().values().cloned().collect())
     }
     async fn start(&self, id: &VmId) -> Result<(), BackendError> {

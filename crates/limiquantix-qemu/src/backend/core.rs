@@ -153,12 +153,7 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> QemuError + 
 
 /// Creates `dir` and its parents, readable by the owner only.
 pub(super) fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err(dir))
+    limiquantix_fs::create_private_dir(dir).map_err(|e| io_err(dir)(e.source))
 }
 
 impl QemuBackend {

@@ -10,6 +10,7 @@ mod cancel;
 mod common;
 mod copy;
 mod download;
+mod origin;
 mod partial;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use cancel::{CancelOutcome, ImportCancel};
 pub use common::{ChunkStream, ImportProgress};
 pub(in crate::images) use common::{blocking, parse_sha256};
 use copy::{copy_local, receive_upload};
+use origin::{Origin, origin_path};
 use partial::Partial;
 
 /// Where an image comes from.
@@ -201,6 +203,10 @@ impl ImageLibrary {
         cancel: Option<&ImportCancel>,
         progress: &mut (dyn FnMut(&ImportProgress) + Send),
     ) -> Result<ImportOutcome, ImageError> {
+        let url = match &fill {
+            Fill::Url(u) => Some((*u).to_owned()),
+            _ => None,
+        };
         let (sha256, resumed_from) = match fill {
             Fill::Path(src) => (copy_local(src, partial, progress).await?, 0),
             Fill::Url(url) => self.download(url, partial, progress).await?,
@@ -222,18 +228,25 @@ impl ImageLibrary {
             return Err(ImageError::Cancelled(name.to_owned()));
         }
         let lib = self.clone();
-        let (name, part, meta) = (name.to_owned(), partial.part.clone(), partial.meta.clone());
+        let files = partial.clone();
+        let origin = url.map(|url| Origin {
+            url,
+            sha256: sha256.clone(),
+        });
+        let name = name.to_owned();
         let image = blocking(move || {
-            let result = lib.publish(&name, &part);
+            // Before the link: a restart that finds the image knows where it came from.
+            if let Some(o) = &origin {
+                files.write_origin(&name, o)?;
+            }
+            let result = lib.publish(&name, &files.part);
             if result.is_err() {
-                Partial {
-                    part,
-                    meta,
-                    lock: PathBuf::new(),
+                if origin.is_some() {
+                    let _ = std::fs::remove_file(origin_path(&lib.partial_dir(), &name));
                 }
-                .discard();
+                files.discard();
             } else {
-                let _ = std::fs::remove_file(&meta);
+                let _ = std::fs::remove_file(&files.meta);
             }
             result
         })

@@ -109,7 +109,7 @@ async fn a_job_returns_at_once_and_completes_in_the_background() {
     assert_eq!(done.percent(), 100);
     assert_eq!(done.sha256.as_deref(), Some(sha(&data).as_str()));
     assert_eq!(std::fs::read(images.join("disk.img")).unwrap(), data);
-    assert_eq!(files_in(&images), ["disk.img"]);
+    assert_eq!(files_in(&images), [".partial/disk.img.origin", "disk.img"]);
     assert_eq!(jobs.status(&first.job_id).unwrap(), done);
 }
 
