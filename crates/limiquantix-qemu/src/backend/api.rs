@@ -43,7 +43,7 @@ impl From<QemuError> for BackendError {
             E::UnplugTimeout { .. } => BackendError::Timeout(text),
             E::Grow { .. } => BackendError::Precondition(text),
             E::NoSuchCdrom { .. } | E::Boot(BootError::Invalid(_)) => BackendError::Invalid(text),
-            E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::StartFailed { .. } => {
+            E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::KvmProbe(_) | E::StartFailed { .. } => {
                 BackendError::Precondition(text)
             }
             E::Storage(StorageError::Io { .. }) => BackendError::Internal(text),

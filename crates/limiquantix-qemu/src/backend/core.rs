@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub(super) monitors: Mutex<Vec<tokio::task::AbortHandle>>,
     /// The metrics collector's last samples.
     pub(super) usage: crate::metrics::UsageStore,
+    /// The accelerator VMs get and why.
+    pub(super) accel_choice: limiquantix_vm::accel::AccelChoice,
 }
 
 impl Drop for Inner {

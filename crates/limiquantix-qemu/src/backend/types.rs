@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::argv::BootError;
 use crate::firmware::{FirmwareError, OvmfPaths};
 use crate::persist::PersistError;
+use crate::probe::{KvmProbe, ProbeRefused};
 use crate::process::ProcessError;
 use crate::qmp::QmpError;
 use limiquantix_storage::StorageError;
@@ -42,13 +43,15 @@ pub struct BackendConfig {
     pub unplug_timeout: Duration,
     /// How often the metrics collector samples every running VM.
     pub metrics_interval: Duration,
+    /// How `auto` and `kvm` prove KVM before VMs get it (the probe guest).
+    pub kvm_probe: KvmProbe,
 }
 
 impl BackendConfig {
     /// Defaults: accelerator `auto`, binaries from `PATH`, OVMF discovered in
     /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start,
     /// 4 hot-plug ports, 30 s for a guest to release an unplugged device, a sample of every VM's
-    /// usage each 5 s.
+    /// usage each 5 s, the real KVM probe ([`KvmProbe::default`]).
     pub fn new(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
         Self {
             state_dir: state_dir.into(),
@@ -63,6 +66,7 @@ impl BackendConfig {
             hotplug_ports: 4,
             unplug_timeout: Duration::from_secs(30),
             metrics_interval: Duration::from_secs(5),
+            kvm_probe: KvmProbe::default(),
         }
     }
 }
@@ -136,6 +140,9 @@ pub enum QemuError {
     /// The accelerator cannot be used.
     #[error(transparent)]
     Accel(#[from] AccelError),
+    /// `accel kvm` was configured and the KVM probe guest did not run.
+    #[error(transparent)]
+    KvmProbe(#[from] ProbeRefused),
     /// Reading or writing a state file failed.
     #[error(transparent)]
     Persist(#[from] PersistError),
