@@ -23,7 +23,8 @@ pub struct BackendConfig {
     /// Runtime files: `<run_dir>/vms/<vm_id>/` holds the QMP and QGA sockets, the pidfile and
     /// the runtime record. Socket paths must stay under 108 bytes, so keep this short.
     pub run_dir: PathBuf,
-    /// Accelerator (`auto` picks KVM when `/dev/kvm` opens, TCG otherwise).
+    /// Accelerator (`auto` picks KVM when `/dev/kvm` opens and the KVM probe guest runs under
+    /// it, TCG otherwise; see [`crate::probe`]).
     pub accel: Accel,
     /// The `qemu-system-x86_64` binary.
     pub qemu_binary: PathBuf,
