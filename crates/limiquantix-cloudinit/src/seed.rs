@@ -254,6 +254,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SeedError> {
     })
 }
 
+/// Writes a seed image to `path` through a temporary file and a rename (mode 0600), as
+/// [`write_atomic`] does, syncing the file and its directory only when `durable` (a command-line
+/// tool that replaces `cloud-localds`, which does not sync, need not wait for the disk).
+pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> Result<(), SeedError> {
+    limiquantix_fs::write_replace(path, bytes, 0o600, durable).map_err(|e| SeedError::Io {
+        path: e.path.display().to_string(),
+        source: e.source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

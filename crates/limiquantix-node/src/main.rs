@@ -36,7 +36,32 @@ fn backend_config(config: &Config) -> BackendConfig {
     bc.metrics_interval = config.metrics_interval;
     bc.max_concurrent_starts = config.max_concurrent_starts;
     bc.max_concurrent_disk_creations = config.max_concurrent_disk_creations;
+    if let Some(probe) = test_kvm_probe() {
+        bc.kvm_probe = probe;
+    }
     bc
+}
+
+/// For tests only: `LQ_TEST_KVM_PROBE=never-exits` (or `exits`) runs that probe program under
+/// TCG in place of KVM, with a 1 s limit, so that a KVM probe fails (or succeeds) the same way
+/// on every machine.
+fn test_kvm_probe() -> Option<limiquantix_qemu::probe::KvmProbe> {
+    use limiquantix_qemu::probe::{KvmProbe, ProbeRom};
+    let rom = match std::env::var("LQ_TEST_KVM_PROBE").ok()?.as_str() {
+        "never-exits" => ProbeRom::NeverExits,
+        "exits" => ProbeRom::Exits,
+        other => {
+            tracing::warn!(
+                value = other,
+                "ignoring LQ_TEST_KVM_PROBE (allowed: exits, never-exits)"
+            );
+            return None;
+        }
+    };
+    Some(KvmProbe {
+        timeout: std::time::Duration::from_secs(1),
+        ..KvmProbe::stand_in(rom)
+    })
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
@@ -49,15 +74,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let backend = QemuBackend::open(backend_config(&config))
         .await
         .context("opening the QEMU backend")?;
+    let choice = backend.accel_choice().clone();
     let hypervisor = Hypervisor {
         qemu_version,
-        accel: backend.accel(),
+        accel: choice.kind,
+        accel_reason: choice.reason,
+        probe_millis: choice.probe_millis,
     };
     tracing::info!(
         state_dir = %config.state_dir.display(),
         images_dir = %config.images_dir.display(),
         pools = config.pools.len(),
         accel = hypervisor.accel.qemu_name(),
+        accel_reason = %hypervisor.accel_reason,
         qemu = hypervisor.qemu_version.as_deref().unwrap_or("unavailable"),
         "limiquantix-node {} starting",
         env!("CARGO_PKG_VERSION")

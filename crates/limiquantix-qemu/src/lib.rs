@@ -10,6 +10,7 @@
 //!   tracker of [`limiquantix_vm::readiness`].
 //! - [`persist`]: atomic `vm.json` and runtime-state files.
 //! - [`process`]: QEMU processes: detached spawn, exit watching, re-adoption, liveness.
+//! - [`probe`]: the KVM probe guest run at start, and the accelerator decision it feeds.
 //! - [`logs`]: the ends of log files, read backwards.
 //! - [`metrics`]: the collector of every running VM's CPU, memory, disk and network figures.
 //! - [`backend`]: the backend itself: define, start, stop, events, re-adoption after a restart,
@@ -26,6 +27,7 @@ pub mod logs;
 pub mod metrics;
 pub mod paths;
 pub mod persist;
+pub mod probe;
 pub mod process;
 pub mod qga;
 pub mod qmp;

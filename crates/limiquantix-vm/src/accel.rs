@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Accel {
-    /// KVM when `/dev/kvm` can be opened read-write, TCG otherwise.
+    /// KVM when `/dev/kvm` can be opened read-write and a probe guest runs under it (the QEMU
+    /// backend's KVM probe), TCG otherwise.
     #[default]
     Auto,
-    /// KVM; fails at start when `/dev/kvm` is not usable.
+    /// KVM; fails at start when `/dev/kvm` is not usable or the probe guest does not run.
     Kvm,
     /// TCG (software emulation): slow, but works everywhere.
     Tcg,
@@ -94,6 +95,29 @@ impl Accel {
                     path: kvm_device.display().to_string(),
                     source,
                 }),
+        }
+    }
+}
+
+/// The accelerator the node gives its VMs, and why it was chosen (shown in the log, HealthCheck,
+/// GetNodeInfo and `lqctl node info`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccelChoice {
+    /// The accelerator in use.
+    pub kind: AccelKind,
+    /// Why, in a sentence: configured, `/dev/kvm` unusable, or what the KVM probe guest did.
+    pub reason: String,
+    /// How long the KVM probe guest took, when one ran.
+    pub probe_millis: Option<u32>,
+}
+
+impl AccelChoice {
+    /// A choice made without a probe.
+    pub fn unprobed(kind: AccelKind, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+            probe_millis: None,
         }
     }
 }

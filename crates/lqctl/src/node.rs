@@ -7,8 +7,8 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use limiquantix_proto::v1::{
-    ControlPlaneStatus, EventType, HealthCheckRequest, HealthCheckResponse, NodeEvent,
-    NodeInfoResponse,
+    AcceleratorStatus, ControlPlaneStatus, EventType, HealthCheckRequest, HealthCheckResponse,
+    NodeEvent, NodeInfoResponse,
 };
 use serde::Serialize;
 
@@ -60,6 +60,29 @@ struct NodeView {
     control_plane: Option<ControlPlaneView>,
     /// The HTTP face; `null` from a daemon without it.
     http: Option<crate::node_http::HttpView>,
+    /// The accelerator VMs get and why; `null` from a daemon that does not say.
+    accelerator: Option<AcceleratorView>,
+}
+
+/// The accelerator the daemon chose at start (KVM only when its probe guest ran under it).
+#[derive(Debug, Serialize)]
+struct AcceleratorView {
+    /// `kvm` or `tcg`.
+    name: String,
+    /// Why.
+    reason: String,
+    /// How long the KVM probe guest took; `null` when none ran to its end.
+    probe_millis: Option<u32>,
+}
+
+impl From<AcceleratorStatus> for AcceleratorView {
+    fn from(a: AcceleratorStatus) -> Self {
+        Self {
+            name: a.accelerator,
+            reason: a.reason,
+            probe_millis: Some(a.probe_millis).filter(|&ms| ms > 0),
+        }
+    }
 }
 
 /// The node's standing with its LimiQuantix control plane.
@@ -134,6 +157,7 @@ fn node_view(info: NodeInfoResponse, health: HealthCheckResponse) -> NodeView {
         daemon_uptime_seconds: health.uptime_seconds,
         control_plane: info.control_plane.map(Into::into),
         http: None,
+        accelerator: info.accelerator.or(health.accelerator).map(Into::into),
     }
 }
 
@@ -159,6 +183,14 @@ fn cluster_line(cp: Option<&ControlPlaneView>) -> String {
         line.push_str(&format!("; last error: {e}"));
     }
     line
+}
+
+/// The `accel` line: the accelerator and why.
+fn accel_line(a: Option<&AcceleratorView>) -> String {
+    match a {
+        Some(a) => format!("{} ({})", a.name, a.reason),
+        None => "not reported by the daemon".into(),
+    }
 }
 
 fn print_table(view: &NodeView) {
@@ -195,6 +227,7 @@ fn print_table(view: &NodeView) {
         ),
         ("cluster", cluster_line(view.control_plane.as_ref())),
         ("http", crate::node_http::line(view.http.as_ref())),
+        ("accel", accel_line(view.accelerator.as_ref())),
     ];
     for (k, v) in rows {
         println!("{:<11} {v}", format!("{k}:"));

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use limiquantix_cloudinit::iso9660::IsoOptions;
-use limiquantix_cloudinit::seed::{Seed, write_atomic};
+use limiquantix_cloudinit::seed::{Seed, write_replace};
 use limiquantix_cloudinit::validate::{SchemaSource, ValidateOptions};
 use limiquantix_cloudinit::vfat::VfatOptions;
 use limiquantix_cloudinit::{DefaultUserData, ValidationError};
@@ -36,7 +36,8 @@ Everything is validated before anything is written: the user-data kind (#cloud-c
 #include, #cloud-boothook, MIME multipart, gzip), cloud-config YAML as cloud-init reads it \
 (YAML 1.1) and against cloud-init's installed schema, meta-data (a mapping), network-config \
 (version 1 or 2), the host name (RFC 1123) and sizes (16 MiB per file, 32 MiB in all). On error \
-lqctl exits non-zero and OUTPUT is left as it was. OUTPUT is replaced atomically, mode 0600. \
+lqctl exits non-zero and OUTPUT is left as it was. OUTPUT is replaced atomically, mode 0600 \
+(and synced to disk with --fsync). \
 Timestamps come from SOURCE_DATE_EPOCH when set.
 
 Examples:
@@ -74,6 +75,9 @@ pub struct SeedArgs {
     /// --password-file).
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
+    /// Sync OUTPUT and its directory to disk before exiting (cloud-localds does not).
+    #[arg(long)]
+    fsync: bool,
     /// cloud-init schema file to validate cloud-config against (default: the installed one).
     #[arg(long, value_name = "FILE", conflicts_with = "no_schema")]
     schema: Option<PathBuf>,
@@ -140,7 +144,7 @@ pub fn run(args: SeedArgs) -> anyhow::Result<()> {
         Filesystem::Iso9660 => seed.to_iso(&IsoOptions::from_env())?,
         Filesystem::Vfat => seed.to_vfat(&VfatOptions::default())?,
     };
-    write_atomic(&args.image, &image)?;
+    write_replace(&args.image, &image, args.fsync)?;
     Ok(())
 }
 

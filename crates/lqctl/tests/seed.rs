@@ -66,9 +66,10 @@ fn drop_in_for_cloud_localds() {
     // SOURCE_DATE_EPOCH is the volume date (blkid shows it as the UUID) ...
     assert!(blkid.contains("UUID=2023-11-14-22-13-20-00"), "{blkid}");
     // ... so the same inputs give the same bytes.
+    // (--fsync syncs the image and its directory; the bytes are the same.)
     let twin = d.join("twin.iso");
     lqctl()
-        .args(["seed", "-H", "web1", "-N", "nc", "-V", "vd"])
+        .args(["seed", "--fsync", "-H", "web1", "-N", "nc", "-V", "vd"])
         .arg(&twin)
         .arg("ud")
         .current_dir(d)

@@ -15,6 +15,8 @@ mod common;
 pub mod hostname;
 pub mod kind;
 pub mod network;
+pub mod raw_index;
+pub mod reduce;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -174,7 +176,9 @@ fn validate_cloud_config(
             "a readable cloud-init JSON schema file",
         )
     })?;
-    let report = schema.check(&doc);
+    let report = schema.check(&doc).map_err(|e| {
+        ValidationError::new("cloud-config schema", e, "a JSON schema that compiles")
+    })?;
     if let Some(first) = report.errors.first() {
         let more = match report.errors.len() {
             1 => String::new(),

@@ -2,17 +2,21 @@
 //!
 //! The schema ships with cloud-init (`cloudinit/config/schemas/schema-cloud-config-v1.json`)
 //! and is never copied into this repository. It is located at run time (see
-//! [`locate_schema`]), compiled once per path and cached. Schema errors block; `deprecated`
+//! [`locate_schema`]), read once per path and cached; a check compiles only the sub-schemas of
+//! the document's top-level keys ([`super::reduce`]). Schema errors block; `deprecated`
 //! keys and top-level keys the schema does not know are warnings.
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use regex::Regex;
 use serde_json::Value;
 
+use super::raw_index::RawIndex;
+use super::reduce::{Reduced, reduce};
 use crate::yaml11::Loaded;
 
 /// Where the schema lives relative to the `cloudinit` Python package.
@@ -59,12 +63,27 @@ pub fn locate_schema() -> Option<PathBuf> {
     None
 }
 
-/// A compiled cloud-config schema.
+/// A cloud-config schema, compiled on demand: the whole of it the first time
+/// [`Schema::check_full`] runs, or per document only the sub-schemas of its top-level keys
+/// ([`Schema::check`], see [`super::reduce`]), cached by key set. A schema of the reducible
+/// shape is not even parsed whole until a full check asks for it ([`RawIndex`]).
 pub struct Schema {
-    validator: jsonschema::Validator,
-    raw: Value,
+    text: String,
+    raw: OnceLock<Result<Value, String>>,
+    index: Option<RawIndex>,
+    full: OnceLock<Result<Arc<jsonschema::Validator>, String>>,
+    reduced: Mutex<HashMap<Vec<String>, Arc<Part>>>,
     top_level: BTreeSet<String>,
 }
+
+/// The reduced schema of one key set and its validator (`None`: nothing can fail).
+struct Part {
+    schema: Option<Value>,
+    validator: Option<Arc<jsonschema::Validator>>,
+}
+
+/// Most reduced validators one schema keeps (a daemon sees few distinct key sets).
+const REDUCED_CACHE: usize = 64;
 
 /// One finding of the schema check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,9 +115,9 @@ impl Schema {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let raw: Value =
-            serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
-        let schema = Arc::new(Self::compile(raw)?);
+        let schema = Arc::new(
+            Self::from_text(text).map_err(|e| format!("parsing {}: {e}", path.display()))?,
+        );
         CACHE
             .lock()
             .map_err(|e| e.to_string())?
@@ -106,22 +125,102 @@ impl Schema {
         Ok(schema)
     }
 
-    /// Compiles a schema document.
+    /// Takes a schema document; it is compiled when a check needs it (a schema that does not
+    /// compile fails that check).
     pub fn compile(raw: Value) -> Result<Schema, String> {
-        let validator = jsonschema::validator_for(&raw).map_err(|e| e.to_string())?;
-        let mut top_level = BTreeSet::new();
-        collect_properties(&raw, &raw, &mut top_level, 0);
+        Self::from_text(raw.to_string())
+    }
+
+    /// Takes a schema's JSON text (which must parse).
+    pub fn from_text(text: String) -> Result<Schema, String> {
+        let index = RawIndex::parse(&text);
+        let raw = OnceLock::new();
+        let top_level = match &index {
+            Some(index) => index.property_names().map(String::from).collect(),
+            None => {
+                let value: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                let mut top_level = BTreeSet::new();
+                collect_properties(&value, &value, &mut top_level, 0);
+                let _ = raw.set(Ok(value));
+                top_level
+            }
+        };
         Ok(Schema {
-            validator,
+            text,
             raw,
+            index,
+            full: OnceLock::new(),
+            reduced: Mutex::default(),
             top_level,
         })
     }
 
-    /// Checks a loaded cloud-config document.
-    pub fn check(&self, doc: &Loaded) -> Report {
+    /// Checks a loaded cloud-config document against the sub-schemas of its top-level keys
+    /// when the schema allows it (the same findings as [`Schema::check_full`]), else the whole.
+    pub fn check(&self, doc: &Loaded) -> Result<Report, String> {
+        match self.part(&doc.value)? {
+            Some(part) => Ok(self.report(part.validator.as_deref(), part.schema.as_ref(), doc)),
+            None => self.check_full(doc),
+        }
+    }
+
+    /// Checks a loaded cloud-config document against the whole schema.
+    pub fn check_full(&self, doc: &Loaded) -> Result<Report, String> {
+        let raw = self
+            .raw
+            .get_or_init(|| serde_json::from_str(&self.text).map_err(|e| e.to_string()))
+            .as_ref()?;
+        let full = self.full.get_or_init(|| compile(raw)).clone()?;
+        Ok(self.report(Some(&full), Some(raw), doc))
+    }
+
+    /// The reduced schema of the document's key set; `None` when the schema or the document
+    /// cannot be reduced.
+    fn part(&self, value: &Value) -> Result<Option<Arc<Part>>, String> {
+        let (Some(index), Value::Object(map)) = (&self.index, value) else {
+            return Ok(None);
+        };
+        let keys: Vec<String> = map
+            .keys()
+            .filter(|k| self.top_level.contains(*k))
+            .cloned()
+            .collect();
+        if let Some(part) = self.reduced.lock().map_err(|e| e.to_string())?.get(&keys) {
+            return Ok(Some(part.clone()));
+        }
+        let set: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+        let part = match reduce(index, &set) {
+            None => return Ok(None),
+            Some(Reduced::Nothing) => Part {
+                schema: None,
+                validator: None,
+            },
+            Some(Reduced::Schema(schema)) => Part {
+                validator: Some(compile(&schema)?),
+                schema: Some(schema),
+            },
+        };
+        let part = Arc::new(part);
+        let mut cache = self.reduced.lock().map_err(|e| e.to_string())?;
+        if cache.len() >= REDUCED_CACHE {
+            cache.clear();
+        }
+        cache.insert(keys, part.clone());
+        Ok(Some(part))
+    }
+
+    /// The findings: the validator's errors, unknown top-level keys, deprecated values.
+    fn report(
+        &self,
+        validator: Option<&jsonschema::Validator>,
+        root: Option<&Value>,
+        doc: &Loaded,
+    ) -> Report {
         let mut report = Report::default();
-        for error in self.validator.iter_errors(&doc.value) {
+        for error in validator
+            .into_iter()
+            .flat_map(|v| v.iter_errors(&doc.value))
+        {
             let error = most_specific(&error);
             let path = dotted(&error.instance_path().to_string());
             report.errors.push(Finding {
@@ -144,7 +243,9 @@ impl Schema {
             }
         }
         let mut deprecated = Vec::new();
-        walk_deprecated(&self.raw, &self.raw, &doc.value, "", &mut deprecated, 0);
+        if let Some(root) = root {
+            walk_deprecated(root, root, &doc.value, "", &mut deprecated, 0);
+        }
         deprecated.sort();
         deprecated.dedup();
         for (path, description) in deprecated {
@@ -156,6 +257,12 @@ impl Schema {
         }
         report
     }
+}
+
+fn compile(schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+    jsonschema::validator_for(schema)
+        .map(Arc::new)
+        .map_err(|e| format!("compiling the schema: {e}"))
 }
 
 /// For a `oneOf`/`anyOf` failure, the error inside the branch the value was most likely meant
@@ -380,7 +487,8 @@ mod tests {
             "users:\n  - name: 5\n    uid: '1000'\n  - uid: 1001\nold_key: yes\nmystery: 1\n",
         )
         .unwrap();
-        let report = schema().check(&doc);
+        let report = schema().check(&doc).unwrap();
+        assert_eq!(report, schema().check_full(&doc).unwrap());
         assert_eq!(report.errors.len(), 1, "{report:?}");
         assert_eq!(report.errors[0].path, "users.0.name");
         assert_eq!(report.errors[0].line, Some(2));

@@ -25,6 +25,10 @@ pub struct Hypervisor {
     pub qemu_version: Option<String>,
     /// The accelerator VMs get.
     pub accel: AccelKind,
+    /// Why that accelerator (configured, `/dev/kvm` unusable, the KVM probe's outcome).
+    pub accel_reason: String,
+    /// How long the KVM probe guest took, when it ran to its end.
+    pub probe_millis: Option<u32>,
 }
 
 /// The service's state, shared by its clones and its background tasks.

@@ -20,6 +20,7 @@ impl<B: VmBackend> NodeService<B> {
             hypervisor: "qemu".into(),
             hypervisor_version: h.qemu_version.clone().unwrap_or_default(),
             uptime_seconds: self.inner.started.elapsed().as_secs(),
+            accelerator: Some(h.accelerator()),
         }
     }
 
@@ -35,17 +36,7 @@ impl<B: VmBackend> NodeService<B> {
         .await?;
         let h = &self.inner.hypervisor;
         let version = h.qemu_version.clone().unwrap_or_default();
-        let capabilities = pb::HypervisorCapabilities {
-            name: format!("qemu ({})", h.accel.qemu_name()),
-            version: version.clone(),
-            supports_live_migration: false,
-            supports_snapshots: false,
-            supports_hotplug: false,
-            supports_gpu_passthrough: false,
-            supports_nested_virtualization: false,
-            max_vcpus: MAX_VCPUS,
-            max_memory_bytes: facts.memory.total,
-        };
+        let capabilities = capabilities(h, &version, facts.memory.total);
         let c = &facts.cpu;
         let control_plane = self
             .inner
@@ -101,7 +92,38 @@ impl<B: VmBackend> NodeService<B> {
             os_name: facts.os_name.clone(),
             capabilities: Some(capabilities),
             control_plane,
+            accelerator: Some(h.accelerator()),
         })
+    }
+}
+
+/// What the hypervisor can do, as GetNodeInfo answers it.
+fn capabilities(
+    h: &super::core::Hypervisor,
+    version: &str,
+    memory: u64,
+) -> pb::HypervisorCapabilities {
+    pb::HypervisorCapabilities {
+        name: format!("qemu ({})", h.accel.qemu_name()),
+        version: version.into(),
+        supports_live_migration: false,
+        supports_snapshots: false,
+        supports_hotplug: false,
+        supports_gpu_passthrough: false,
+        supports_nested_virtualization: false,
+        max_vcpus: MAX_VCPUS,
+        max_memory_bytes: memory,
+    }
+}
+
+impl super::core::Hypervisor {
+    /// The accelerator in use and why, as HealthCheck and GetNodeInfo answer it.
+    fn accelerator(&self) -> pb::AcceleratorStatus {
+        pb::AcceleratorStatus {
+            accelerator: self.accel.qemu_name().into(),
+            reason: self.accel_reason.clone(),
+            probe_millis: self.probe_millis.unwrap_or(0),
+        }
     }
 }
 

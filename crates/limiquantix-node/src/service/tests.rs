@@ -438,6 +438,8 @@ fn setup() -> Setup {
         Hypervisor {
             qemu_version: Some("7.2.0".into()),
             accel: AccelKind::Tcg,
+            accel_reason: "configured (accel tcg)".into(),
+            probe_millis: None,
         },
     );
     Setup {
@@ -750,6 +752,11 @@ async fn node_facts_and_health() {
         .into_inner();
     assert!(h.healthy);
     assert_eq!(h.hypervisor_version, "7.2.0");
+    let accel = h.accelerator.unwrap();
+    assert_eq!(
+        (accel.accelerator.as_str(), accel.reason.as_str()),
+        ("tcg", "configured (accel tcg)")
+    );
     let info = s
         .service
         .get_node_info(Request::new(()))
@@ -759,6 +766,7 @@ async fn node_facts_and_health() {
     assert!(info.cpu.unwrap().total_threads >= 1);
     assert!(info.memory.unwrap().total_bytes > 0);
     assert!(!info.kernel_version.is_empty());
+    assert_eq!(info.accelerator.unwrap().accelerator, "tcg");
 }
 
 #[tokio::test]

@@ -14,9 +14,11 @@ use super::core::{
 use super::define;
 use super::monitor;
 use super::types::BackendConfig;
+use super::types::QemuError;
 use super::vm::{self, Vm};
 use crate::argv::HostConfig;
 use crate::persist::{self, ExitKind, RuntimeRecord};
+use crate::probe::{ChooseError, choose_accel};
 use crate::process::{self, QemuProcess};
 use crate::qmp::QmpClient;
 use limiquantix_vm::model::VmDefinition;
@@ -26,8 +28,6 @@ impl QemuBackend {
     /// Opens the backend: creates the directories, resolves the accelerator, loads every VM and
     /// re-adopts the running ones.
     pub async fn open(config: BackendConfig) -> Result<Self> {
-        let accel = config.accel;
-        let kind = blocking(move || Ok(accel.resolve()?)).await?;
         let vms_dir = config.state_dir.join("vms");
         let run_vms = config.run_dir.join("vms");
         let loaded = blocking(move || {
@@ -37,6 +37,18 @@ impl QemuBackend {
             Ok(define::load_all(&vms_dir))
         })
         .await?;
+        let choice = choose_accel(
+            config.accel,
+            &config.kvm_probe,
+            &config.qemu_binary,
+            &config.run_dir,
+        )
+        .await
+        .map_err(|e| match e {
+            ChooseError::Device(e) => QemuError::Accel(e),
+            ChooseError::Probe(e) => QemuError::KvmProbe(e),
+        })?;
+        let kind = choice.kind;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let nofile = config
             .nofile_limit
@@ -56,6 +68,7 @@ impl QemuBackend {
             catalog: Mutex::default(),
             monitors: Mutex::new(Vec::new()),
             usage: Default::default(),
+            accel_choice: choice,
         });
         let backend = Self { inner };
         let started = std::time::Instant::now();
@@ -65,6 +78,7 @@ impl QemuBackend {
         tracing::info!(
             vms = lock(&backend.inner.vms).len(),
             accel = kind.qemu_name(),
+            accel_reason = %backend.inner.accel_choice.reason,
             "QEMU backend open"
         );
         Ok(backend)

@@ -44,7 +44,7 @@ impl From<QemuError> for BackendError {
             E::TooManyVms { .. } => BackendError::Precondition(text),
             E::Grow { .. } => BackendError::Precondition(text),
             E::NoSuchCdrom { .. } | E::Boot(BootError::Invalid(_)) => BackendError::Invalid(text),
-            E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::StartFailed { .. } => {
+            E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::KvmProbe(_) | E::StartFailed { .. } => {
                 BackendError::Precondition(text)
             }
             E::Storage(StorageError::Io { .. }) => BackendError::Internal(text),

@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     pub(super) disk_creations: super::admission::Gate,
     /// The open-file limit VMs are counted against, and how many VMs it serves.
     pub(super) nofile: (u64, usize),
+    /// The accelerator VMs get and why.
+    pub(super) accel_choice: limiquantix_vm::accel::AccelChoice,
 }
 
 impl Drop for Inner {

@@ -24,6 +24,11 @@ impl QemuBackend {
         self.inner.host.accel
     }
 
+    /// The accelerator VMs run with and why it was chosen (the KVM probe's outcome).
+    pub fn accel_choice(&self) -> &limiquantix_vm::accel::AccelChoice {
+        &self.inner.accel_choice
+    }
+
     /// Follows events of every VM from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<VmEvent> {
         self.inner.events.subscribe()

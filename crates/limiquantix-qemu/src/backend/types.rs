@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::argv::BootError;
 use crate::firmware::{FirmwareError, OvmfPaths};
 use crate::persist::PersistError;
+use crate::probe::{KvmProbe, ProbeRefused};
 use crate::process::ProcessError;
 use crate::qmp::QmpError;
 use limiquantix_storage::StorageError;
@@ -28,7 +29,8 @@ pub struct BackendConfig {
     /// Runtime files: `<run_dir>/vms/<vm_id>/` holds the QMP and QGA sockets, the pidfile and
     /// the runtime record. Socket paths must stay under 108 bytes, so keep this short.
     pub run_dir: PathBuf,
-    /// Accelerator (`auto` picks KVM when `/dev/kvm` opens, TCG otherwise).
+    /// Accelerator (`auto` picks KVM when `/dev/kvm` opens and the KVM probe guest runs under
+    /// it, TCG otherwise; see [`crate::probe`]).
     pub accel: Accel,
     /// The `qemu-system-x86_64` binary.
     pub qemu_binary: PathBuf,
@@ -57,6 +59,8 @@ pub struct BackendConfig {
     /// The open-file limit the VM count is checked against (`None`: the process's soft
     /// `RLIMIT_NOFILE` when the backend opens).
     pub nofile_limit: Option<u64>,
+    /// How `auto` and `kvm` prove KVM before VMs get it (the probe guest).
+    pub kvm_probe: KvmProbe,
 }
 
 impl BackendConfig {
@@ -64,7 +68,7 @@ impl BackendConfig {
     /// `/usr/share/OVMF` (none if absent), a 60 s stop timeout, 10 s QMP calls, 30 s to start,
     /// 4 hot-plug ports, 30 s for a guest to release an unplugged device, a sample of every VM's
     /// usage each 5 s, 4 QEMU starts and 8 disk creations at once, the VM count checked
-    /// against the process's open-file limit.
+    /// against the process's open-file limit, the real KVM probe ([`KvmProbe::default`]).
     pub fn new(state_dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
         Self {
             state_dir: state_dir.into(),
@@ -82,6 +86,7 @@ impl BackendConfig {
             max_concurrent_starts: DEFAULT_MAX_CONCURRENT_STARTS,
             max_concurrent_disk_creations: DEFAULT_MAX_CONCURRENT_DISK_CREATIONS,
             nofile_limit: None,
+            kvm_probe: KvmProbe::default(),
         }
     }
 }
@@ -155,6 +160,9 @@ pub enum QemuError {
     /// The accelerator cannot be used.
     #[error(transparent)]
     Accel(#[from] AccelError),
+    /// `accel kvm` was configured and the KVM probe guest did not run.
+    #[error(transparent)]
+    KvmProbe(#[from] ProbeRefused),
     /// Reading or writing a state file failed.
     #[error(transparent)]
     Persist(#[from] PersistError),
