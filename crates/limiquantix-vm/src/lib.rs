@@ -15,6 +15,7 @@
 //! - [`accel`]: the accelerator choice (`auto`, `kvm`, `tcg`).
 //! - [`snapshot`]: snapshot requests, listings, names and the snapshot tree.
 //! - [`guest_ops`]: operations inside a guest through its agent, and their limits.
+//! - [`migration`]: live migration's parameters, progress and the incoming side's endpoint.
 
 pub mod accel;
 pub mod backend;
@@ -23,6 +24,7 @@ pub mod event;
 pub mod guest;
 pub mod guest_ops;
 pub mod hotplug;
+pub mod migration;
 pub mod model;
 pub mod readiness;
 pub mod resize;

@@ -52,6 +52,9 @@ impl QemuBackend {
         for def in loaded {
             let id = def.id.clone();
             let vm = backend.reconcile(def).await;
+            if backend.settle_incoming(&vm).await {
+                continue;
+            }
             if let Err(e) = backend.settle_snapshots(&vm).await {
                 tracing::warn!(vm_id = %id, error = %e, "cannot settle an interrupted snapshot operation");
             }

@@ -15,7 +15,7 @@
 //! Layout (children import each other one way, never from this file): `types` (configuration,
 //! errors), `vm` (one VM's record), `core` ([`QemuBackend`], its shared state and helpers),
 //! `monitor` (the task per running QEMU), `define`, `adopt` (opening), `start`, `stop`,
-//! `media`, `resize` (growing a disk), `guest` (guest-agent operations), `snapshot` (snapshots and their tree), `query` (status and clients), `api` (the
+//! `media`, `migrate` (live migration, both halves), `resize` (growing a disk), `guest` (guest-agent operations), `snapshot` (snapshots and their tree), `query` (status and clients), `api` (the
 //! [`limiquantix_vm::VmBackend`] impl).
 //!
 //! [`VmEvent`]: limiquantix_vm::VmEvent
@@ -28,6 +28,7 @@ mod guest;
 mod hotplug;
 mod hotplug_nic;
 mod media;
+mod migrate;
 mod monitor;
 mod plug;
 mod query;

@@ -88,10 +88,14 @@ impl QemuBackend {
     /// within its first milliseconds) are not seen, but the exit itself is: QEMU's exit status
     /// tells a clean end from a crash.
     async fn launch(&self, vm: &Arc<Vm>, paused: bool) -> Result<()> {
+        self.launch_with(vm, if paused { &["-S"] } else { &[] })
+            .await
+    }
+
+    /// [`Self::launch`] with `extra` arguments after the built ones (`-S`, `-incoming defer`).
+    pub(super) async fn launch_with(&self, vm: &Arc<Vm>, extra: &[&str]) -> Result<()> {
         let mut args = self.build_args(vm, true).await?;
-        if paused {
-            args.push("-S".into());
-        }
+        args.extend(extra.iter().map(OsString::from));
         // This boot is read from here on; earlier boots stay in the appended serial log.
         let serial_offset = tokio::fs::metadata(vm.paths.serial_log())
             .await

@@ -1,0 +1,249 @@
+//! Live migration between two daemons on one host (two state and run directories, one pool
+//! `shared` with the same directory on both), a real Debian guest under TCG, one boot:
+//!
+//! 1. refused at prepare: a third daemon without the shared pool cannot reach the VM's disk;
+//!    it keeps nothing, and the guest runs on in the same QEMU process;
+//! 2. the target's QEMU killed mid-transfer (a 1 MiB/s bandwidth limit keeps the transfer
+//!    going): the stream ends FAILED, the guest runs on the source in the same QEMU process,
+//!    its counter goes on, the target keeps nothing;
+//! 3. the migration that succeeds: progress, then COMPLETE with the downtime; the source forgets
+//!    the VM (NOT_FOUND, no directory, no QEMU), VM_MIGRATED_OUT there and VM_MIGRATED_IN on the
+//!    target; inside the guest the same boot id and the same counting process, further on; the
+//!    seed on the target is the source's byte for byte.
+//!
+//! Checks inside the guest go through ExecuteInGuest on whichever daemon has the VM.
+
+mod common;
+
+use common::guest::*;
+use limiquantix_proto::NodeClient;
+use limiquantix_proto::v1 as pb;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+/// Starts the counter: a process writing an increasing number (and its pid) to /run.
+const COUNTER: &str = "setsid sh -c 'echo $$ > /run/counter.pid; i=0; while :; do \
+    i=$((i+1)); echo $i > /run/counter; sleep 0.2; done' </dev/null >/dev/null 2>&1 &";
+
+/// Runs `sh -c script` in the guest through ExecuteInGuest; returns stdout (exit code 0).
+async fn sh(client: &mut NodeClient, id: &str, script: &str) -> String {
+    let r = client
+        .execute_in_guest(pb::ExecuteInGuestRequest {
+            vm_id: id.into(),
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            wait_for_exit: true,
+            timeout_seconds: 60,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("ExecuteInGuest {script:?}: {e:?}"))
+        .into_inner();
+    assert_eq!(r.exit_code, 0, "{script:?}: {}", r.stderr);
+    r.stdout.trim().to_owned()
+}
+
+/// The guest's boot id, counter value and counter pid.
+async fn guest_facts(client: &mut NodeClient, id: &str) -> (String, u64, String) {
+    let out = sh(
+        client,
+        id,
+        "cat /proc/sys/kernel/random/boot_id /run/counter /run/counter.pid",
+    )
+    .await;
+    let v: Vec<&str> = out.lines().collect();
+    assert_eq!(v.len(), 3, "{out}");
+    (v[0].into(), v[1].parse().unwrap(), v[2].into())
+}
+
+fn qemu_pid(daemon: &Daemon, id: &str) -> u32 {
+    let text = std::fs::read_to_string(daemon.paths(id).pidfile()).expect("pidfile");
+    text.trim().parse().unwrap()
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The daemon has no VM at all: none listed, no VM directory.
+async fn keeps_nothing(daemon: &Daemon, client: &mut NodeClient) {
+    let vms = client.list_v_ms(()).await;
+    assert!(vms.expect("ListVMs").into_inner().vms.is_empty());
+    let dirs: Vec<_> = std::fs::read_dir(daemon.state().join("vms"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(dirs.is_empty(), "left behind: {dirs:?}");
+}
+
+/// MigrateVM; returns every progress message. `on_progress` may act on each.
+async fn migrate(
+    client: &mut NodeClient,
+    req: pb::MigrateVmRequest,
+    mut on_progress: impl FnMut(&pb::MigrationProgress),
+) -> Vec<pb::MigrationProgress> {
+    let mut stream = client
+        .migrate_vm(req)
+        .await
+        .expect("MigrateVM")
+        .into_inner();
+    let mut all = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while let Some(p) = tokio::time::timeout_at(deadline.into(), stream.message())
+        .await
+        .expect("the migration did not end in time")
+        .expect("MigrateVM stream")
+    {
+        on_progress(&p);
+        all.push(p);
+    }
+    all
+}
+
+fn request(id: &str, target: &Daemon) -> pb::MigrateVmRequest {
+    pb::MigrateVmRequest {
+        vm_id: id.into(),
+        target_node_uri: format!("unix:{}", target.daemon_paths().socket.display()),
+        live: true,
+        ..Default::default()
+    }
+}
+
+fn last_phase(all: &[pb::MigrationProgress]) -> pb::MigrationPhase {
+    all.last().expect("no progress").phase()
+}
+
+/// Waits for an event of `kind` about VM `id`.
+async fn event(events: &mut Events, id: &str, kind: pb::EventType) -> pb::NodeEvent {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = tokio::time::timeout_at(deadline.into(), events.message())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind:?} event"))
+            .unwrap()
+            .unwrap();
+        if e.vm_id == id && e.r#type == kind as i32 {
+            return e;
+        }
+    }
+}
+
+async fn refused_at_prepare(id: &str, source: &mut NodeClient, pid: u32) {
+    let (stranger, mut sc) = Daemon::start().await;
+    let all = migrate(source, request(id, &stranger), |_| {}).await;
+    assert_eq!(last_phase(&all), pb::MigrationPhase::Failed);
+    let why = &all.last().unwrap().error;
+    assert!(why.contains("refused") && why.contains("backing"), "{why}");
+    keeps_nothing(&stranger, &mut sc).await;
+    assert!(alive(pid));
+}
+
+async fn target_killed_mid_transfer(id: &str, a: &Daemon, ca: &mut NodeClient, b: &Daemon) {
+    let pid = qemu_pid(a, id);
+    let (_, before, counter_pid) = guest_facts(ca, id).await;
+    let mut req = request(id, b);
+    req.max_bandwidth_bytes_per_sec = 1 << 20;
+    let mut killed = false;
+    let all = migrate(ca, req, |p| {
+        if !killed && p.phase() == pb::MigrationPhase::Transferring && p.data_transferred_bytes > 0
+        {
+            let target = qemu_pid(b, id);
+            // SAFETY: kill(2) on the target's QEMU, a process this test's daemon started.
+            unsafe { libc::kill(target as i32, libc::SIGKILL) };
+            killed = true;
+        }
+    })
+    .await;
+    assert!(killed, "never saw the transfer: {all:?}");
+    assert_eq!(last_phase(&all), pb::MigrationPhase::Failed, "{all:?}");
+    assert!(!all.last().unwrap().error.is_empty());
+    let mut cb = limiquantix_proto::connect(&request(id, b).target_node_uri)
+        .await
+        .unwrap();
+    keeps_nothing(b, &mut cb).await;
+    assert_eq!(qemu_pid(a, id), pid, "the source's QEMU changed");
+    let status = ca.get_vm_status(pb::VmIdRequest { vm_id: id.into() }).await;
+    assert_eq!(
+        status.unwrap().into_inner().state,
+        pb::PowerState::Running as i32
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, after, same_pid) = guest_facts(ca, id).await;
+    assert!(after > before, "the counter stopped: {before} then {after}");
+    assert_eq!(same_pid, counter_pid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_migration_between_two_daemons() {
+    let _one = BOOTING.lock().await;
+    let shared = tempfile::Builder::new()
+        .prefix("lq-shared-")
+        .tempdir()
+        .unwrap();
+    let image = shared.path().join(IMAGE_NAME);
+    if std::fs::hard_link(limiquantix_test_support::guest_image(), &image).is_err() {
+        std::fs::copy(limiquantix_test_support::guest_image(), &image).unwrap();
+    }
+    let pool = format!("shared={}", shared.path().display());
+    let (a, mut ca) = Daemon::start_with(&["--pool", &pool]).await;
+    let (b, mut cb) = Daemon::start_with(&["--pool", &pool]).await;
+    let mut events_a = subscribe(&mut ca).await;
+    let mut events_b = subscribe(&mut cb).await;
+
+    let mut req = vm_request(&a, "mover", None);
+    let spec = req.spec.as_mut().unwrap();
+    spec.memory_mib = 512;
+    spec.disks[0].backing_file = image.display().to_string();
+    spec.disks[0].pool_id = "shared".into();
+    let id = create_and_start(&mut ca, req).await;
+    let verdict = daemon_verdict(&a, &mut events_a, &id, Instant::now() + BOOT_LIMIT).await;
+    assert_eq!(verdict, "guest boot: ready");
+    sh(&mut ca, &id, COUNTER).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = qemu_pid(&a, &id);
+
+    refused_at_prepare(&id, &mut ca, pid).await;
+    target_killed_mid_transfer(&id, &a, &mut ca, &b).await;
+
+    // The migration that succeeds.
+    let (boot_id, before, counter_pid) = guest_facts(&mut ca, &id).await;
+    let seed = std::fs::read(a.paths(&id).seed_iso()).unwrap();
+    let started = Instant::now();
+    let all = migrate(&mut ca, request(&id, &b), |_| {}).await;
+    let took = started.elapsed();
+    let done = all.last().unwrap();
+    assert_eq!(done.phase(), pb::MigrationPhase::Complete, "{all:?}");
+    assert_eq!(done.percent_complete, 100);
+    assert!(
+        all.iter()
+            .any(|p| p.phase() == pb::MigrationPhase::Transferring),
+        "{all:?}"
+    );
+    assert!(done.downtime_ms > 0 && done.downtime_ms < 5000, "{done:?}");
+    eprintln!("migration took {took:?}, downtime {} ms", done.downtime_ms);
+
+    // The source forgot the VM.
+    let gone = ca
+        .get_vm_status(pb::VmIdRequest { vm_id: id.clone() })
+        .await;
+    assert_eq!(gone.unwrap_err().code(), Code::NotFound);
+    keeps_nothing(&a, &mut ca).await;
+    assert!(!alive(pid), "the source's QEMU is still there");
+    event(&mut events_a, &id, pb::EventType::VmMigratedOut).await;
+    event(&mut events_b, &id, pb::EventType::VmMigratedIn).await;
+
+    // The target runs the same guest, further on.
+    let status = cb
+        .get_vm_status(pb::VmIdRequest { vm_id: id.clone() })
+        .await;
+    assert_eq!(
+        status.unwrap().into_inner().state,
+        pb::PowerState::Running as i32
+    );
+    assert_eq!(std::fs::read(b.paths(&id).seed_iso()).unwrap(), seed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (boot_after, after, pid_after) = guest_facts(&mut cb, &id).await;
+    assert_eq!(boot_after, boot_id, "the guest rebooted");
+    assert_eq!(pid_after, counter_pid, "the counter restarted");
+    assert!(after > before, "the counter stopped: {before} then {after}");
+}
