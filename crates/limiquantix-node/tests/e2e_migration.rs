@@ -1,5 +1,6 @@
 //! Live migration between two daemons on one host (two state and run directories, one pool
-//! `shared` with the same directory on both), a real Debian guest under TCG, one boot:
+//! `shared` with the same directory on both), real Debian guests under TCG, two boots (side by
+//! side). VM 1's disk is in the shared pool:
 //!
 //! 1. refused at prepare: a third daemon without the shared pool cannot reach the VM's disk;
 //!    it keeps nothing, and the guest runs on in the same QEMU process;
@@ -10,6 +11,13 @@
 //!    the VM (NOT_FOUND, no directory, no QEMU), VM_MIGRATED_OUT there and VM_MIGRATED_IN on the
 //!    target; inside the guest the same boot id and the same counting process, further on; the
 //!    seed on the target is the source's byte for byte.
+//!
+//! VM 2's overlay is local to the source (its VM directory, on the source's copy of the image):
+//!
+//! 4. without storage copy it is refused at prepare, naming the disk;
+//! 5. with storage copy (NBD export on the target, `blockdev-mirror` from the source) a file
+//!    written before is read back on the target, whose overlay is its own file on its own copy
+//!    of the image; the source's directory and disk are gone after success.
 //!
 //! Checks inside the guest go through ExecuteInGuest on whichever daemon has the VM.
 
@@ -173,6 +181,59 @@ async fn target_killed_mid_transfer(id: &str, a: &Daemon, ca: &mut NodeClient, b
     assert_eq!(same_pid, counter_pid);
 }
 
+async fn storage_migration(
+    id: &str,
+    a: &Daemon,
+    ca: &mut NodeClient,
+    b: &Daemon,
+    cb: &mut NodeClient,
+) {
+    sh(ca, id, "echo moved-with-its-disk > /root/marker && sync").await;
+    let pid = qemu_pid(a, id);
+    // Without storage copy: refused at prepare; the target keeps nothing.
+    let all = migrate(ca, request(id, b), |_| {}).await;
+    assert_eq!(last_phase(&all), pb::MigrationPhase::Failed);
+    let why = &all.last().unwrap().error;
+    assert!(why.contains("refused") && why.contains("disks[0]"), "{why}");
+    assert_eq!(cb.list_v_ms(()).await.unwrap().into_inner().vms.len(), 0);
+    assert!(alive(pid));
+    // With storage copy.
+    let mut req = request(id, b);
+    req.storage = true;
+    let started = Instant::now();
+    let all = migrate(ca, req, |_| {}).await;
+    let done = all.last().unwrap();
+    assert_eq!(done.phase(), pb::MigrationPhase::Complete, "{all:?}");
+    eprintln!(
+        "storage migration took {:?}, downtime {} ms",
+        started.elapsed(),
+        done.downtime_ms
+    );
+    assert!(!alive(pid));
+    assert!(
+        !a.paths(id).vm_dir.exists(),
+        "the source kept the VM's directory"
+    );
+    assert_eq!(sh(cb, id, "cat /root/marker").await, "moved-with-its-disk");
+    let disk = b.paths(id).vm_dir.join("disk-0.qcow2");
+    assert!(disk.is_file(), "no disk of the target's own");
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    let own_image = b.state().join("images").join(IMAGE_NAME);
+    assert!(
+        info.contains(&own_image.display().to_string()),
+        "the target's overlay is not on its own image: {info}"
+    );
+    let bye = cb.force_stop_vm(pb::VmIdRequest { vm_id: id.into() }).await;
+    bye.expect("ForceStopVM on the target");
+    let gone = cb.delete_vm(pb::VmIdRequest { vm_id: id.into() }).await;
+    gone.expect("DeleteVM on the target");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_migration_between_two_daemons() {
     let _one = BOOTING.lock().await;
@@ -190,19 +251,28 @@ async fn live_migration_between_two_daemons() {
     let mut events_a = subscribe(&mut ca).await;
     let mut events_b = subscribe(&mut cb).await;
 
+    let mut events_a2 = subscribe(&mut ca).await;
     let mut req = vm_request(&a, "mover", None);
     let spec = req.spec.as_mut().unwrap();
     spec.memory_mib = 512;
     spec.disks[0].backing_file = image.display().to_string();
     spec.disks[0].pool_id = "shared".into();
     let id = create_and_start(&mut ca, req).await;
-    let verdict = daemon_verdict(&a, &mut events_a, &id, Instant::now() + BOOT_LIMIT).await;
+    let mut req = vm_request(&a, "local", None);
+    req.spec.as_mut().unwrap().memory_mib = 512;
+    let id2 = create_and_start(&mut ca, req).await;
+    let deadline = Instant::now() + BOOT_LIMIT;
+    let verdict = daemon_verdict(&a, &mut events_a, &id, deadline).await;
     assert_eq!(verdict, "guest boot: ready");
+    let verdict = daemon_verdict(&a, &mut events_a2, &id2, deadline).await;
+    assert_eq!(verdict, "guest boot: ready");
+    drop(events_a2);
     sh(&mut ca, &id, COUNTER).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = qemu_pid(&a, &id);
 
     refused_at_prepare(&id, &mut ca, pid).await;
+    storage_migration(&id2, &a, &mut ca, &b, &mut cb).await;
     target_killed_mid_transfer(&id, &a, &mut ca, &b).await;
 
     // The migration that succeeds.

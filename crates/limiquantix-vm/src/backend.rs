@@ -279,7 +279,10 @@ pub trait VmBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<u8>, BackendError>> + Send;
 
     /// Prepares an incoming live migration of `definition` (a VM this node does not have):
-    /// every disk file must already be reachable here (shared storage), the seed (if any) is
+    /// every disk file must already be reachable here (shared storage), except, with
+    /// `copy_local`, the disks the backend creates in the VM's own directory: those are created
+    /// here (overlays on the same backing image) and served for the source to copy into
+    /// ([`mig::IncomingEndpoint::storage`]). The seed (if any) is
     /// stored at [`VmBackend::seed_path`], and a hypervisor with the same device layout waits
     /// for the guest's state (which stays paused until [`Self::finish_incoming`]). The VM is `migrating` until [`Self::finish_incoming`] or
     /// [`Self::abort_incoming`]. A backend that cannot migrate answers
@@ -288,6 +291,7 @@ pub trait VmBackend: Send + Sync + 'static {
         &self,
         definition: ValidDefinition,
         seed_iso: Option<Vec<u8>>,
+        copy_local: bool,
     ) -> impl Future<Output = Result<mig::IncomingEndpoint, BackendError>> + Send;
 
     /// Waits (up to `timeout`) for the incoming migration of VM `id` to complete and its guest

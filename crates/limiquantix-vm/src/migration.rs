@@ -22,6 +22,18 @@ pub struct MigrationParams {
     pub max_bandwidth_bytes: Option<u64>,
     /// The longest the guest may stand still at switchover, in milliseconds.
     pub max_downtime_ms: u64,
+    /// Disks to copy to the target before the memory (storage migration); `None`: the disks
+    /// are shared.
+    pub storage: Option<StorageCopy>,
+}
+
+/// The disks a storage migration copies, and where the target serves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageCopy {
+    /// The target's block export address (QEMU: the NBD server's Unix socket path).
+    pub server: String,
+    /// The device ids of the disks to copy (each exported under its id).
+    pub disks: Vec<String>,
 }
 
 impl MigrationParams {
@@ -103,6 +115,9 @@ impl MigrationProgress {
 pub struct IncomingEndpoint {
     /// The hypervisor's migration address (QEMU: `unix:PATH` or `tcp:HOST:PORT`).
     pub uri: String,
+    /// With a storage copy: the disks the target created empty and serves for the source to
+    /// copy into.
+    pub storage: Option<StorageCopy>,
 }
 
 /// Where progress reports of an outgoing migration go. A closed receiver cancels it.
@@ -118,6 +133,7 @@ mod tests {
             uri: "unix:/x".into(),
             max_bandwidth_bytes: None,
             max_downtime_ms: DEFAULT_MAX_DOWNTIME_MS,
+            storage: None,
         };
         assert!(p.check().is_ok());
         p.max_downtime_ms = 0;

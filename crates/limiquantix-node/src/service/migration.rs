@@ -98,6 +98,35 @@ fn incoming_definition<B: VmBackend>(
     Ok(def)
 }
 
+/// Storage migration: each disk made in the VM's own directory on an overlay gets this node's
+/// copy of its backing image, found by file name in the images directory, then in the pools
+/// (blocking). A missing image is a refusal naming it.
+fn find_backings<B>(inner: &Inner<B>, mut def: VmDefinition) -> Result<VmDefinition, ApiError> {
+    let mut dirs = vec![inner.config.images_dir.clone()];
+    dirs.extend(inner.pool_dirs().into_values());
+    for (i, d) in def.disks.iter_mut().enumerate() {
+        let DiskSource::Overlay { backing, .. } = &mut d.source else {
+            continue;
+        };
+        if def.disk_dirs.contains_key(&d.id) {
+            continue;
+        }
+        let Some(name) = backing.file_name().map(|n| n.to_owned()) else {
+            continue;
+        };
+        let Some(found) = dirs.iter().map(|dir| dir.join(&name)).find(|p| p.is_file()) else {
+            return Err(ApiError::Precondition(format!(
+                "disks[{i}] ({}): backing image {:?} is not on this node (looked in the images \
+                 directory and the pools); import it here first",
+                d.id,
+                name.to_string_lossy()
+            )));
+        };
+        *backing = found;
+    }
+    Ok(def)
+}
+
 /// Every host path of `def` must lie in this node's images directory or pools (blocking).
 fn confine_definition<B>(inner: &Inner<B>, def: &VmDefinition) -> Result<(), ApiError> {
     let confine = inner.confinement();
@@ -153,12 +182,24 @@ impl<B: VmBackend> NodeService<B> {
         let id = parse_vm_id("vm_id", &req.vm_id)?;
         let backend = &self.inner.backend;
         let def = incoming_definition(backend.as_ref(), &id, &req)?;
-        let inner = self.inner.clone();
-        let checked = def.clone();
-        tokio::task::spawn_blocking(move || confine_definition(&inner, &checked)).await??;
+        let (inner, storage) = (self.inner.clone(), req.storage);
+        let def = tokio::task::spawn_blocking(move || {
+            let def = if storage {
+                find_backings(&inner, def)?
+            } else {
+                def
+            };
+            confine_definition(&inner, &def)?;
+            Ok::<_, ApiError>(def)
+        })
+        .await??;
         let valid = def.into_valid().map_err(model_error)?;
         let seed = (!req.seed_iso.is_empty()).then_some(req.seed_iso);
-        let endpoint = backend.prepare_incoming(valid, seed).await?;
+        let endpoint = backend.prepare_incoming(valid, seed, storage).await?;
+        let (nbd_server, copy_disks) = endpoint
+            .storage
+            .map(|c| (c.server, c.disks))
+            .unwrap_or_default();
         let token = uuid::Uuid::new_v4().simple().to_string();
         self.inner.migrations.insert(token.clone(), id.clone());
         self.expire_later(token.clone(), id.clone());
@@ -169,6 +210,8 @@ impl<B: VmBackend> NodeService<B> {
             expires_at: Some((SystemTime::now() + TOKEN_TTL).into()),
             incoming_uri: endpoint.uri,
             abort: false,
+            nbd_server,
+            copy_disks,
         })
     }
 

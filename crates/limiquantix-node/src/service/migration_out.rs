@@ -7,7 +7,7 @@
 
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::migration::{
-    DEFAULT_MAX_DOWNTIME_MS, MigrationParams, MigrationPhase, MigrationProgress,
+    DEFAULT_MAX_DOWNTIME_MS, MigrationParams, MigrationPhase, MigrationProgress, StorageCopy,
 };
 use limiquantix_vm::model::{CdromRole, VmId};
 use limiquantix_vm::{VmBackend, VmState};
@@ -29,6 +29,7 @@ struct Plan {
     params: MigrationParams,
     definition_json: String,
     seed_iso: Vec<u8>,
+    storage: bool,
 }
 
 /// The wire form of a progress report.
@@ -96,13 +97,6 @@ impl<B: VmBackend> NodeService<B> {
                 "only live migration is implemented: set live=true",
             ));
         }
-        if req.storage {
-            return Err(ApiError::invalid(
-                "storage",
-                "storage migration is not implemented yet: the disks must be in a pool shared \
-                 by both nodes (same id and directory); set storage=false",
-            ));
-        }
         let params = MigrationParams {
             uri: String::new(),
             max_bandwidth_bytes: (req.max_bandwidth_bytes_per_sec > 0)
@@ -111,6 +105,7 @@ impl<B: VmBackend> NodeService<B> {
                 0 => DEFAULT_MAX_DOWNTIME_MS,
                 ms => u64::from(ms),
             },
+            storage: None,
         };
         params.check().map_err(|e| {
             let (field, problem) = e.split_once(": ").unwrap_or(("", &e));
@@ -146,6 +141,7 @@ impl<B: VmBackend> NodeService<B> {
             params,
             definition_json,
             seed_iso,
+            storage: req.storage,
         })
     }
 }
@@ -182,6 +178,7 @@ async fn run<B: VmBackend>(
         source_node_uri: String::new(),
         definition_json: plan.definition_json,
         seed_iso: plan.seed_iso,
+        storage: plan.storage,
     };
     let token = target
         .prepare_migration(prepare)
@@ -190,6 +187,12 @@ async fn run<B: VmBackend>(
         .into_inner();
     let mut params = plan.params;
     params.uri = token.incoming_uri.clone();
+    if !token.copy_disks.is_empty() {
+        params.storage = Some(StorageCopy {
+            server: token.nbd_server.clone(),
+            disks: token.copy_disks.clone(),
+        });
+    }
     let sent = send(inner, &id, params, out).await;
     let done = match sent {
         Ok(done) => done,

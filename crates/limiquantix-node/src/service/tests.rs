@@ -406,6 +406,7 @@ impl VmBackend for Fake {
         &self,
         _: ValidDefinition,
         _: Option<Vec<u8>>,
+        _: bool,
     ) -> Result<limiquantix_vm::migration::IncomingEndpoint, BackendError> {
         Err(BackendError::Precondition(NO_MIGRATION.into()))
     }

@@ -32,7 +32,6 @@ async fn migrate_vm_refusals_name_their_field() {
         .unwrap();
     let cases: Vec<(pb::MigrateVmRequest, &str)> = vec![
         (migrate_request(|r| r.live = false), "live"),
-        (migrate_request(|r| r.storage = true), "storage"),
         (
             migrate_request(|r| r.target_node_uri = "tcp:10.0.0.2:9443".into()),
             "target_node_uri",

@@ -1,7 +1,6 @@
 //! [`VmBackend`] for [`QemuBackend`]: the daemon's view of this backend. The operations are the
-//! backend's own; what is here answers the capability questions (VNC endpoint, guest agent,
-//! logs, serial console, where the seed goes) and sorts [`QemuError`] into the categories of
-//! [`BackendError`].
+//! backend's own; what is here answers the capability questions (VNC endpoint, guest agent, logs,
+//! serial console, where the seed goes) and sorts [`QemuError`] into [`BackendError`]'s kinds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -459,9 +458,10 @@ impl VmBackend for QemuBackend {
     async fn prepare_incoming(
         &self,
         def: ValidDefinition,
-        seed_iso: Option<Vec<u8>>,
+        seed: Option<Vec<u8>>,
+        copy: bool,
     ) -> Result<mig::IncomingEndpoint, BackendError> {
-        Ok(QemuBackend::prepare_incoming(self, def, seed_iso).await?)
+        Ok(QemuBackend::prepare_incoming(self, def, seed, copy).await?)
     }
 
     async fn finish_incoming(&self, id: &VmId, timeout: Duration) -> Result<(), BackendError> {

@@ -10,6 +10,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::qmp::{Reading, read};
+use super::storage::{create_local, local_disks};
 use crate::backend::core::{Inner, QemuBackend, Result, blocking, lock};
 use crate::backend::define::{
     check_seed_cdrom, create_staging, publish, write_seed_and_definition,
@@ -17,7 +18,7 @@ use crate::backend::define::{
 use crate::backend::types::QemuError;
 use crate::backend::vm::Vm;
 use crate::paths::RuntimePaths;
-use limiquantix_vm::migration::IncomingEndpoint;
+use limiquantix_vm::migration::{IncomingEndpoint, StorageCopy};
 use limiquantix_vm::model::{ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::state::VmState;
 use limiquantix_vm::{BackendError, VmEventKind};
@@ -28,25 +29,6 @@ const POLL: Duration = Duration::from_millis(100);
 /// A refusal in the backend-neutral "precondition" category.
 fn refused(msg: String) -> QemuError {
     QemuError::Refused(BackendError::Precondition(msg))
-}
-
-/// Every disk of `def` must already exist here, at the same path (blocking).
-fn check_reachable(def: &VmDefinition, paths: &RuntimePaths) -> Result<()> {
-    for (i, d) in def.disks.iter().enumerate() {
-        let Some(file) = paths.disk_of(def, i) else {
-            continue;
-        };
-        if !file.is_file() {
-            return Err(refused(format!(
-                "disks[{i}] ({}): {} is not reachable on this node; a live migration without \
-                 storage copy needs every disk in a pool with the same id and directory on both \
-                 nodes",
-                d.id,
-                file.display()
-            )));
-        }
-    }
-    Ok(limiquantix_storage::check_sources(def)?)
 }
 
 /// The marker of a VM whose guest has not arrived yet: in its state directory from
@@ -67,9 +49,10 @@ impl QemuBackend {
         &self,
         def: ValidDefinition,
         seed: Option<Vec<u8>>,
+        copy_local: bool,
     ) -> Result<IncomingEndpoint> {
         let span = tracing::info_span!("prepare_incoming", vm_id = %def.id);
-        self.prepare_incoming_inner(def.into_inner(), seed)
+        self.prepare_incoming_inner(def.into_inner(), seed, copy_local)
             .instrument(span)
             .await
     }
@@ -78,6 +61,7 @@ impl QemuBackend {
         &self,
         def: VmDefinition,
         seed: Option<Vec<u8>>,
+        copy_local: bool,
     ) -> Result<IncomingEndpoint> {
         let inner = &self.inner;
         let paths = inner.paths(&def.id);
@@ -87,13 +71,20 @@ impl QemuBackend {
             return Err(QemuError::AlreadyExists { vm_id: def.id });
         }
         let (checked, p) = (def.clone(), paths.clone());
-        blocking(move || check_reachable(&checked, &p)).await?;
+        let local = blocking(move || {
+            let local = local_disks(&checked, &p, copy_local)?;
+            limiquantix_storage::check_sources(&checked)?;
+            Ok(local)
+        })
+        .await?;
         let vms_dir = inner.vms_dir();
         let staging = create_staging(&vms_dir, &def.id).await?;
         let staged = RuntimePaths {
             vm_dir: staging.path().to_owned(),
             run_dir: paths.run_dir.clone(),
         };
+        create_local(&inner.config.qemu_img, &def, &staged, &local).await?;
+        let copied: Vec<String> = local.iter().map(|&i| def.disks[i].id.clone()).collect();
         let (saved, target, id) = (def.clone(), paths.vm_dir.clone(), def.id.clone());
         blocking(move || {
             write_seed_and_definition(&staged, seed, &saved)?;
@@ -104,7 +95,7 @@ impl QemuBackend {
         .await?;
         let vm = register_incoming(inner, def, paths);
         let _op = vm.op.lock().await;
-        match self.listen_incoming(&vm).await {
+        match self.listen_incoming(&vm, copied).await {
             Ok(endpoint) => Ok(endpoint),
             Err(e) => {
                 tracing::warn!(error = %e, "incoming migration not ready; forgetting the VM");
@@ -115,22 +106,28 @@ impl QemuBackend {
     }
 
     /// Starts the VM's QEMU waiting for a migration and opens its incoming socket.
-    async fn listen_incoming(&self, vm: &Arc<Vm>) -> Result<IncomingEndpoint> {
+    async fn listen_incoming(&self, vm: &Arc<Vm>, copied: Vec<String>) -> Result<IncomingEndpoint> {
         // `-S`: the guest stays paused after it arrived until ReceiveMigration (never running
         // on two nodes, nor here before the source gave it up).
         self.launch_with(vm, &["-incoming", "defer", "-S"]).await?;
         let socket = incoming_socket(&vm.paths);
         let uri = format!("unix:{}", socket.display());
-        self.qmp_call(
-            vm,
-            "migrate-set-capabilities",
-            Some(super::qmp::capabilities()),
-        )
-        .await?;
+        let caps = super::qmp::capabilities(false);
+        self.qmp_call(vm, "migrate-set-capabilities", Some(caps))
+            .await?;
+        let storage = if copied.is_empty() {
+            None
+        } else {
+            let server = self.export_disks(vm, &copied).await?;
+            Some(StorageCopy {
+                server,
+                disks: copied,
+            })
+        };
         self.qmp_call(vm, "migrate-incoming", Some(json!({ "uri": uri })))
             .await?;
         tracing::info!(uri = %uri, "waiting for the incoming migration");
-        Ok(IncomingEndpoint { uri })
+        Ok(IncomingEndpoint { uri, storage })
     }
 
     /// Waits for the incoming guest and takes it over (see
@@ -152,6 +149,8 @@ impl QemuBackend {
                 std::fs::remove_file(&marker).map_err(crate::backend::core::io_err(&marker))
             })
             .await?;
+            // The disk copies are over (an error: there was no NBD server).
+            let _ = self.qmp_call(&vm, "nbd-server-stop", None).await;
             self.qmp_call(&vm, "cont", None).await?;
             vm.cell().state = VmState::Running;
             self.inner.emit(id, VmEventKind::MigratedIn);

@@ -5,9 +5,11 @@
 //! for the guest or giving up), `outgoing` (the source: `migrate-set-capabilities`,
 //! `migrate-set-parameters`, `migrate`, progress from `query-migrate`, then giving the VM away
 //! or taking the guest back), `qmp` (the QMP arguments and `query-migrate`'s answer, pure),
-//! `forget` (ending a VM's QEMU and removing what this node keeps of it).
+//! `forget` (ending a VM's QEMU and removing what this node keeps of it), `storage` (copying
+//! the VM's own disks: NBD exports on the target, `blockdev-mirror` from the source).
 
 mod forget;
 mod incoming;
 mod outgoing;
 mod qmp;
+mod storage;

@@ -69,10 +69,33 @@ impl QemuBackend {
         progress: &ProgressSender,
     ) -> Result<MigrationProgress> {
         let _ = progress.send(MigrationProgress::phase(MigrationPhase::Preparing));
-        self.qmp_call(vm, "migrate-set-capabilities", Some(capabilities()))
+        let copy = params.storage.as_ref();
+        let caps = capabilities(copy.is_some());
+        self.qmp_call(vm, "migrate-set-capabilities", Some(caps))
             .await?;
         self.qmp_call(vm, "migrate-set-parameters", Some(parameters(params)))
             .await?;
+        if let Some(c) = copy {
+            let copied = self.mirror_disks(vm, &c.server, &c.disks, progress).await;
+            if let Err(e) = copied {
+                let _ = self.end_mirrors(vm, &c.disks, false).await;
+                return Err(e);
+            }
+        }
+        let sent = self.send_memory(vm, params, progress).await;
+        if let (Err(_), Some(c)) = (&sent, copy) {
+            let _ = self.end_mirrors(vm, &c.disks, false).await;
+        }
+        sent
+    }
+
+    /// `migrate`, followed to its end; a storage copy's mirrors end at `pre-switchover`.
+    async fn send_memory(
+        &self,
+        vm: &Vm,
+        params: &MigrationParams,
+        progress: &ProgressSender,
+    ) -> Result<MigrationProgress> {
         self.qmp_call(vm, "migrate", Some(json!({ "uri": params.uri })))
             .await?;
         tracing::info!(uri = %params.uri, "migration started");
@@ -89,6 +112,12 @@ impl QemuBackend {
                     vm_id: vm.id.clone(),
                     source,
                 })?;
+            if let (Some(c), Some("pre-switchover")) = (&params.storage, info["status"].as_str()) {
+                self.end_mirrors(vm, &c.disks, true).await?;
+                let go = json!({ "state": "pre-switchover" });
+                self.qmp_call(vm, "migrate-continue", Some(go)).await?;
+                continue;
+            }
             match read(&info) {
                 // QEMU says `completed` a moment before it has computed the downtime.
                 Reading::Done(p) if p.downtime_ms.unwrap_or(0) == 0 && settle < SETTLE_POLLS => {

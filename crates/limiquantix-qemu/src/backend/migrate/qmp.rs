@@ -7,11 +7,13 @@ use serde_json::{Value, json};
 pub(super) const UNLIMITED_BANDWIDTH: u64 = 100 << 30;
 
 /// `migrate-set-capabilities`: migration events, and auto-converge (the guest's vCPUs are
-/// throttled when it dirties memory faster than the link carries it).
-pub(super) fn capabilities() -> Value {
+/// throttled when it dirties memory faster than the link carries it); with `pause`, the
+/// migration waits at `pre-switchover` (guest stopped) until `migrate-continue`.
+pub(super) fn capabilities(pause: bool) -> Value {
     json!({ "capabilities": [
         { "capability": "events", "state": true },
         { "capability": "auto-converge", "state": true },
+        { "capability": "pause-before-switchover", "state": pause },
     ]})
 }
 
@@ -101,6 +103,7 @@ mod tests {
             uri: "unix:/x".into(),
             max_bandwidth_bytes: Some(8 << 20),
             max_downtime_ms: 250,
+            storage: None,
         };
         assert_eq!(
             parameters(&p),
