@@ -3,7 +3,9 @@
 //! side). VM 1's disk is in the shared pool:
 //!
 //! 1. refused at prepare: a third daemon without the shared pool cannot reach the VM's disk;
-//!    it keeps nothing, and the guest runs on in the same QEMU process;
+//!    it keeps nothing, and the guest runs on in the same QEMU process; a target restarted
+//!    between PrepareMigration and the transfer gives the prepared VM up (nothing left, its
+//!    QEMU gone, the token unknown);
 //! 2. the target's QEMU killed mid-transfer (a 1 MiB/s bandwidth limit keeps the transfer
 //!    going): the stream ends FAILED, the guest runs on the source in the same QEMU process,
 //!    its counter goes on, the target keeps nothing;
@@ -26,7 +28,6 @@ mod common;
 use common::guest::*;
 use limiquantix_proto::NodeClient;
 use limiquantix_proto::v1 as pb;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
@@ -70,8 +71,13 @@ fn qemu_pid(daemon: &Daemon, id: &str) -> u32 {
     text.trim().parse().unwrap()
 }
 
+/// The process runs (a zombie, ended but not reaped by a parent other than the daemon, is not).
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    state.is_some_and(|s| s != 'Z')
 }
 
 /// The daemon has no VM at all: none listed, no VM directory.
@@ -144,6 +150,29 @@ async fn refused_at_prepare(id: &str, source: &mut NodeClient, pid: u32) {
     assert!(why.contains("refused") && why.contains("backing"), "{why}");
     keeps_nothing(&stranger, &mut sc).await;
     assert!(alive(pid));
+}
+
+async fn target_restarted_after_prepare(id: &str, a: &Daemon, b: &mut Daemon) -> NodeClient {
+    let mut cb = limiquantix_proto::connect(&request(id, b).target_node_uri)
+        .await
+        .unwrap();
+    let token = cb
+        .prepare_migration(pb::PrepareMigrationRequest {
+            vm_id: id.into(),
+            definition_json: std::fs::read_to_string(a.paths(id).vm_json()).unwrap(),
+            seed_iso: std::fs::read(a.paths(id).seed_iso()).unwrap(),
+            ..Default::default()
+        })
+        .await
+        .expect("PrepareMigration")
+        .into_inner();
+    let waiting = qemu_pid(b, id);
+    let mut cb = b.restart().await;
+    keeps_nothing(b, &mut cb).await;
+    assert!(!alive(waiting), "the prepared QEMU is still there");
+    let late = cb.receive_migration(token).await.unwrap_err();
+    assert_eq!(late.code(), Code::PermissionDenied);
+    cb
 }
 
 async fn target_killed_mid_transfer(id: &str, a: &Daemon, ca: &mut NodeClient, b: &Daemon) {
@@ -247,9 +276,8 @@ async fn live_migration_between_two_daemons() {
     }
     let pool = format!("shared={}", shared.path().display());
     let (a, mut ca) = Daemon::start_with(&["--pool", &pool]).await;
-    let (b, mut cb) = Daemon::start_with(&["--pool", &pool]).await;
+    let (mut b, cb) = Daemon::start_with(&["--pool", &pool]).await;
     let mut events_a = subscribe(&mut ca).await;
-    let mut events_b = subscribe(&mut cb).await;
 
     let mut events_a2 = subscribe(&mut ca).await;
     let mut req = vm_request(&a, "mover", None);
@@ -272,6 +300,9 @@ async fn live_migration_between_two_daemons() {
     let pid = qemu_pid(&a, &id);
 
     refused_at_prepare(&id, &mut ca, pid).await;
+    drop(cb);
+    let mut cb = target_restarted_after_prepare(&id, &a, &mut b).await;
+    let mut events_b = subscribe(&mut cb).await;
     storage_migration(&id2, &a, &mut ca, &b, &mut cb).await;
     target_killed_mid_transfer(&id, &a, &mut ca, &b).await;
 

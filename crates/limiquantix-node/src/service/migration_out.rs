@@ -148,12 +148,18 @@ impl<B: VmBackend> NodeService<B> {
 
 /// Moves the VM and reports; the last message is COMPLETE or FAILED.
 async fn drive<B: VmBackend>(inner: Arc<Inner<B>>, plan: Plan, out: Out) {
-    let id = plan.id.clone();
+    let (id, target) = (plan.id.clone(), plan.target.clone());
     let preparing = MigrationProgress::phase(MigrationPhase::Preparing);
     let _ = out.send(Ok(wire(&id, &preparing, String::new())));
     match run(&inner, plan, &out).await {
         Ok(done) => {
+            // The guest runs on the target: COMPLETE at once, then this node lets go of it
+            // (the stream ends after that).
             let _ = out.send(Ok(wire(&id, &done, String::new())));
+            if let Err(e) = inner.backend.complete_outgoing(&id, &target).await {
+                tracing::error!(vm_id = %id, error = %e, "the guest runs on the target; cleaning up here failed");
+            }
+            tracing::info!(vm_id = %id, target = %target, "VM migrated out");
         }
         Err(why) => {
             tracing::warn!(vm_id = %id, error = %why, "migration failed");
@@ -208,10 +214,6 @@ async fn run<B: VmBackend>(
             s.message()
         ));
     }
-    if let Err(e) = inner.backend.complete_outgoing(&id, &plan.target).await {
-        tracing::error!(vm_id = %id, error = %e, "the guest runs on the target; cleaning up here failed");
-    }
-    tracing::info!(vm_id = %id, target = %plan.target, "VM migrated out");
     Ok(done)
 }
 

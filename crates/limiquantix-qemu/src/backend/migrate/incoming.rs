@@ -24,7 +24,7 @@ use limiquantix_vm::state::VmState;
 use limiquantix_vm::{BackendError, VmEventKind};
 
 /// How often the target looks at the incoming migration.
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(20);
 
 /// A refusal in the backend-neutral "precondition" category.
 fn refused(msg: String) -> QemuError {

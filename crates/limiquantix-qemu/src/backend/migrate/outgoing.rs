@@ -20,10 +20,10 @@ use limiquantix_vm::model::VmId;
 use limiquantix_vm::state::{VmOp, VmState};
 use limiquantix_vm::{BackendError, VmEventKind};
 
-/// How often `query-migrate` is asked.
-const POLL: Duration = Duration::from_millis(100);
+/// How often `query-migrate` is asked (cheap; the switchover is seen at most this late).
+const POLL: Duration = Duration::from_millis(20);
 /// How many more polls a completed migration gets to report its downtime.
-const SETTLE_POLLS: u32 = 20;
+const SETTLE_POLLS: u32 = 100;
 /// How long a cancelled migration gets to wind down.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
 
