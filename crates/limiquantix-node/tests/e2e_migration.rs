@@ -9,15 +9,18 @@
 //! 2. the target's QEMU killed mid-transfer (a 1 MiB/s bandwidth limit keeps the transfer
 //!    going): the stream ends FAILED, the guest runs on the source in the same QEMU process,
 //!    its counter goes on, the target keeps nothing;
-//! 3. the migration that succeeds: progress, then COMPLETE with the downtime; the source forgets
+//! 3. the source daemon killed mid-transfer: restarted, it cancels the migration nobody drives
+//!    any more; the guest runs on in the same QEMU process, the target gives its half up when
+//!    its waiting QEMU ends;
+//! 4. the migration that succeeds: progress, then COMPLETE with the downtime; the source forgets
 //!    the VM (NOT_FOUND, no directory, no QEMU), VM_MIGRATED_OUT there and VM_MIGRATED_IN on the
 //!    target; inside the guest the same boot id and the same counting process, further on; the
 //!    seed on the target is the source's byte for byte.
 //!
 //! VM 2's overlay is local to the source (its VM directory, on the source's copy of the image):
 //!
-//! 4. without storage copy it is refused at prepare, naming the disk;
-//! 5. with storage copy (NBD export on the target, `blockdev-mirror` from the source) a file
+//! 5. without storage copy it is refused at prepare, naming the disk;
+//! 6. with storage copy (NBD export on the target, `blockdev-mirror` from the source) a file
 //!    written before is read back on the target, whose overlay is its own file on its own copy
 //!    of the image; the source's directory and disk are gone after success.
 //!
@@ -175,6 +178,58 @@ async fn target_restarted_after_prepare(id: &str, a: &Daemon, b: &mut Daemon) ->
     cb
 }
 
+async fn source_killed_mid_transfer(id: &str, a: &mut Daemon, b: &Daemon) -> NodeClient {
+    let pid = qemu_pid(a, id);
+    let mut ca = limiquantix_proto::connect(&request(id, a).target_node_uri)
+        .await
+        .unwrap();
+    let (_, before, counter_pid) = guest_facts(&mut ca, id).await;
+    let mut req = request(id, b);
+    req.max_bandwidth_bytes_per_sec = 1 << 20;
+    let mut stream = ca.migrate_vm(req).await.expect("MigrateVM").into_inner();
+    loop {
+        let p = stream.message().await.unwrap().expect("progress");
+        if p.phase() == pb::MigrationPhase::Transferring && p.data_transferred_bytes > 0 {
+            break;
+        }
+    }
+    a.kill();
+    drop(stream);
+    let mut ca = a.spawn().await;
+    let mut cb = limiquantix_proto::connect(&request(id, b).target_node_uri)
+        .await
+        .unwrap();
+    keeps_nothing_soon(b, &mut cb).await;
+    assert_eq!(qemu_pid(a, id), pid, "the source's QEMU changed");
+    let status = ca.get_vm_status(pb::VmIdRequest { vm_id: id.into() }).await;
+    assert_eq!(
+        status.unwrap().into_inner().state,
+        pb::PowerState::Running as i32
+    );
+    let (_, after, same_pid) = guest_facts(&mut ca, id).await;
+    assert!(after > before, "the counter stopped: {before} then {after}");
+    assert_eq!(same_pid, counter_pid);
+    ca
+}
+
+/// [`keeps_nothing`] within 15 s (the target notices its waiting QEMU ended within a second).
+async fn keeps_nothing_soon(daemon: &Daemon, client: &mut NodeClient) {
+    for _ in 0..30 {
+        let listed = client.list_v_ms(()).await.unwrap().into_inner().vms;
+        if listed.is_empty()
+            && !daemon
+                .state()
+                .join("vms")
+                .read_dir()
+                .is_ok_and(|mut d| d.next().is_some())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    keeps_nothing(daemon, client).await;
+}
+
 async fn target_killed_mid_transfer(id: &str, a: &Daemon, ca: &mut NodeClient, b: &Daemon) {
     let pid = qemu_pid(a, id);
     let (_, before, counter_pid) = guest_facts(ca, id).await;
@@ -197,7 +252,7 @@ async fn target_killed_mid_transfer(id: &str, a: &Daemon, ca: &mut NodeClient, b
     let mut cb = limiquantix_proto::connect(&request(id, b).target_node_uri)
         .await
         .unwrap();
-    keeps_nothing(b, &mut cb).await;
+    keeps_nothing_soon(b, &mut cb).await;
     assert_eq!(qemu_pid(a, id), pid, "the source's QEMU changed");
     let status = ca.get_vm_status(pb::VmIdRequest { vm_id: id.into() }).await;
     assert_eq!(
@@ -275,7 +330,7 @@ async fn live_migration_between_two_daemons() {
         std::fs::copy(limiquantix_test_support::guest_image(), &image).unwrap();
     }
     let pool = format!("shared={}", shared.path().display());
-    let (a, mut ca) = Daemon::start_with(&["--pool", &pool]).await;
+    let (mut a, mut ca) = Daemon::start_with(&["--pool", &pool]).await;
     let (mut b, cb) = Daemon::start_with(&["--pool", &pool]).await;
     let mut events_a = subscribe(&mut ca).await;
 
@@ -305,6 +360,9 @@ async fn live_migration_between_two_daemons() {
     let mut events_b = subscribe(&mut cb).await;
     storage_migration(&id2, &a, &mut ca, &b, &mut cb).await;
     target_killed_mid_transfer(&id, &a, &mut ca, &b).await;
+    drop(ca);
+    let mut ca = source_killed_mid_transfer(&id, &mut a, &b).await;
+    let mut events_a = subscribe(&mut ca).await;
 
     // The migration that succeeds.
     let (boot_id, before, counter_pid) = guest_facts(&mut ca, &id).await;

@@ -21,11 +21,13 @@ use super::core::{Inner, NodeService};
 use crate::error::ApiError;
 use crate::translate::{model_error, parse_vm_id};
 use limiquantix_proto::v1 as pb;
-use limiquantix_vm::VmBackend;
 use limiquantix_vm::model::{CdromRole, DiskSource, VmDefinition, VmId};
+use limiquantix_vm::{VmBackend, VmState};
 
 /// How long a prepared migration waits for the source.
 pub const TOKEN_TTL: Duration = Duration::from_secs(300);
+/// How often a prepared migration's hypervisor is looked at.
+const WATCH: Duration = Duration::from_secs(1);
 /// How long ReceiveMigration waits for the guest to run here.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(120);
 /// The largest definition document accepted.
@@ -215,14 +217,28 @@ impl<B: VmBackend> NodeService<B> {
         })
     }
 
-    /// Removes the prepared VM when its token was not used in time.
+    /// Removes the prepared VM when its token was not used in time, or at once when its
+    /// hypervisor ends first (the source gave the migration up, or it failed).
     fn expire_later(&self, token: String, id: VmId) {
         let inner = std::sync::Arc::downgrade(&self.inner);
         tokio::spawn(async move {
-            tokio::time::sleep(TOKEN_TTL).await;
+            let deadline = tokio::time::Instant::now() + TOKEN_TTL;
+            let why = loop {
+                tokio::time::sleep(WATCH).await;
+                let Some(inner) = inner.upgrade() else { return };
+                if tokio::time::Instant::now() >= deadline {
+                    break "migration token expired";
+                }
+                match inner.backend.get(&id).await {
+                    Ok(e) if e.status.state == VmState::Migrating => {}
+                    Ok(e) if e.status.state.is_active() => return,
+                    Ok(_) => break "the waiting hypervisor ended",
+                    Err(_) => return,
+                }
+            };
             let Some(inner) = inner.upgrade() else { return };
             if inner.migrations.take(&token).is_some() {
-                tracing::warn!(vm_id = %id, "migration token expired; removing the prepared VM");
+                tracing::warn!(vm_id = %id, "{why}; removing the prepared VM");
                 if let Err(e) = inner.backend.abort_incoming(&id).await {
                     tracing::warn!(vm_id = %id, error = %e, "cannot remove the prepared VM");
                 }

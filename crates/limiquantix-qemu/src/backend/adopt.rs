@@ -55,6 +55,7 @@ impl QemuBackend {
             if backend.settle_incoming(&vm).await {
                 continue;
             }
+            backend.settle_outgoing(&vm).await;
             if let Err(e) = backend.settle_snapshots(&vm).await {
                 tracing::warn!(vm_id = %id, error = %e, "cannot settle an interrupted snapshot operation");
             }

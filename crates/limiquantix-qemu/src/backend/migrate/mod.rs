@@ -6,10 +6,12 @@
 //! `migrate-set-parameters`, `migrate`, progress from `query-migrate`, then giving the VM away
 //! or taking the guest back), `qmp` (the QMP arguments and `query-migrate`'s answer, pure),
 //! `forget` (ending a VM's QEMU and removing what this node keeps of it), `storage` (copying
-//! the VM's own disks: NBD exports on the target, `blockdev-mirror` from the source).
+//! the VM's own disks: NBD exports on the target, `blockdev-mirror` from the source), `settle`
+//! (a source that opens after its daemon went away mid-migration).
 
 mod forget;
 mod incoming;
 mod outgoing;
 mod qmp;
+mod settle;
 mod storage;

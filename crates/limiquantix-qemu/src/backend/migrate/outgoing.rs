@@ -10,7 +10,8 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::qmp::{Reading, capabilities, parameters, read};
-use crate::backend::core::{QemuBackend, Result};
+use super::settle::handover_marker;
+use crate::backend::core::{QemuBackend, Result, blocking, io_err};
 use crate::backend::types::QemuError;
 use crate::backend::vm::Vm;
 use limiquantix_vm::migration::{
@@ -125,6 +126,8 @@ impl QemuBackend {
                 }
                 Reading::Done(p) => {
                     tracing::info!(downtime_ms = ?p.downtime_ms, "migration completed");
+                    let marker = handover_marker(&vm.paths);
+                    blocking(move || std::fs::write(&marker, b"").map_err(io_err(&marker))).await?;
                     return Ok(p);
                 }
                 Reading::Failed(why) => return Err(failed(&vm.id, &why)),
@@ -211,6 +214,7 @@ impl QemuBackend {
             }
             self.qmp_call(&vm, "cont", None).await?;
             vm.cell().state = VmState::Running;
+            let _ = tokio::fs::remove_file(handover_marker(&vm.paths)).await;
             tracing::warn!("the target did not take the guest; it runs here again");
             Ok(())
         }
