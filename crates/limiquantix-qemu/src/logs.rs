@@ -84,6 +84,23 @@ pub fn tail(path: &Path, lines: usize, max_bytes: u64) -> std::io::Result<LogTai
     })
 }
 
+/// The last `n` bytes of a file; a missing file is empty.
+pub async fn file_tail(path: &std::path::Path, n: usize) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata().await?.len();
+    let n = u64::try_from(n).unwrap_or(u64::MAX);
+    let start = len.saturating_sub(n);
+    file.seek(std::io::SeekFrom::Start(start)).await?;
+    let mut out = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
+    file.take(n).read_to_end(&mut out).await?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +167,15 @@ mod tests {
         let f = write(b"");
         let t = tail(f.path(), 5, 100).unwrap();
         assert_eq!((t.text.as_str(), t.lines, t.truncated), ("", 0, false));
+    }
+
+    #[tokio::test]
+    async fn file_tail_takes_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serial.log");
+        assert!(file_tail(&path, 10).await.unwrap().is_empty());
+        std::fs::write(&path, b"0123456789abcdef").unwrap();
+        assert_eq!(file_tail(&path, 4).await.unwrap(), b"cdef");
+        assert_eq!(file_tail(&path, 100).await.unwrap(), b"0123456789abcdef");
     }
 }

@@ -19,6 +19,7 @@ use crate::event::VmEvent;
 use crate::guest::{AgentPing, GuestFacts};
 use crate::guest_ops as g;
 use crate::hotplug::DiskPlacement;
+use crate::migration as mig;
 use crate::model::{DiskSpec, NicSpec, ValidDefinition, VmDefinition, VmId};
 use crate::snapshot::{SnapshotInfo, SnapshotRequest};
 use crate::status::{VmEntry, VmLogs, VncEndpoint};
@@ -276,6 +277,57 @@ pub trait VmBackend: Send + Sync + 'static {
         id: &VmId,
         max_bytes: usize,
     ) -> impl Future<Output = Result<Vec<u8>, BackendError>> + Send;
+
+    /// Prepares an incoming live migration of `definition` (a VM this node does not have):
+    /// every disk file must already be reachable here (shared storage), except, with
+    /// `copy_local`, the disks the backend creates in the VM's own directory: those are created
+    /// here (overlays on the same backing image) and served for the source to copy into
+    /// ([`mig::IncomingEndpoint::storage`]). The seed (if any) is
+    /// stored at [`VmBackend::seed_path`], and a hypervisor with the same device layout waits
+    /// for the guest's state (which stays paused until [`Self::finish_incoming`]). The VM is `migrating` until [`Self::finish_incoming`] or
+    /// [`Self::abort_incoming`]. A backend that cannot migrate answers
+    /// [`BackendError::Precondition`].
+    fn prepare_incoming(
+        &self,
+        definition: ValidDefinition,
+        seed_iso: Option<Vec<u8>>,
+        copy_local: bool,
+    ) -> impl Future<Output = Result<mig::IncomingEndpoint, BackendError>> + Send;
+
+    /// Waits (up to `timeout`) for the incoming migration of VM `id` to complete and its guest
+    /// to run here; then the VM is `running` and `MigratedIn` is published.
+    fn finish_incoming(
+        &self,
+        id: &VmId,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Gives up an incoming migration of VM `id`: its hypervisor is ended and the VM forgotten
+    /// (disk files outside the VM's own directory are never touched).
+    fn abort_incoming(&self, id: &VmId) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Sends the running (or paused) guest of VM `id` to `params.uri`, reporting progress to
+    /// `progress`. On success the guest is stopped here, ready to be given away
+    /// ([`Self::complete_outgoing`]) or taken back ([`Self::cancel_outgoing`]); the VM stays
+    /// `migrating`. On failure the guest runs here as before, with the same process.
+    fn migrate(
+        &self,
+        id: &VmId,
+        params: mig::MigrationParams,
+        progress: mig::ProgressSender,
+    ) -> impl Future<Output = Result<mig::MigrationProgress, BackendError>> + Send;
+
+    /// After a migration the target confirmed: ends the stopped hypervisor and forgets VM `id`
+    /// (its definition, seed and the files in its own directory; disks elsewhere stay), then
+    /// publishes `MigratedOut { target }`.
+    fn complete_outgoing(
+        &self,
+        id: &VmId,
+        target: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// After a migration the target did not confirm: the guest runs here again.
+    fn cancel_outgoing(&self, id: &VmId) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// A receiver of every VM event from now on.
     fn subscribe(&self) -> broadcast::Receiver<VmEvent>;

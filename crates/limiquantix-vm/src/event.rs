@@ -111,6 +111,13 @@ pub enum VmEventKind {
         /// Its device id.
         device_id: String,
     },
+    /// The guest left for another node (a live migration completed); this node forgot the VM.
+    MigratedOut {
+        /// Where it went (the target's API address).
+        target: String,
+    },
+    /// The guest arrived from another node (a live migration completed) and runs here.
+    MigratedIn,
 }
 
 impl VmEventKind {
@@ -141,6 +148,8 @@ impl VmEventKind {
             Self::SnapshotDeleted { snapshot_id } => format!("snapshot {snapshot_id} deleted"),
             Self::DeviceAttached { kind, device_id } => format!("{kind} {device_id} attached"),
             Self::DeviceDetached { kind, device_id } => format!("{kind} {device_id} detached"),
+            Self::MigratedOut { target } => format!("VM migrated out to {target}"),
+            Self::MigratedIn => "VM migrated in".into(),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - [`snapshot`]: snapshot requests, listings, names and the snapshot tree.
 //! - [`guest_ops`]: operations inside a guest through its agent, and their limits.
 //! - [`deadline`]: the caller's deadline, for work a backend queues.
+//! - [`migration`]: live migration's parameters, progress and the incoming side's endpoint.
 
 pub mod accel;
 pub mod backend;
@@ -25,6 +26,7 @@ pub mod event;
 pub mod guest;
 pub mod guest_ops;
 pub mod hotplug;
+pub mod migration;
 pub mod model;
 pub mod readiness;
 pub mod resize;

@@ -4,19 +4,23 @@
 //! operation, and a refused operation becomes a typed `InvalidTransition` error (never a silent
 //! no-op). The table:
 //!
-//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk | snapshot | revert_snapshot | delete_snapshot | attach_disk | detach_disk | attach_nic | detach_nic |
-//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|----------|-----------------|-----------------|-------------|-------------|------------|------------|
-//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     | stopped  | stopped         | stopped         | stopped     | stopped     | stopped    | stopped    |
-//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               | -           | -           | -          | -          |
-//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     | running  | running         | running         | running     | running     | running    | running    |
-//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      | paused   | paused          | paused          | paused      | paused      | paused     | paused     |
-//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               | -           | -           | -          | -          |
-//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     | crashed  | crashed         | crashed         | crashed     | crashed     | crashed    | crashed    |
+//! | state \ op | start    | stop     | force_stop | reboot  | pause  | resume  | delete  | change_media | resize_disk | snapshot | revert_snapshot | delete_snapshot | attach_disk | detach_disk | attach_nic | detach_nic | migrate   |
+//! |------------|----------|----------|------------|---------|--------|---------|---------|--------------|-------------|----------|-----------------|-----------------|-------------|-------------|------------|------------|-----------|
+//! | stopped    | starting | -        | -          | -       | -      | -       | stopped | stopped      | stopped     | stopped  | stopped         | stopped         | stopped     | stopped     | stopped    | stopped    | -         |
+//! | starting   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               | -           | -           | -          | -          | -         |
+//! | running    | -        | stopping | stopping   | running | paused | -       | -       | running      | running     | running  | running         | running         | running     | running     | running    | running    | migrating |
+//! | paused     | -        | stopping | stopping   | paused  | -      | running | -       | paused       | paused      | paused   | paused          | paused          | paused      | paused      | paused     | paused     | migrating |
+//! | stopping   | -        | -        | stopping   | -       | -      | -       | -       | -            | -           | -        | -               | -               | -           | -           | -          | -          | -         |
+//! | crashed    | starting | -        | -          | -       | -      | -       | stopped | crashed      | crashed     | crashed  | crashed         | crashed         | crashed     | crashed     | crashed    | crashed    | -         |
+//! | migrating  | -        | -        | -          | -       | -      | -       | -       | -            | -           | -        | -               | -               | -           | -           | -          | -          | -         |
 //!
 //! The cell is the state the VM is in while (or right after) the operation runs; `starting`
 //! ends in `running`, `stopping` in `stopped`. Process events move the state too: the QEMU
 //! process exiting after a guest shutdown or a requested stop gives `stopped`, exiting any other
-//! way gives `crashed`; QMP `STOP`/`RESUME` events move `running` and `paused`.
+//! way gives `crashed`; QMP `STOP`/`RESUME` events move `running` and `paused`. `migrating`
+//! (a live migration moves the guest to or from another node) refuses every operation: it ends
+//! in `running` on the node that has the guest (or back where it was after a failure), and the
+//! VM leaves the node that gave it away.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,24 +41,28 @@ pub enum VmState {
     /// QEMU exited without a guest shutdown or a requested stop (killed, crashed, died while the
     /// daemon was away).
     Crashed,
+    /// A live migration moves the guest out to another node or in from one; QEMU is alive and
+    /// every other operation is refused until it ends.
+    Migrating,
 }
 
 impl VmState {
     /// Every state, for exhaustive iteration.
-    pub const ALL: [VmState; 6] = [
+    pub const ALL: [VmState; 7] = [
         Self::Stopped,
         Self::Starting,
         Self::Running,
         Self::Paused,
         Self::Stopping,
         Self::Crashed,
+        Self::Migrating,
     ];
 
     /// Whether a QEMU process exists in this state.
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            Self::Starting | Self::Running | Self::Paused | Self::Stopping
+            Self::Starting | Self::Running | Self::Paused | Self::Stopping | Self::Migrating
         )
     }
 
@@ -67,6 +75,7 @@ impl VmState {
             Self::Paused => "paused",
             Self::Stopping => "stopping",
             Self::Crashed => "crashed",
+            Self::Migrating => "migrating",
         }
     }
 }
@@ -113,11 +122,13 @@ pub enum VmOp {
     AttachNic,
     /// Remove a NIC (unplugged while QEMU runs).
     DetachNic,
+    /// Move the running (or paused) guest to another node.
+    Migrate,
 }
 
 impl VmOp {
     /// Every operation, for exhaustive iteration.
-    pub const ALL: [VmOp; 16] = [
+    pub const ALL: [VmOp; 17] = [
         Self::Start,
         Self::Stop,
         Self::ForceStop,
@@ -134,6 +145,7 @@ impl VmOp {
         Self::DetachDisk,
         Self::AttachNic,
         Self::DetachNic,
+        Self::Migrate,
     ];
 
     /// The operation's name.
@@ -155,6 +167,7 @@ impl VmOp {
             Self::DetachDisk => "detach_disk",
             Self::AttachNic => "attach_nic",
             Self::DetachNic => "detach_nic",
+            Self::Migrate => "migrate",
         }
     }
 }
@@ -190,6 +203,7 @@ pub fn valid_transition(state: VmState, op: VmOp) -> Option<VmState> {
             | O::AttachNic
             | O::DetachNic,
         ) => Some(state),
+        (S::Running | S::Paused, O::Migrate) => Some(S::Migrating),
         _ => None,
     }
 }
@@ -199,49 +213,80 @@ mod tests {
     use super::*;
 
     /// The table from the module documentation, row by row (`-` = refused).
-    const TABLE: [(VmState, [&str; 16]); 6] = [
+    const TABLE: [(VmState, [&str; 17]); 7] = [
         (
             VmState::Stopped,
             [
                 "starting", "-", "-", "-", "-", "-", "stopped", "stopped", "stopped", "stopped",
-                "stopped", "stopped", "stopped", "stopped", "stopped", "stopped",
+                "stopped", "stopped", "stopped", "stopped", "stopped", "stopped", "-",
             ],
         ),
         (
             VmState::Starting,
             [
                 "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                "-",
+                "-", "-",
             ],
         ),
         (
             VmState::Running,
             [
-                "-", "stopping", "stopping", "running", "paused", "-", "-", "running", "running",
-                "running", "running", "running", "running", "running", "running", "running",
+                "-",
+                "stopping",
+                "stopping",
+                "running",
+                "paused",
+                "-",
+                "-",
+                "running",
+                "running",
+                "running",
+                "running",
+                "running",
+                "running",
+                "running",
+                "running",
+                "running",
+                "migrating",
             ],
         ),
         (
             VmState::Paused,
             [
-                "-", "stopping", "stopping", "paused", "-", "running", "-", "paused", "paused",
-                "paused", "paused", "paused", "paused", "paused", "paused", "paused",
+                "-",
+                "stopping",
+                "stopping",
+                "paused",
+                "-",
+                "running",
+                "-",
+                "paused",
+                "paused",
+                "paused",
+                "paused",
+                "paused",
+                "paused",
+                "paused",
+                "paused",
+                "paused",
+                "migrating",
             ],
         ),
         (
             VmState::Stopping,
             [
                 "-", "-", "stopping", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                "-",
+                "-", "-",
             ],
         ),
         (
             VmState::Crashed,
             [
                 "starting", "-", "-", "-", "-", "-", "stopped", "crashed", "crashed", "crashed",
-                "crashed", "crashed", "crashed", "crashed", "crashed", "crashed",
+                "crashed", "crashed", "crashed", "crashed", "crashed", "crashed", "-",
             ],
         ),
+        (VmState::Migrating, ["-"; 17]),
     ];
 
     #[test]
@@ -308,7 +353,8 @@ mod tests {
                 VmState::Starting,
                 VmState::Running,
                 VmState::Paused,
-                VmState::Stopping
+                VmState::Stopping,
+                VmState::Migrating
             ]
         );
         // Only states without a process can be started or deleted.

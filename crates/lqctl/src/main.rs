@@ -13,6 +13,7 @@ mod image;
 mod logs;
 mod lookup;
 mod metrics;
+mod migrate;
 mod node;
 mod node_http;
 mod output;

@@ -79,6 +79,8 @@ pub enum VmCommand {
     Fsthaw(VmArg),
     /// A live table of the running VMs' CPU, memory, disk and network, refreshed each second.
     Top(crate::metrics::TopArgs),
+    /// Move a running VM to another node's daemon (live), with a progress bar.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 /// One VM.
@@ -215,6 +217,7 @@ pub async fn run(ctx: &Ctx, command: VmCommand) -> anyhow::Result<()> {
         VmCommand::Fsfreeze(a) => guest::freeze(ctx, a).await,
         VmCommand::Fsthaw(a) => guest::thaw(ctx, &a.vm).await,
         VmCommand::Top(a) => crate::metrics::top(ctx, a).await,
+        VmCommand::Migrate(a) => crate::migrate::run(ctx, a).await,
         VmCommand::Console(a) => {
             let vm = find(ctx, &a.vm).await?;
             if a.log {

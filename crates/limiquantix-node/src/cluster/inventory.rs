@@ -20,6 +20,7 @@ pub fn state_name(state: VmState) -> &'static str {
         VmState::Paused => "Paused",
         VmState::Stopped => "Stopped",
         VmState::Crashed => "Crashed",
+        VmState::Migrating => "Migrating",
     }
 }
 
@@ -30,6 +31,7 @@ fn power_state(state: VmState) -> compute::VmPowerState {
         VmState::Paused => compute::VmPowerState::Paused,
         VmState::Stopped => compute::VmPowerState::Stopped,
         VmState::Crashed => compute::VmPowerState::Crashed,
+        VmState::Migrating => compute::VmPowerState::Migrating,
     }
 }
 

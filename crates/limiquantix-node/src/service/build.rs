@@ -42,6 +42,7 @@ impl<B: VmBackend> NodeService<B> {
             control_plane: OnceLock::new(),
             downloads,
             ovs_vsctl: network::OVS_VSCTL.into(),
+            migrations: Default::default(),
         });
         agent::follow(agent_events, Arc::downgrade(&inner));
         Self { inner }

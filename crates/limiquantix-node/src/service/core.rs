@@ -55,6 +55,8 @@ pub(super) struct Inner<B> {
     pub(super) downloads: DownloadJobs,
     /// The Open vSwitch tool the network RPCs ask.
     pub(super) ovs_vsctl: PathBuf,
+    /// The incoming migrations prepared here (PrepareMigration's tokens).
+    pub(super) migrations: super::migration::IncomingTable,
 }
 
 /// The gRPC service. Cheap to clone.

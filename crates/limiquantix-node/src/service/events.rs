@@ -51,6 +51,11 @@ pub(super) fn node_event(e: &VmEvent) -> pb::NodeEvent {
             metadata.insert("device_id".to_string(), device_id.clone());
             (hotplug_event(*kind, false), None)
         }
+        VmEventKind::MigratedOut { target } => {
+            metadata.insert("target".to_string(), target.clone());
+            (pb::EventType::VmMigratedOut, None)
+        }
+        VmEventKind::MigratedIn => (pb::EventType::VmMigratedIn, None),
     };
     if let Some(what) = detail {
         metadata.insert("kind".to_string(), what);

@@ -18,6 +18,8 @@ mod guest;
 mod hotplug;
 mod media;
 mod metrics;
+mod migration;
+mod migration_out;
 mod network;
 mod nfs_pool;
 mod node;
@@ -209,25 +211,25 @@ impl<B: VmBackend> NodeDaemonService for NodeService<B> {
 
     async fn prepare_migration(
         &self,
-        _: Request<pb::PrepareMigrationRequest>,
+        request: Request<pb::PrepareMigrationRequest>,
     ) -> Result<Response<pb::MigrationToken>, Status> {
-        pending::answer("PrepareMigration")
+        reply(self.migration_prepare(request.into_inner()).await)
     }
 
     async fn receive_migration(
         &self,
-        _: Request<pb::MigrationToken>,
+        request: Request<pb::MigrationToken>,
     ) -> Result<Response<()>, Status> {
-        pending::answer("ReceiveMigration")
+        reply(self.migration_receive(request.into_inner()).await)
     }
 
     type MigrateVMStream = BoxStream<pb::MigrationProgress>;
 
     async fn migrate_vm(
         &self,
-        _: Request<pb::MigrateVmRequest>,
+        request: Request<pb::MigrateVmRequest>,
     ) -> Result<Response<Self::MigrateVMStream>, Status> {
-        pending::answer("MigrateVM")
+        reply(self.migration_start(request.into_inner()).await)
     }
 
     type StreamMetricsStream = BoxStream<pb::NodeMetrics>;

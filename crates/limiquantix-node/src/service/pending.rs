@@ -4,13 +4,10 @@ use crate::error::ApiError;
 use tonic::{Response, Status};
 
 /// What each unimplemented RPC waits for.
-pub const PENDING: &[(&str, &str)] = &[
-    ("PrepareMigration", "live migration (not scheduled yet)"),
-    ("ReceiveMigration", "live migration (not scheduled yet)"),
-    ("MigrateVM", "live migration (not scheduled yet)"),
-];
+pub const PENDING: &[(&str, &str)] = &[];
 
-/// The UNIMPLEMENTED answer of `method`.
+/// The UNIMPLEMENTED answer of `method` (every RPC is implemented today; kept for the next).
+#[allow(dead_code)]
 pub fn answer<T>(method: &'static str) -> Result<Response<T>, Status> {
     let waits_for = PENDING
         .iter()

@@ -52,6 +52,9 @@ impl<B: VmBackend> NodeService<B> {
             VmOp::AttachDisk | VmOp::DetachDisk | VmOp::AttachNic | VmOp::DetachNic => Err(
                 BackendError::Invalid(format!("{op} takes a device: use its own RPC")),
             ),
+            VmOp::Migrate => Err(BackendError::Invalid(
+                "migrate takes a target node: use MigrateVM".into(),
+            )),
         };
         match &result {
             Ok(()) => tracing::info!(vm_id = %id, op = %op, "VM operation done"),

@@ -15,6 +15,7 @@ pub fn power_state(s: VmState) -> pb::PowerState {
         VmState::Paused => pb::PowerState::Paused,
         VmState::Crashed => pb::PowerState::Crashed,
         VmState::Starting => pb::PowerState::Unknown,
+        VmState::Migrating => pb::PowerState::Running,
     }
 }
 

@@ -94,6 +94,13 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon with SIGKILL, as a crash would (its QEMUs keep running).
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
     /// Stops the daemon and starts it again.
     pub async fn restart(&mut self) -> NodeClient {
         self.stop();

@@ -96,6 +96,10 @@ impl QemuBackend {
                 let _permit = permits.acquire_owned().await;
                 let id = def.id.clone();
                 let vm = backend.reconcile(def).await;
+                if backend.settle_incoming(&vm).await {
+                    return;
+                }
+                backend.settle_outgoing(&vm).await;
                 if let Err(e) = backend.settle_snapshots(&vm).await {
                     tracing::warn!(vm_id = %id, error = %e, "cannot settle an interrupted snapshot operation");
                 }

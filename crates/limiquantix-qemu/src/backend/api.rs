@@ -1,7 +1,6 @@
 //! [`VmBackend`] for [`QemuBackend`]: the daemon's view of this backend. The operations are the
-//! backend's own; what is here answers the capability questions (VNC endpoint, guest agent,
-//! logs, serial console, where the seed goes) and sorts [`QemuError`] into the categories of
-//! [`BackendError`].
+//! backend's own; what is here answers the capability questions (VNC endpoint, guest agent, logs,
+//! serial console, where the seed goes) and sorts [`QemuError`] into [`BackendError`]'s kinds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use limiquantix_vm::{
     AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmBackend, VmEntry, VmEvent,
     VmLogs, VmState, VmUsage, VncEndpoint,
 };
-use limiquantix_vm::{SnapshotInfo, SnapshotRequest};
+use limiquantix_vm::{SnapshotInfo, SnapshotRequest, migration as mig};
 
 impl From<QemuError> for BackendError {
     /// Sorts a detailed backend error into its category; the message is kept.
@@ -41,8 +40,7 @@ impl From<QemuError> for BackendError {
             E::Refused(b) => b,
             E::Plug { .. } => BackendError::Precondition(text),
             E::UnplugTimeout { .. } | E::Queued { .. } => BackendError::Timeout(text),
-            E::TooManyVms { .. } => BackendError::Precondition(text),
-            E::Grow { .. } => BackendError::Precondition(text),
+            E::TooManyVms { .. } | E::Grow { .. } => BackendError::Precondition(text),
             E::NoSuchCdrom { .. } | E::Boot(BootError::Invalid(_)) => BackendError::Invalid(text),
             E::Boot(_) | E::Firmware(_) | E::Accel(_) | E::KvmProbe(_) | E::StartFailed { .. } => {
                 BackendError::Precondition(text)
@@ -171,23 +169,6 @@ fn console_refusal(id: &VmId, e: &std::io::Error) -> String {
         ),
         _ => format!("cannot connect to the console of VM {id}: {e}"),
     }
-}
-
-/// The last `n` bytes of a file; a missing file is empty.
-async fn file_tail(path: &std::path::Path, n: usize) -> std::io::Result<Vec<u8>> {
-    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let len = file.metadata().await?.len();
-    let n = u64::try_from(n).unwrap_or(u64::MAX);
-    let start = len.saturating_sub(n);
-    file.seek(std::io::SeekFrom::Start(start)).await?;
-    let mut out = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
-    file.take(n).read_to_end(&mut out).await?;
-    Ok(out)
 }
 
 impl VmBackend for QemuBackend {
@@ -469,9 +450,43 @@ impl VmBackend for QemuBackend {
 
     async fn console_history(&self, id: &VmId, max_bytes: usize) -> Result<Vec<u8>, BackendError> {
         let path = self.vm(id)?.paths.serial_log();
-        file_tail(&path, max_bytes)
+        crate::logs::file_tail(&path, max_bytes)
             .await
             .map_err(|e| BackendError::Internal(format!("reading the serial log of VM {id}: {e}")))
+    }
+
+    async fn prepare_incoming(
+        &self,
+        def: ValidDefinition,
+        seed: Option<Vec<u8>>,
+        copy: bool,
+    ) -> Result<mig::IncomingEndpoint, BackendError> {
+        Ok(QemuBackend::prepare_incoming(self, def, seed, copy).await?)
+    }
+
+    async fn finish_incoming(&self, id: &VmId, timeout: Duration) -> Result<(), BackendError> {
+        Ok(QemuBackend::finish_incoming(self, id, timeout).await?)
+    }
+
+    async fn abort_incoming(&self, id: &VmId) -> Result<(), BackendError> {
+        Ok(QemuBackend::abort_incoming(self, id).await?)
+    }
+
+    async fn migrate(
+        &self,
+        id: &VmId,
+        params: mig::MigrationParams,
+        progress: mig::ProgressSender,
+    ) -> Result<mig::MigrationProgress, BackendError> {
+        Ok(QemuBackend::migrate(self, id, params, progress).await?)
+    }
+
+    async fn complete_outgoing(&self, id: &VmId, target: &str) -> Result<(), BackendError> {
+        Ok(QemuBackend::complete_outgoing(self, id, target).await?)
+    }
+
+    async fn cancel_outgoing(&self, id: &VmId) -> Result<(), BackendError> {
+        Ok(QemuBackend::cancel_outgoing(self, id).await?)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<VmEvent> {
@@ -480,20 +495,5 @@ impl VmBackend for QemuBackend {
 
     fn usage(&self) -> std::collections::BTreeMap<VmId, VmUsage> {
         QemuBackend::usage(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn file_tail_takes_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("serial.log");
-        assert!(file_tail(&path, 10).await.unwrap().is_empty());
-        std::fs::write(&path, b"0123456789abcdef").unwrap();
-        assert_eq!(file_tail(&path, 4).await.unwrap(), b"cdef");
-        assert_eq!(file_tail(&path, 100).await.unwrap(), b"0123456789abcdef");
     }
 }

@@ -69,7 +69,11 @@ pub(super) fn load_all(vms_dir: &Path) -> Vec<VmDefinition> {
 
 /// A seed given as bytes is stored at the backend's seed path, so the definition's seed CD-ROM
 /// must point there (the caller asks [`QemuBackend::seed_path`]).
-fn check_seed_cdrom(def: &VmDefinition, paths: &RuntimePaths, has_seed: bool) -> Result<()> {
+pub(super) fn check_seed_cdrom(
+    def: &VmDefinition,
+    paths: &RuntimePaths,
+    has_seed: bool,
+) -> Result<()> {
     let seed = paths.seed_iso();
     for (i, c) in def.cdroms.iter().enumerate() {
         if has_seed && c.role == CdromRole::Seed && c.path.as_deref() != Some(seed.as_path()) {
@@ -176,7 +180,7 @@ fn check_capacity(inner: &Inner, id: &VmId) -> Result<()> {
 
 /// Creates the staging directory `<vms_dir>/.staging-<id>-<random>/`; it is removed again when
 /// dropped, so an error before [`publish`] leaves nothing behind.
-async fn create_staging(vms_dir: &Path, id: &VmId) -> Result<tempfile::TempDir> {
+pub(super) async fn create_staging(vms_dir: &Path, id: &VmId) -> Result<tempfile::TempDir> {
     let (vms_dir, id) = (vms_dir.to_owned(), id.clone());
     blocking(move || {
         tempfile::Builder::new()
@@ -240,7 +244,7 @@ async fn remove_files(files: Vec<PathBuf>) {
 }
 
 /// Writes the seed ISO (when given) and then `vm.json` into the staging directory (blocking).
-fn write_seed_and_definition(
+pub(super) fn write_seed_and_definition(
     staged: &RuntimePaths,
     seed: Option<Vec<u8>>,
     def: &VmDefinition,
@@ -255,7 +259,12 @@ fn write_seed_and_definition(
 /// Renames the staging directory to `target` and syncs `vms_dir` (blocking); when the rename
 /// fails the staging directory is removed, and an existing `target` is
 /// [`QemuError::AlreadyExists`].
-fn publish(staging: tempfile::TempDir, target: PathBuf, vms_dir: &Path, id: VmId) -> Result<()> {
+pub(super) fn publish(
+    staging: tempfile::TempDir,
+    target: PathBuf,
+    vms_dir: &Path,
+    id: VmId,
+) -> Result<()> {
     let staging_path = staging.keep();
     if let Err(e) = std::fs::rename(&staging_path, &target) {
         let _ = std::fs::remove_dir_all(&staging_path);

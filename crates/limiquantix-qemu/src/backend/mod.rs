@@ -16,7 +16,7 @@
 //! errors), `vm` (one VM's record), `core` ([`QemuBackend`], its shared state and helpers),
 //! `monitor` (the task per running QEMU), `define`, `adopt` (opening), `start`, `stop`,
 //! `admission` (caps on concurrent starts and disk creations, the VM count the open-file
-//! limit serves), `media`, `resize` (growing a disk), `guest` (guest-agent operations), `snapshot` (snapshots and their tree), `query` (status and clients), `api` (the
+//! limit serves), `media`, `migrate` (live migration, both halves), `resize` (growing a disk), `guest` (guest-agent operations), `snapshot` (snapshots and their tree), `query` (status and clients), `api` (the
 //! [`limiquantix_vm::VmBackend`] impl).
 //!
 //! [`VmEvent`]: limiquantix_vm::VmEvent
@@ -30,6 +30,7 @@ mod guest;
 mod hotplug;
 mod hotplug_nic;
 mod media;
+mod migrate;
 mod monitor;
 mod plug;
 mod query;

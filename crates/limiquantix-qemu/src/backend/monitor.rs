@@ -38,6 +38,8 @@ impl Vm {
                     (None, None) => !self.paths.pidfile().exists(),
                 };
                 let clean = c.stop_requested || c.shutdown_seen || exited_normally;
+                // A migration's loser ends quietly: it announces the move itself.
+                let quiet = c.stop_requested && c.state == VmState::Migrating;
                 let how = if c.shutdown_seen {
                     "shut down".to_owned()
                 } else if clean {
@@ -65,10 +67,10 @@ impl Vm {
                         ExitKind::Crashed
                     }),
                 };
-                Some((clean, how, rec))
+                Some((clean, how, rec, quiet))
             }
         };
-        if let Some((clean, how, rec)) = outcome {
+        if let Some((clean, how, rec, quiet)) = outcome {
             let path = self.runtime_file();
             let run = self.paths.clone();
             let _ = tokio::task::spawn_blocking(move || {
@@ -76,7 +78,9 @@ impl Vm {
                 persist::save_runtime(&path, &rec)
             })
             .await;
-            if clean {
+            if quiet {
+                tracing::info!(vm_id = %self.id, "QEMU ended after the migration: {how}");
+            } else if clean {
                 tracing::info!(vm_id = %self.id, "VM stopped: {how}");
                 inner.emit(&self.id, VmEventKind::Stopped);
             } else {

@@ -114,11 +114,15 @@ impl QemuBackend {
     /// within its first milliseconds) are not seen, but the exit itself is: QEMU's exit status
     /// tells a clean end from a crash.
     async fn launch(&self, vm: &Arc<Vm>, paused: bool) -> Result<()> {
+        self.launch_with(vm, if paused { &["-S"] } else { &[] })
+            .await
+    }
+
+    /// [`Self::launch`] with `extra` arguments after the built ones (`-S`, `-incoming defer`).
+    pub(super) async fn launch_with(&self, vm: &Arc<Vm>, extra: &[&str]) -> Result<()> {
         // This boot is read from `serial_offset` on; earlier boots stay in the appended log.
         let (mut args, serial_offset) = self.build_args(vm, true).await?;
-        if paused {
-            args.push("-S".into());
-        }
+        args.extend(extra.iter().map(OsString::from));
         let (proc_, generation, rec) = self.spawn_qemu(vm, &args)?;
         let qmp = match self.connect_qmp(vm, &proc_, rec).await {
             Ok(q) => q,
