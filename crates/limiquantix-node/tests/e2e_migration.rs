@@ -12,7 +12,9 @@
 //! 3. the source daemon killed mid-transfer: restarted, it cancels the migration nobody drives
 //!    any more; the guest runs on in the same QEMU process, the target gives its half up when
 //!    its waiting QEMU ends;
-//! 4. the migration that succeeds: progress, then COMPLETE with the downtime; the source forgets
+//! 4. the migration that succeeds, as between nodes (`https://127.0.0.1:PORT` to the target's
+//!    TLS listener, each daemon with its own node certificate from one CA: the guest travels
+//!    over TCP with TLS): progress, then COMPLETE with the downtime; the source forgets
 //!    the VM (NOT_FOUND, no directory, no QEMU), VM_MIGRATED_OUT there and VM_MIGRATED_IN on the
 //!    target; inside the guest the same boot id and the same counting process, further on; the
 //!    seed on the target is the source's byte for byte.
@@ -20,7 +22,8 @@
 //! VM 2's overlay is local to the source (its VM directory, on the source's copy of the image):
 //!
 //! 5. without storage copy it is refused at prepare, naming the disk;
-//! 6. with storage copy (NBD export on the target, `blockdev-mirror` from the source) a file
+//! 6. with storage copy, as between nodes (NBD export with TLS on the target, `blockdev-mirror`
+//!    from the source, the memory over TLS after it) a file
 //!    written before is read back on the target, whose overlay is its own file on its own copy
 //!    of the image; the source's directory and disk are gone after success.
 //!
@@ -124,6 +127,93 @@ fn request(id: &str, target: &Daemon) -> pb::MigrateVmRequest {
         live: true,
         ..Default::default()
     }
+}
+
+/// MigrateVM to the target's TLS listener, as between nodes.
+fn remote_request(id: &str, port: u16) -> pb::MigrateVmRequest {
+    pb::MigrateVmRequest {
+        vm_id: id.into(),
+        target_node_uri: format!("https://127.0.0.1:{port}"),
+        live: true,
+        ..Default::default()
+    }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "openssl {args:?}: {err}");
+}
+
+/// A CA and two node certificates it signed (`a`, `b`: for 127.0.0.1, server and client use).
+fn node_pki(dir: &std::path::Path) {
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let ca = [
+        "req", "-x509", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+    ];
+    openssl(
+        dir,
+        &[&ca[..], &key, &["-subj", "/CN=lq test cluster CA"]].concat(),
+    );
+    let ext = "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n";
+    std::fs::write(dir.join("node.ext"), ext).unwrap();
+    for n in ["a", "b"] {
+        let (k, csr, crt) = (format!("{n}.key"), format!("{n}.csr"), format!("{n}.crt"));
+        let subj = format!("/CN=node-{n}");
+        openssl(
+            dir,
+            &[
+                &["req", "-keyout", &k, "-out", &csr, "-subj", &subj][..],
+                &key,
+            ]
+            .concat(),
+        );
+        let sign = [
+            "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
+        ];
+        let out = [
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            "node.ext",
+        ];
+        openssl(dir, &[&sign[..], &out].concat());
+    }
+}
+
+/// The daemon arguments of node `n`: the shared pool and a TLS listener on `port`.
+fn node_args(pool: &str, pki: &std::path::Path, n: &str, port: u16) -> Vec<String> {
+    let file = |f: String| pki.join(f).display().to_string();
+    vec![
+        "--pool".into(),
+        pool.into(),
+        "--listen".into(),
+        format!("tcp:127.0.0.1:{port}"),
+        "--tls-cert".into(),
+        file(format!("{n}.crt")),
+        "--tls-key".into(),
+        file(format!("{n}.key")),
+        "--tls-client-ca".into(),
+        file("ca.crt".into()),
+    ]
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 fn last_phase(all: &[pb::MigrationProgress]) -> pb::MigrationPhase {
@@ -271,6 +361,7 @@ async fn storage_migration(
     ca: &mut NodeClient,
     b: &Daemon,
     cb: &mut NodeClient,
+    b_port: u16,
 ) {
     sh(ca, id, "echo moved-with-its-disk > /root/marker && sync").await;
     let pid = qemu_pid(a, id);
@@ -281,8 +372,8 @@ async fn storage_migration(
     assert!(why.contains("refused") && why.contains("disks[0]"), "{why}");
     assert_eq!(cb.list_v_ms(()).await.unwrap().into_inner().vms.len(), 0);
     assert!(alive(pid));
-    // With storage copy.
-    let mut req = request(id, b);
+    // With storage copy, as between nodes.
+    let mut req = remote_request(id, b_port);
     req.storage = true;
     let started = Instant::now();
     let all = migrate(ca, req, |_| {}).await;
@@ -330,8 +421,15 @@ async fn live_migration_between_two_daemons() {
         std::fs::copy(limiquantix_test_support::guest_image(), &image).unwrap();
     }
     let pool = format!("shared={}", shared.path().display());
-    let (mut a, mut ca) = Daemon::start_with(&["--pool", &pool]).await;
-    let (mut b, cb) = Daemon::start_with(&["--pool", &pool]).await;
+    let pki = tempfile::tempdir().unwrap();
+    node_pki(pki.path());
+    let (a_port, b_port) = (free_port(), free_port());
+    let a_args = node_args(&pool, pki.path(), "a", a_port);
+    let b_args = node_args(&pool, pki.path(), "b", b_port);
+    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let (mut a, mut ca) = Daemon::start_with(&a_args).await;
+    let (mut b, cb) = Daemon::start_with(&b_args).await;
     let mut events_a = subscribe(&mut ca).await;
 
     let mut events_a2 = subscribe(&mut ca).await;
@@ -358,17 +456,17 @@ async fn live_migration_between_two_daemons() {
     drop(cb);
     let mut cb = target_restarted_after_prepare(&id, &a, &mut b).await;
     let mut events_b = subscribe(&mut cb).await;
-    storage_migration(&id2, &a, &mut ca, &b, &mut cb).await;
+    storage_migration(&id2, &a, &mut ca, &b, &mut cb, b_port).await;
     target_killed_mid_transfer(&id, &a, &mut ca, &b).await;
     drop(ca);
     let mut ca = source_killed_mid_transfer(&id, &mut a, &b).await;
     let mut events_a = subscribe(&mut ca).await;
 
-    // The migration that succeeds.
+    // The migration that succeeds, as between nodes.
     let (boot_id, before, counter_pid) = guest_facts(&mut ca, &id).await;
     let seed = std::fs::read(a.paths(&id).seed_iso()).unwrap();
     let started = Instant::now();
-    let all = migrate(&mut ca, request(&id, &b), |_| {}).await;
+    let all = migrate(&mut ca, remote_request(&id, b_port), |_| {}).await;
     let took = started.elapsed();
     let done = all.last().unwrap();
     assert_eq!(done.phase(), pb::MigrationPhase::Complete, "{all:?}");

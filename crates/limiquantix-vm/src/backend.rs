@@ -284,7 +284,8 @@ pub trait VmBackend: Send + Sync + 'static {
     /// here (overlays on the same backing image) and served for the source to copy into
     /// ([`mig::IncomingEndpoint::storage`]). The seed (if any) is
     /// stored at [`VmBackend::seed_path`], and a hypervisor with the same device layout waits
-    /// for the guest's state (which stays paused until [`Self::finish_incoming`]). The VM is `migrating` until [`Self::finish_incoming`] or
+    /// for the guest's state (which stays paused until [`Self::finish_incoming`]), on this host
+    /// or, with [`mig::IncomingNet::Network`], on the network with TLS. The VM is `migrating` until [`Self::finish_incoming`] or
     /// [`Self::abort_incoming`]. A backend that cannot migrate answers
     /// [`BackendError::Precondition`].
     fn prepare_incoming(
@@ -292,6 +293,7 @@ pub trait VmBackend: Send + Sync + 'static {
         definition: ValidDefinition,
         seed_iso: Option<Vec<u8>>,
         copy_local: bool,
+        net: mig::IncomingNet,
     ) -> impl Future<Output = Result<mig::IncomingEndpoint, BackendError>> + Send;
 
     /// Waits (up to `timeout`) for the incoming migration of VM `id` to complete and its guest

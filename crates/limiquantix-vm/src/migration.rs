@@ -5,6 +5,13 @@
 //! endpoint ([`crate::VmBackend::migrate`]); the target backend runs a hypervisor waiting for it
 //! ([`crate::VmBackend::prepare_incoming`]). Disks are not copied here: with shared storage both
 //! nodes open the same files.
+//!
+//! Between two daemons on one host the guest travels over a Unix socket; between nodes over
+//! TCP with TLS and certificates checked both ways ([`MigrationTls`]), on a port of
+//! [`MIGRATION_PORTS`].
+
+use std::net::IpAddr;
+use std::path::PathBuf;
 
 /// The downtime limit when the caller gives none, in milliseconds.
 pub const DEFAULT_MAX_DOWNTIME_MS: u64 = 300;
@@ -12,6 +19,39 @@ pub const DEFAULT_MAX_DOWNTIME_MS: u64 = 300;
 pub const MAX_DOWNTIME_MS: u64 = 60_000;
 /// The smallest bandwidth limit accepted, in bytes per second (1 MiB/s).
 pub const MIN_BANDWIDTH_BYTES: u64 = 1 << 20;
+
+/// The TCP ports a target node listens on for incoming guests and their disks (QEMU's memory
+/// stream and NBD), the range libvirt uses: open them between the nodes.
+pub const MIGRATION_PORTS: std::ops::RangeInclusive<u16> = 49152..=49215;
+
+/// The TLS files of a migration between nodes (PEM): the node's own certificate and key (a
+/// server certificate on the target, a client certificate on the source: a node certificate
+/// carries both uses) and the CA both nodes' certificates are signed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationTls {
+    /// The CA bundle the peer's certificate must chain to.
+    pub ca: PathBuf,
+    /// This node's certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// Source only: the name the target's certificate must carry (the host the source dialed).
+    pub peer_name: Option<String>,
+}
+
+/// Where an incoming migration is received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingNet {
+    /// From a daemon on this host: over Unix sockets.
+    Local,
+    /// From another node: over TCP on `ip` (a port of [`MIGRATION_PORTS`]), with TLS.
+    Network {
+        /// The local address the source reaches this node at.
+        ip: IpAddr,
+        /// This node's certificate, key and CA.
+        tls: MigrationTls,
+    },
+}
 
 /// How an outgoing migration runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +65,15 @@ pub struct MigrationParams {
     /// Disks to copy to the target before the memory (storage migration); `None`: the disks
     /// are shared.
     pub storage: Option<StorageCopy>,
+    /// To another node: the TLS files and the target's name; `None`: a daemon on this host.
+    pub tls: Option<MigrationTls>,
 }
 
 /// The disks a storage migration copies, and where the target serves them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageCopy {
-    /// The target's block export address (QEMU: the NBD server's Unix socket path).
+    /// The target's block export address (QEMU: the NBD server's Unix socket path, or
+    /// `tcp:IP:PORT` between nodes).
     pub server: String,
     /// The device ids of the disks to copy (each exported under its id).
     pub disks: Vec<String>,
@@ -134,6 +177,7 @@ mod tests {
             max_bandwidth_bytes: None,
             max_downtime_ms: DEFAULT_MAX_DOWNTIME_MS,
             storage: None,
+            tls: None,
         };
         assert!(p.check().is_ok());
         p.max_downtime_ms = 0;

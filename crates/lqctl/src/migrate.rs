@@ -16,7 +16,8 @@ use crate::lookup::find;
 pub struct MigrateArgs {
     /// The VM: name, id, or unique id prefix.
     pub vm: String,
-    /// The target daemon's API address (`unix:PATH` for a daemon on this host).
+    /// The target daemon's API address: `unix:PATH` for a daemon on this host, or
+    /// `https://HOST:PORT` for another node's TLS listener (both daemons need their TLS files).
     #[arg(long = "to", value_name = "ADDR")]
     pub to: String,
     /// Copy the VM's local disks too (storage migration).

@@ -10,17 +10,23 @@
 //! - every host path of the definition must lie in this node's images directory or pools;
 //! - PrepareMigration answers a single-use token, valid for [`TOKEN_TTL`]: ReceiveMigration with
 //!   it takes the guest over (or, with `abort`, gives the prepared VM up); an unused token
-//!   expires and the prepared VM is removed. The target keeps nothing of a failed migration.
+//!   expires and the prepared VM is removed. The target keeps nothing of a failed migration;
+//! - from another node (`target_host` set) the guest and its disks arrive over TCP with TLS,
+//!   on a port of [`limiquantix_vm::migration::MIGRATION_PORTS`], each node's certificate
+//!   checked against the CA of `[tls] client_ca`.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::core::{Inner, NodeService};
+use crate::config::TlsFiles;
 use crate::error::ApiError;
 use crate::translate::{model_error, parse_vm_id};
 use limiquantix_proto::v1 as pb;
+use limiquantix_vm::migration::{IncomingNet, MigrationTls};
 use limiquantix_vm::model::{CdromRole, DiskSource, VmDefinition, VmId};
 use limiquantix_vm::{VmBackend, VmState};
 
@@ -174,6 +180,60 @@ fn confine_definition<B>(inner: &Inner<B>, def: &VmDefinition) -> Result<(), Api
     Ok(())
 }
 
+/// Where the guest arrives: over Unix sockets from this host (no `target_host`), or over TCP
+/// with TLS on the local address `target_host` names (an IP address, or a name resolving to
+/// one of this node's addresses).
+async fn incoming_net(tls: &TlsFiles, target_host: &str) -> Result<IncomingNet, ApiError> {
+    let field = "target_host";
+    if target_host.is_empty() {
+        return Ok(IncomingNet::Local);
+    }
+    let valid = target_host.len() <= 253
+        && target_host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+    if !valid {
+        return Err(ApiError::invalid(
+            field,
+            format!("{target_host:?}: not a host name or IP address"),
+        ));
+    }
+    let (Some(cert), Some(key), Some(ca)) = (&tls.cert, &tls.key, &tls.client_ca) else {
+        return Err(ApiError::Precondition(
+            "this node has no TLS files for a migration from another node: set --tls-cert, \
+             --tls-key and --tls-client-ca (or [tls] cert, key and client_ca)"
+                .into(),
+        ));
+    };
+    let candidates: Vec<IpAddr> = match target_host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((target_host, 0))
+            .await
+            .map_err(|e| ApiError::invalid(field, format!("{target_host:?}: {e}")))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    // One of this node's own addresses: binding to it works.
+    let ip = candidates
+        .into_iter()
+        .find(|ip| std::net::TcpListener::bind((*ip, 0)).is_ok())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                format!("{target_host:?} is not an address of this node"),
+            )
+        })?;
+    Ok(IncomingNet::Network {
+        ip,
+        tls: MigrationTls {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            peer_name: None,
+        },
+    })
+}
+
 impl<B: VmBackend> NodeService<B> {
     /// PrepareMigration: checks the definition, starts a hypervisor waiting for the guest and
     /// answers a single-use token with the incoming address.
@@ -196,8 +256,9 @@ impl<B: VmBackend> NodeService<B> {
         })
         .await??;
         let valid = def.into_valid().map_err(model_error)?;
+        let net = incoming_net(&self.inner.config.tls, &req.target_host).await?;
         let seed = (!req.seed_iso.is_empty()).then_some(req.seed_iso);
-        let endpoint = backend.prepare_incoming(valid, seed, storage).await?;
+        let endpoint = backend.prepare_incoming(valid, seed, storage, net).await?;
         let (nbd_server, copy_disks) = endpoint
             .storage
             .map(|c| (c.server, c.disks))
@@ -273,5 +334,38 @@ impl<B: VmBackend> NodeService<B> {
                 Err(e.into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod net_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_incoming_side_is_local_or_on_an_address_of_this_node() {
+        let tls = TlsFiles {
+            cert: Some("/etc/lq/node.pem".into()),
+            key: Some("/etc/lq/node.key".into()),
+            client_ca: Some("/etc/lq/ca.pem".into()),
+        };
+        assert_eq!(
+            incoming_net(&TlsFiles::default(), "").await.unwrap(),
+            IncomingNet::Local
+        );
+        let IncomingNet::Network { ip, tls: got } = incoming_net(&tls, "127.0.0.1").await.unwrap()
+        else {
+            panic!("not a network migration")
+        };
+        assert_eq!(ip, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!((got.peer_name, got.ca), (None, "/etc/lq/ca.pem".into()));
+        let e = incoming_net(&TlsFiles::default(), "127.0.0.1")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::Precondition(_)), "{e:?}");
+        // TEST-NET-1: documentation addresses, never this node's.
+        let e = incoming_net(&tls, "192.0.2.1").await.unwrap_err();
+        assert!(e.to_string().contains("not an address of this node"), "{e}");
+        let e = incoming_net(&tls, "a b").await.unwrap_err();
+        assert!(e.to_string().contains("target_host"), "{e}");
     }
 }

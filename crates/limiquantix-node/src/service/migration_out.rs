@@ -7,7 +7,8 @@
 
 use limiquantix_proto::v1 as pb;
 use limiquantix_vm::migration::{
-    DEFAULT_MAX_DOWNTIME_MS, MigrationParams, MigrationPhase, MigrationProgress, StorageCopy,
+    DEFAULT_MAX_DOWNTIME_MS, MigrationParams, MigrationPhase, MigrationProgress, MigrationTls,
+    StorageCopy,
 };
 use limiquantix_vm::model::{CdromRole, VmId};
 use limiquantix_vm::{VmBackend, VmState};
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::core::{BoxStream, Inner, NodeService};
+use crate::config::TlsFiles;
 use crate::error::ApiError;
 use crate::translate::parse_vm_id;
 
@@ -26,6 +28,7 @@ type Out = mpsc::UnboundedSender<Result<pb::MigrationProgress, Status>>;
 struct Plan {
     id: VmId,
     target: String,
+    dial: Dial,
     params: MigrationParams,
     definition_json: String,
     seed_iso: Vec<u8>,
@@ -52,25 +55,91 @@ fn wire(id: &VmId, p: &MigrationProgress, error: String) -> pb::MigrationProgres
     }
 }
 
-/// The target address: `unix:PATH` (or an absolute socket path).
-fn check_target(target: &str) -> Result<(), ApiError> {
+/// How the source reaches the target daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dial {
+    /// A daemon on this host, at this API socket address.
+    Local(String),
+    /// Another node's TLS listener, with this node's certificate.
+    Network {
+        /// The host as given (a name or an IP address, without brackets).
+        host: String,
+        /// The client's address form, `tcp:HOST:PORT`.
+        address: String,
+        /// This node's TLS files; the target must carry `host` in its certificate.
+        tls: MigrationTls,
+    },
+}
+
+/// The target address: `unix:PATH` (or an absolute socket path), or `https://HOST:PORT` with
+/// this node's TLS files.
+fn check_target(target: &str, tls: &TlsFiles) -> Result<Dial, ApiError> {
     let field = "target_node_uri";
+    let expected = "expected unix:PATH (a daemon on this host) or https://HOST:PORT (another \
+                    node's TLS listener)";
     if target.is_empty() {
         return Err(ApiError::invalid(
             field,
-            "the target daemon's API address is required",
+            format!("the target daemon's API address is required: {expected}"),
         ));
     }
-    if !(target.starts_with("unix:") || target.starts_with('/')) {
+    if target.starts_with("unix:") || target.starts_with('/') {
+        return Ok(Dial::Local(target.into()));
+    }
+    let Some(rest) = target.strip_prefix("https://") else {
+        return Err(ApiError::invalid(field, format!("{target:?}: {expected}")));
+    };
+    let rest = rest.trim_end_matches('/');
+    let parsed = rest.rsplit_once(':').and_then(|(host, port)| {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+        (ok && port.parse::<u16>().is_ok_and(|p| p > 0)).then(|| host.to_string())
+    });
+    let Some(host) = parsed else {
         return Err(ApiError::invalid(
             field,
-            format!(
-                "{target:?}: this release migrates between daemons on one host only: give the \
-                 target's API socket as unix:PATH"
-            ),
+            format!("{target:?}: not https://HOST:PORT (a host name or IP address and a port)"),
         ));
-    }
-    Ok(())
+    };
+    let (Some(cert), Some(key), Some(ca)) = (&tls.cert, &tls.key, &tls.client_ca) else {
+        return Err(ApiError::Precondition(format!(
+            "target_node_uri {target:?} is another node: a migration between nodes needs this \
+             node's TLS files (--tls-cert, --tls-key and --tls-client-ca, or [tls] cert, key \
+             and client_ca): its certificate is presented to the target, whose certificate \
+             must be signed by client_ca"
+        )));
+    };
+    Ok(Dial::Network {
+        address: format!("tcp:{rest}"),
+        tls: MigrationTls {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            peer_name: Some(host.clone()),
+        },
+        host,
+    })
+}
+
+/// Connects to the target daemon.
+async fn connect(dial: &Dial) -> Result<limiquantix_proto::NodeClient, String> {
+    let connected = match dial {
+        Dial::Local(address) => limiquantix_proto::connect(address).await,
+        Dial::Network { address, tls, .. } => {
+            let options = limiquantix_proto::TlsOptions {
+                ca_cert: Some(tls.ca.clone()),
+                client_cert: Some(tls.cert.clone()),
+                client_key: Some(tls.key.clone()),
+                domain: None,
+            };
+            limiquantix_proto::connect_tls(address, &options).await
+        }
+    };
+    connected.map_err(|e| format!("target: {e}"))
 }
 
 impl<B: VmBackend> NodeService<B> {
@@ -90,7 +159,7 @@ impl<B: VmBackend> NodeService<B> {
 
     async fn migration_plan(&self, req: pb::MigrateVmRequest) -> Result<Plan, ApiError> {
         let id = parse_vm_id("vm_id", &req.vm_id)?;
-        check_target(&req.target_node_uri)?;
+        let dial = check_target(&req.target_node_uri, &self.inner.config.tls)?;
         if !req.live {
             return Err(ApiError::invalid(
                 "live",
@@ -106,6 +175,10 @@ impl<B: VmBackend> NodeService<B> {
                 ms => u64::from(ms),
             },
             storage: None,
+            tls: match &dial {
+                Dial::Local(_) => None,
+                Dial::Network { tls, .. } => Some(tls.clone()),
+            },
         };
         params.check().map_err(|e| {
             let (field, problem) = e.split_once(": ").unwrap_or(("", &e));
@@ -138,6 +211,7 @@ impl<B: VmBackend> NodeService<B> {
         Ok(Plan {
             id,
             target: req.target_node_uri,
+            dial,
             params,
             definition_json,
             seed_iso,
@@ -176,15 +250,17 @@ async fn run<B: VmBackend>(
     out: &Out,
 ) -> Result<MigrationProgress, String> {
     let id = plan.id.clone();
-    let mut target = limiquantix_proto::connect(&plan.target)
-        .await
-        .map_err(|e| format!("target: {e}"))?;
+    let mut target = connect(&plan.dial).await?;
     let prepare = pb::PrepareMigrationRequest {
         vm_id: id.to_string(),
         source_node_uri: String::new(),
         definition_json: plan.definition_json,
         seed_iso: plan.seed_iso,
         storage: plan.storage,
+        target_host: match &plan.dial {
+            Dial::Local(_) => String::new(),
+            Dial::Network { host, .. } => host.clone(),
+        },
     };
     let token = target
         .prepare_migration(prepare)
@@ -251,5 +327,67 @@ async fn give_up(target: &mut limiquantix_proto::NodeClient, token: &pb::Migrati
     abort.abort = true;
     if let Err(s) = target.receive_migration(abort).await {
         tracing::warn!(error = %s.message(), "the target could not give the migration up");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_files() -> TlsFiles {
+        TlsFiles {
+            cert: Some("/etc/lq/node.pem".into()),
+            key: Some("/etc/lq/node.key".into()),
+            client_ca: Some("/etc/lq/ca.pem".into()),
+        }
+    }
+
+    #[test]
+    fn targets_on_this_host_and_on_other_nodes() {
+        let none = TlsFiles::default();
+        assert_eq!(
+            check_target("unix:/run/b.sock", &none).unwrap(),
+            Dial::Local("unix:/run/b.sock".into())
+        );
+        let Dial::Network { host, address, tls } =
+            check_target("https://node2.example:9443/", &tls_files()).unwrap()
+        else {
+            panic!("not a network target")
+        };
+        assert_eq!(
+            (host.as_str(), address.as_str()),
+            ("node2.example", "tcp:node2.example:9443")
+        );
+        assert_eq!(tls.peer_name.as_deref(), Some("node2.example"));
+        assert_eq!(tls.ca, std::path::Path::new("/etc/lq/ca.pem"));
+        let Dial::Network { host, .. } =
+            check_target("https://[fd00::2]:9443", &tls_files()).unwrap()
+        else {
+            panic!("not a network target")
+        };
+        assert_eq!(host, "fd00::2");
+    }
+
+    #[test]
+    fn bad_targets_and_missing_tls_files_are_refused() {
+        for bad in [
+            "",
+            "tcp:10.0.0.2:9090",
+            "https://",
+            "https://host",
+            "https://h:0",
+            "https://a b:1",
+            "http://h:1",
+        ] {
+            let e = check_target(bad, &tls_files()).unwrap_err();
+            assert!(
+                matches!(e, ApiError::InvalidArgument { .. }),
+                "{bad}: {e:?}"
+            );
+            assert!(e.to_string().contains("target_node_uri"), "{bad}: {e}");
+        }
+        let e = check_target("https://10.0.0.2:9443", &TlsFiles::default()).unwrap_err();
+        assert!(matches!(e, ApiError::Precondition(_)), "{e:?}");
+        assert!(e.to_string().contains("--tls-client-ca"), "{e}");
     }
 }

@@ -414,6 +414,7 @@ impl VmBackend for Fake {
         _: ValidDefinition,
         _: Option<Vec<u8>>,
         _: bool,
+        _: limiquantix_vm::migration::IncomingNet,
     ) -> Result<limiquantix_vm::migration::IncomingEndpoint, BackendError> {
         Err(BackendError::Precondition(NO_MIGRATION.into()))
     }

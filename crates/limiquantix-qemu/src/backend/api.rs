@@ -18,10 +18,9 @@ use limiquantix_vm::guest_ops as g;
 use limiquantix_vm::hotplug::DiskPlacement;
 use limiquantix_vm::model::{DiskSpec, NicSpec, ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::{
-    AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, VmBackend, VmEntry, VmEvent,
-    VmLogs, VmState, VmUsage, VncEndpoint,
+    AgentPing, BackendError, ConsoleStream, GuestFacts, GuestNic, SnapshotInfo, SnapshotRequest,
+    VmBackend, VmEntry, VmEvent, VmLogs, VmState, VmUsage, VncEndpoint, migration as mig,
 };
-use limiquantix_vm::{SnapshotInfo, SnapshotRequest, migration as mig};
 
 impl From<QemuError> for BackendError {
     /// Sorts a detailed backend error into its category; the message is kept.
@@ -460,8 +459,9 @@ impl VmBackend for QemuBackend {
         def: ValidDefinition,
         seed: Option<Vec<u8>>,
         copy: bool,
+        net: mig::IncomingNet,
     ) -> Result<mig::IncomingEndpoint, BackendError> {
-        Ok(QemuBackend::prepare_incoming(self, def, seed, copy).await?)
+        Ok(QemuBackend::prepare_incoming(self, def, seed, copy, net).await?)
     }
 
     async fn finish_incoming(&self, id: &VmId, timeout: Duration) -> Result<(), BackendError> {

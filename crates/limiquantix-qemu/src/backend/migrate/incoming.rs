@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::qmp::{Reading, read};
 use super::storage::{create_local, local_disks};
+use super::tls::{CREDS_ID, Endpoint, free_port, host_port};
 use crate::backend::core::{Inner, QemuBackend, Result, blocking, lock};
 use crate::backend::define::{
     check_seed_cdrom, create_staging, publish, write_seed_and_definition,
@@ -18,7 +19,7 @@ use crate::backend::define::{
 use crate::backend::types::QemuError;
 use crate::backend::vm::Vm;
 use crate::paths::RuntimePaths;
-use limiquantix_vm::migration::{IncomingEndpoint, StorageCopy};
+use limiquantix_vm::migration::{IncomingEndpoint, IncomingNet, StorageCopy};
 use limiquantix_vm::model::{ValidDefinition, VmDefinition, VmId};
 use limiquantix_vm::state::VmState;
 use limiquantix_vm::{BackendError, VmEventKind};
@@ -50,9 +51,10 @@ impl QemuBackend {
         def: ValidDefinition,
         seed: Option<Vec<u8>>,
         copy_local: bool,
+        net: IncomingNet,
     ) -> Result<IncomingEndpoint> {
         let span = tracing::info_span!("prepare_incoming", vm_id = %def.id);
-        self.prepare_incoming_inner(def.into_inner(), seed, copy_local)
+        self.prepare_incoming_inner(def.into_inner(), seed, copy_local, net)
             .instrument(span)
             .await
     }
@@ -62,6 +64,7 @@ impl QemuBackend {
         def: VmDefinition,
         seed: Option<Vec<u8>>,
         copy_local: bool,
+        net: IncomingNet,
     ) -> Result<IncomingEndpoint> {
         let inner = &self.inner;
         let paths = inner.paths(&def.id);
@@ -95,7 +98,7 @@ impl QemuBackend {
         .await?;
         let vm = register_incoming(inner, def, paths);
         let _op = vm.op.lock().await;
-        match self.listen_incoming(&vm, copied).await {
+        match self.listen_incoming(&vm, copied, &net).await {
             Ok(endpoint) => Ok(endpoint),
             Err(e) => {
                 tracing::warn!(error = %e, "incoming migration not ready; forgetting the VM");
@@ -105,20 +108,46 @@ impl QemuBackend {
         }
     }
 
-    /// Starts the VM's QEMU waiting for a migration and opens its incoming socket.
-    async fn listen_incoming(&self, vm: &Arc<Vm>, copied: Vec<String>) -> Result<IncomingEndpoint> {
+    /// Starts the VM's QEMU waiting for a migration and opens its incoming address: a Unix
+    /// socket, or from another node a TCP port with TLS.
+    async fn listen_incoming(
+        &self,
+        vm: &Arc<Vm>,
+        copied: Vec<String>,
+        net: &IncomingNet,
+    ) -> Result<IncomingEndpoint> {
         // `-S`: the guest stays paused after it arrived until ReceiveMigration (never running
         // on two nodes, nor here before the source gave it up).
         self.launch_with(vm, &["-incoming", "defer", "-S"]).await?;
-        let socket = incoming_socket(&vm.paths);
-        let uri = format!("unix:{}", socket.display());
         let caps = super::qmp::capabilities(false);
         self.qmp_call(vm, "migrate-set-capabilities", Some(caps))
             .await?;
+        let (uri, nbd) = match net {
+            IncomingNet::Local => {
+                let socket = incoming_socket(&vm.paths);
+                (format!("unix:{}", socket.display()), None)
+            }
+            IncomingNet::Network { ip, tls } => {
+                self.add_tls_creds(vm, tls, Endpoint::Server).await?;
+                let creds = json!({ "tls-creds": CREDS_ID });
+                self.qmp_call(vm, "migrate-set-parameters", Some(creds))
+                    .await?;
+                let ip = *ip;
+                let ports = blocking(move || {
+                    let memory = free_port(ip, &[])?;
+                    Ok((memory, free_port(ip, &[memory])?))
+                })
+                .await?;
+                (
+                    format!("tcp:{}", host_port(ip, ports.0)),
+                    Some((ip, ports.1)),
+                )
+            }
+        };
         let storage = if copied.is_empty() {
             None
         } else {
-            let server = self.export_disks(vm, &copied).await?;
+            let server = self.export_disks(vm, &copied, nbd).await?;
             Some(StorageCopy {
                 server,
                 disks: copied,

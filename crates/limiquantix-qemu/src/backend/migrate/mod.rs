@@ -7,7 +7,8 @@
 //! or taking the guest back), `qmp` (the QMP arguments and `query-migrate`'s answer, pure),
 //! `forget` (ending a VM's QEMU and removing what this node keeps of it), `storage` (copying
 //! the VM's own disks: NBD exports on the target, `blockdev-mirror` from the source), `settle`
-//! (a source that opens after its daemon went away mid-migration).
+//! (a source that opens after its daemon went away mid-migration), `tls` (between nodes: TLS
+//! credentials from the node's certificate files, the target's ports).
 
 mod forget;
 mod incoming;
@@ -15,3 +16,4 @@ mod outgoing;
 mod qmp;
 mod settle;
 mod storage;
+mod tls;

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::qmp::{Reading, capabilities, parameters, read};
 use super::settle::handover_marker;
+use super::tls::Endpoint;
 use crate::backend::core::{QemuBackend, Result, blocking, io_err};
 use crate::backend::types::QemuError;
 use crate::backend::vm::Vm;
@@ -74,10 +75,16 @@ impl QemuBackend {
         let caps = capabilities(copy.is_some());
         self.qmp_call(vm, "migrate-set-capabilities", Some(caps))
             .await?;
+        if let Some(tls) = &params.tls {
+            self.add_tls_creds(vm, tls, Endpoint::Client).await?;
+        }
         self.qmp_call(vm, "migrate-set-parameters", Some(parameters(params)))
             .await?;
         if let Some(c) = copy {
-            let copied = self.mirror_disks(vm, &c.server, &c.disks, progress).await;
+            let tls = params.tls.as_ref();
+            let copied = self
+                .mirror_disks(vm, &c.server, &c.disks, tls, progress)
+                .await;
             if let Err(e) = copied {
                 let _ = self.end_mirrors(vm, &c.disks, false).await;
                 return Err(e);

@@ -17,12 +17,22 @@ pub(super) fn capabilities(pause: bool) -> Value {
     ]})
 }
 
-/// `migrate-set-parameters`: the downtime limit and the bandwidth cap.
+/// `migrate-set-parameters`: the downtime limit, the bandwidth cap, and TLS: the credentials
+/// [`super::tls::CREDS_ID`] and the name the target's certificate must carry between nodes,
+/// none on this host (an earlier migration's setting undone).
 pub(super) fn parameters(p: &MigrationParams) -> Value {
-    json!({
+    let mut v = json!({
         "downtime-limit": p.max_downtime_ms,
         "max-bandwidth": p.max_bandwidth_bytes.unwrap_or(UNLIMITED_BANDWIDTH),
-    })
+        "tls-creds": "",
+    });
+    if let Some(tls) = &p.tls {
+        v["tls-creds"] = json!(super::tls::CREDS_ID);
+        if let Some(name) = &tls.peer_name {
+            v["tls-hostname"] = json!(name);
+        }
+    }
+    v
 }
 
 /// What `query-migrate` says.
@@ -99,15 +109,25 @@ mod tests {
 
     #[test]
     fn parameters_carry_the_limits() {
-        let p = MigrationParams {
+        let mut p = MigrationParams {
             uri: "unix:/x".into(),
             max_bandwidth_bytes: Some(8 << 20),
             max_downtime_ms: 250,
             storage: None,
+            tls: None,
         };
         assert_eq!(
             parameters(&p),
-            json!({"downtime-limit": 250, "max-bandwidth": 8 << 20})
+            json!({"downtime-limit": 250, "max-bandwidth": 8 << 20, "tls-creds": ""})
         );
+        p.tls = Some(limiquantix_vm::migration::MigrationTls {
+            ca: "/ca".into(),
+            cert: "/c".into(),
+            key: "/k".into(),
+            peer_name: Some("node2.example".into()),
+        });
+        let v = parameters(&p);
+        assert_eq!(v["tls-creds"], "lq-migration-tls");
+        assert_eq!(v["tls-hostname"], "node2.example");
     }
 }

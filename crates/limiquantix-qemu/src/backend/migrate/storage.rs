@@ -6,18 +6,20 @@
 //! mirror is ready, and ends them (`block-job-cancel`: a consistent copy) while the guest is
 //! stopped at switchover, before the target resumes it.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::tls::{CREDS_ID, host_port};
 use crate::argv::top_node;
 use crate::backend::core::{QemuBackend, Result};
 use crate::backend::types::QemuError;
 use crate::backend::vm::Vm;
 use crate::paths::RuntimePaths;
 use limiquantix_vm::BackendError;
-use limiquantix_vm::migration::{MigrationPhase, MigrationProgress, ProgressSender};
+use limiquantix_vm::migration::{MigrationPhase, MigrationProgress, MigrationTls, ProgressSender};
 use limiquantix_vm::model::{DiskSource, VmDefinition};
 
 /// How often mirror jobs are looked at.
@@ -95,17 +97,61 @@ pub(super) async fn create_local(
     Ok(())
 }
 
+/// The source's NBD client arguments for the target's `server` (a socket path, or
+/// `tcp:HOST:PORT` with TLS): the `server` object and the TLS members.
+fn nbd_address(server: &str, tls: Option<&MigrationTls>) -> Result<(Value, Value)> {
+    let Some(addr) = server.strip_prefix("tcp:") else {
+        return Ok((json!({ "type": "unix", "path": server }), json!({})));
+    };
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        refused(format!(
+            "the target's disk server {server:?} is not tcp:IP:PORT"
+        ))
+    })?;
+    let Some(tls) = tls else {
+        return Err(refused(format!(
+            "the target's disk server {server} is on the network: the migration needs TLS"
+        )));
+    };
+    let server =
+        json!({ "type": "inet", "host": addr.ip().to_string(), "port": addr.port().to_string() });
+    let mut extra = json!({ "tls-creds": CREDS_ID });
+    if let Some(name) = &tls.peer_name {
+        extra["tls-hostname"] = json!(name);
+    }
+    Ok((server, extra))
+}
+
 /// The NBD socket of an incoming VM.
 pub(super) fn nbd_socket(paths: &RuntimePaths) -> PathBuf {
     paths.run_dir.join("nbd.sock")
 }
 
 impl QemuBackend {
-    /// Target: serves the disks `ids` (writable) over NBD; returns the server's socket path.
-    pub(super) async fn export_disks(&self, vm: &Vm, ids: &[String]) -> Result<String> {
-        let socket = nbd_socket(&vm.paths).display().to_string();
-        let addr = json!({ "addr": { "type": "unix", "data": { "path": socket } } });
-        self.qmp_call(vm, "nbd-server-start", Some(addr)).await?;
+    /// Target: serves the disks `ids` (writable) over NBD, on a Unix socket or, with `tcp`, on
+    /// that address with the migration's TLS credentials; returns the server's address (the
+    /// socket path, or `tcp:HOST:PORT`).
+    pub(super) async fn export_disks(
+        &self,
+        vm: &Vm,
+        ids: &[String],
+        tcp: Option<(IpAddr, u16)>,
+    ) -> Result<String> {
+        let (server, start) = match tcp {
+            None => {
+                let socket = nbd_socket(&vm.paths).display().to_string();
+                let addr = json!({ "type": "unix", "data": { "path": socket } });
+                (socket, json!({ "addr": addr }))
+            }
+            Some((ip, port)) => {
+                let host = ip.to_string();
+                let addr =
+                    json!({ "type": "inet", "data": { "host": host, "port": port.to_string() } });
+                let server = format!("tcp:{}", host_port(ip, port));
+                (server, json!({ "addr": addr, "tls-creds": CREDS_ID }))
+            }
+        };
+        self.qmp_call(vm, "nbd-server-start", Some(start)).await?;
         for id in ids {
             let node = format!("{id}-fmt");
             let export = json!({
@@ -121,7 +167,7 @@ impl QemuBackend {
                 self.qmp_call(vm, "nbd-server-add", Some(old)).await?;
             }
         }
-        Ok(socket)
+        Ok(server)
     }
 
     /// Source: mirrors each disk into the target's export and waits until all are ready,
@@ -131,18 +177,24 @@ impl QemuBackend {
         vm: &Vm,
         server: &str,
         ids: &[String],
+        tls: Option<&MigrationTls>,
         progress: &ProgressSender,
     ) -> Result<()> {
         let def = vm.cell().def.clone();
+        let address = nbd_address(server, tls)?;
         for id in ids {
             let Some(d) = def.disks.iter().find(|d| &d.id == id) else {
                 return Err(refused(format!("VM {}: no disk {id:?} to copy", vm.id)));
             };
             let node = format!("mig-{id}");
-            let nbd = json!({
-                "driver": "nbd", "node-name": node,
-                "server": { "type": "unix", "path": server }, "export": id,
+            let mut nbd = json!({
+                "driver": "nbd", "node-name": node, "server": address.0, "export": id,
             });
+            if let Some(extra) = address.1.as_object() {
+                nbd.as_object_mut()
+                    .expect("an object")
+                    .extend(extra.clone());
+            }
             self.qmp_call(vm, "blockdev-add", Some(nbd)).await?;
             let mirror = json!({
                 "job-id": node, "device": top_node(id, d.limits.as_ref()),
