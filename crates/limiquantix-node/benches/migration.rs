@@ -8,7 +8,7 @@
 //! `migrate-set-parameters`, `migrate`, `query-migrate` every 10 ms), then ReceiveMigration on
 //! A (timed from PrepareMigration to ReceiveMigration's answer). Downtime is QEMU's own figure
 //! (`query-migrate` `downtime`). Run by hand: `cargo bench -p limiquantix-node --bench
-//! migration` (not in CI).
+//! migration` (not in CI); `LQ_BENCH_KEEP_LOGS=DIR` copies both daemons' logs there.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -159,6 +159,10 @@ async fn main() {
         println!("{round} | {td:.3} | {dd} | {th:.3} | {dh}");
         sum_d += td;
         sum_h += th;
+    }
+    if let Ok(dir) = std::env::var("LQ_BENCH_KEEP_LOGS") {
+        std::fs::copy(&a.log, format!("{dir}/a.log")).unwrap();
+        std::fs::copy(&b.log, format!("{dir}/b.log")).unwrap();
     }
     println!(
         "mean: daemons {:.3} s, by hand {:.3} s, ratio {:.2}",
