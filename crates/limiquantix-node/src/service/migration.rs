@@ -180,6 +180,21 @@ fn confine_definition<B>(inner: &Inner<B>, def: &VmDefinition) -> Result<(), Api
     Ok(())
 }
 
+/// The guest's memory must fit in what this node has available (`MemAvailable`, bytes; 0:
+/// unknown, not checked).
+fn check_memory(def: &VmDefinition, available: u64) -> Result<(), ApiError> {
+    let needed = def.memory.mib << 20;
+    if available > 0 && needed > available {
+        return Err(ApiError::Precondition(format!(
+            "VM {} needs {} MiB of memory; this node has {} MiB available",
+            def.id,
+            def.memory.mib,
+            available >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Where the guest arrives: over Unix sockets from this host (no `target_host`), or over TCP
 /// with TLS on the local address `target_host` names (an IP address, or a name resolving to
 /// one of this node's addresses).
@@ -252,6 +267,8 @@ impl<B: VmBackend> NodeService<B> {
                 def
             };
             confine_definition(&inner, &def)?;
+            let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+            check_memory(&def, crate::hostinfo::parse_meminfo(&meminfo).available)?;
             Ok::<_, ApiError>(def)
         })
         .await??;

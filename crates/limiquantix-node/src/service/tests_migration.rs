@@ -119,6 +119,20 @@ async fn prepare_migration_checks_the_definition_and_the_paths() {
         "{}",
         e.message()
     );
+    // More memory than this node has available.
+    let mut huge = def.clone();
+    huge.memory.mib = 4 << 20;
+    let e = s
+        .service
+        .prepare_migration(prepare(ID, serde_json::to_string(&huge).unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message().contains("needs 4194304 MiB of memory"),
+        "{}",
+        e.message()
+    );
     // The fake backend cannot migrate: a precondition, said as such.
     let e = s
         .service
