@@ -33,9 +33,9 @@ pub fn reduce(index: &RawIndex, keys: &BTreeSet<&str>) -> Option<Reduced> {
     let mut kept = Vec::new();
     for member in &index.members {
         let mut wanted = Map::new();
-        for (key, raw) in &member.properties {
+        for (key, span) in &member.properties {
             if keys.contains(key.as_str()) {
-                wanted.insert(key.clone(), serde_json::from_str(raw.get()).ok()?);
+                wanted.insert(key.clone(), serde_json::from_str(index.raw(span)).ok()?);
             }
         }
         if wanted.is_empty() {
@@ -74,7 +74,7 @@ fn referenced_defs(values: &[Value], index: &RawIndex) -> Option<BTreeMap<String
                 if let Some(r) = map.get("$ref") {
                     let name = def_name(r.as_str()?)?;
                     if !reached.contains_key(name) {
-                        let def: Value = serde_json::from_str(index.defs.get(name)?.get()).ok()?;
+                        let def: Value = serde_json::from_str(index.def(name)?).ok()?;
                         reached.insert(name.to_owned(), def.clone());
                         pending.push(def);
                     }

@@ -92,10 +92,39 @@ fn kind_of(value: &Value) -> Option<&'static str> {
     }
 }
 
-static BOOL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$")
-        .expect("valid regex")
-});
+/// PyYAML's bool resolver, `^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`.
+fn is_bool(text: &str) -> bool {
+    matches!(
+        text,
+        "yes"
+            | "Yes"
+            | "YES"
+            | "no"
+            | "No"
+            | "NO"
+            | "true"
+            | "True"
+            | "TRUE"
+            | "false"
+            | "False"
+            | "FALSE"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
+}
+
+/// Whether `text` can be an int or a float at all: every alternative of [`INT`] and [`FLOAT`]
+/// starts with a sign, a digit or a dot (most scalars are words, and need no regex compiled).
+fn may_be_number(text: &str) -> bool {
+    matches!(
+        text.as_bytes().first(),
+        Some(b'-' | b'+' | b'.' | b'0'..=b'9')
+    )
+}
 static INT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
@@ -120,11 +149,14 @@ fn resolve_plain(text: &str) -> Value {
     if matches!(text, "" | "~" | "null" | "Null" | "NULL") {
         return Value::Null;
     }
-    if BOOL.is_match(text) {
+    if is_bool(text) {
         return Value::Bool(matches!(
             text,
             "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON"
         ));
+    }
+    if !may_be_number(text) {
+        return Value::String(text.to_owned());
     }
     if INT.is_match(text) {
         if let Some(n) = parse_int(text) {
@@ -194,4 +226,76 @@ fn parse_float(text: &str) -> Value {
 /// Whether a plain scalar would be read as a timestamp by PyYAML.
 pub fn is_timestamp(text: &str) -> bool {
     TIMESTAMP.is_match(text)
+}
+
+#[cfg(test)]
+mod prefilter_tests {
+    use super::*;
+
+    /// The word checks answer exactly what the regexes they stand in front of answer.
+    #[test]
+    fn the_prefilters_agree_with_the_resolver_regexes() {
+        let bool_re = Regex::new(
+            r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$",
+        )
+        .unwrap();
+        let samples = [
+            "",
+            "yes",
+            "Yes",
+            "YES",
+            "yEs",
+            "no",
+            "NO",
+            "nO",
+            "true",
+            "True",
+            "TRUE",
+            "tRUE",
+            "false",
+            "False",
+            "FALSE",
+            "on",
+            "On",
+            "ON",
+            "oN",
+            "off",
+            "Off",
+            "OFF",
+            "y",
+            "n",
+            "web1",
+            "0",
+            "-1",
+            "+1",
+            "0b101",
+            "0o17",
+            "017",
+            "0x1F",
+            "1_000",
+            "190:20:30",
+            ".5",
+            "-.inf",
+            ".NaN",
+            "1.5e+3",
+            "1e3",
+            "x1",
+            " 1",
+            "~",
+            "null",
+            "1.",
+            "+.INF",
+            "_1",
+            "Infinity",
+            "nan",
+            "1:2",
+            "2001-12-14",
+        ];
+        for s in samples {
+            assert_eq!(is_bool(s), bool_re.is_match(s), "{s:?}");
+            if INT.is_match(s) || FLOAT.is_match(s) {
+                assert!(may_be_number(s), "{s:?}");
+            }
+        }
+    }
 }
