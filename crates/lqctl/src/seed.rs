@@ -97,6 +97,9 @@ pub struct SeedArgs {
 
 /// Runs `lqctl seed`.
 pub fn run(args: SeedArgs) -> anyhow::Result<()> {
+    if let Some(dir) = cache_dir() {
+        limiquantix_cloudinit::validate::outline_cache::set_dir(dir);
+    }
     let user_data = match args.user_data.as_deref() {
         Some(source) => {
             if !args.ssh_keys.is_empty()
@@ -214,4 +217,14 @@ fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn one_line(e: ValidationError) -> anyhow::Error {
     anyhow::anyhow!(e.to_string().replace('\n', " "))
+}
+
+/// Where lqctl keeps what it may reuse between runs (the schema's outline):
+/// `$XDG_CACHE_HOME/limiquantix`, else `~/.cache/limiquantix`.
+fn cache_dir() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| absolute(std::env::var_os("HOME")?).map(|h| h.join(".cache")))
+        .map(|d| d.join("limiquantix"))
 }

@@ -14,7 +14,9 @@
 mod common;
 pub mod hostname;
 pub mod kind;
+mod locate;
 pub mod network;
+pub mod outline_cache;
 pub mod raw_index;
 pub mod reduce;
 pub mod schema;

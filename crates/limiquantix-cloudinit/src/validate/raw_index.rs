@@ -91,6 +91,33 @@ impl RawIndex {
         })
     }
 
+    /// An outline read back (see [`super::outline_cache`]); `None` when a range does not lie on
+    /// character boundaries of `text`.
+    pub(super) fn from_parts(
+        text: &str,
+        annotations: Vec<(String, Value)>,
+        defs: BTreeMap<String, Range<usize>>,
+        members: Vec<Member>,
+    ) -> Option<RawIndex> {
+        let fits = |r: &Range<usize>| {
+            r.start <= r.end && text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
+        };
+        let spans = defs.values().chain(
+            members
+                .iter()
+                .flat_map(|m| m.properties.iter().map(|(_, r)| r)),
+        );
+        if !spans.into_iter().all(fits) {
+            return None;
+        }
+        Some(RawIndex {
+            text: Arc::from(text),
+            annotations,
+            defs,
+            members,
+        })
+    }
+
     /// The raw JSON text at `span`.
     pub(super) fn raw(&self, span: &Range<usize>) -> &str {
         &self.text[span.clone()]

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use regex::Regex;
@@ -19,49 +18,7 @@ use super::raw_index::RawIndex;
 use super::reduce::{Reduced, reduce};
 use crate::yaml11::Loaded;
 
-/// Where the schema lives relative to the `cloudinit` Python package.
-pub const SCHEMA_RELATIVE_PATH: &str = "config/schemas/schema-cloud-config-v1.json";
-
-/// Places the Debian/Ubuntu and Fedora packages install cloud-init.
-const WELL_KNOWN_PACKAGE_DIRS: &[&str] = &[
-    "/usr/lib/python3/dist-packages/cloudinit",
-    "/usr/lib/python3/site-packages/cloudinit",
-];
-
-/// Finds cloud-init's schema: `LQ_CLOUD_INIT_SCHEMA` when set, the well-known package
-/// directories, then the directory Python reports for `import cloudinit`
-/// (`python3 -c 'import cloudinit, os; print(os.path.dirname(cloudinit.__file__))'`, trying
-/// `/usr/bin/python3` and then `python3` on `PATH`).
-pub fn locate_schema() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("LQ_CLOUD_INIT_SCHEMA") {
-        return Some(PathBuf::from(path));
-    }
-    for dir in WELL_KNOWN_PACKAGE_DIRS {
-        let path = Path::new(dir).join(SCHEMA_RELATIVE_PATH);
-        if path.is_file() {
-            return Some(path);
-        }
-    }
-    for python in ["/usr/bin/python3", "python3"] {
-        let Ok(out) = Command::new(python)
-            .args([
-                "-c",
-                "import cloudinit, os; print(os.path.dirname(cloudinit.__file__))",
-            ])
-            .output()
-        else {
-            continue;
-        };
-        if out.status.success() {
-            let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            let path = Path::new(&dir).join(SCHEMA_RELATIVE_PATH);
-            if path.is_file() {
-                return Some(path);
-            }
-        }
-    }
-    None
-}
+pub use super::locate::{SCHEMA_RELATIVE_PATH, locate_schema};
 
 /// A cloud-config schema, compiled on demand: the whole of it the first time
 /// [`Schema::check_full`] runs, or per document only the sub-schemas of its top-level keys
@@ -115,8 +72,10 @@ impl Schema {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let index = super::outline_cache::index_of(&text);
         let schema = Arc::new(
-            Self::from_text(text).map_err(|e| format!("parsing {}: {e}", path.display()))?,
+            Self::with_index(text, index)
+                .map_err(|e| format!("parsing {}: {e}", path.display()))?,
         );
         CACHE
             .lock()
@@ -134,6 +93,11 @@ impl Schema {
     /// Takes a schema's JSON text (which must parse).
     pub fn from_text(text: String) -> Result<Schema, String> {
         let index = RawIndex::parse(&text);
+        Self::with_index(text, index)
+    }
+
+    /// [`Schema::from_text`] with the outline already read.
+    fn with_index(text: String, index: Option<RawIndex>) -> Result<Schema, String> {
         let raw = OnceLock::new();
         let top_level = match &index {
             Some(index) => index.property_names().map(String::from).collect(),
