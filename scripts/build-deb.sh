@@ -9,6 +9,8 @@
 #   --out DIR          where the .deb goes (default: <cargo target dir>/debian)
 #   --profile PROFILE  cargo profile of the binaries (default: release)
 # The path of the .deb is the last line on stdout; the build's progress goes to stderr.
+# LQ_DEB_AFTER_TESTS=1 with the dev profile (set by scripts/test.sh) packages the binaries
+# `cargo test --workspace` built instead of building the two binaries alone.
 #
 # Package version: the workspace version (a SemVer pre-release `-rc.1` becomes `~rc.1`) with
 # Debian revision 1. Maintainer: DEBFULLNAME and DEBEMAIL when set. Dates come from
@@ -63,7 +65,14 @@ commit="$(git rev-parse --short=12 HEAD 2>/dev/null || true)"
 maintainer="${DEBFULLNAME:-limiquantix-node maintainers} <${DEBEMAIL:-limiquantix-node@users.noreply.github.com}>"
 
 log "building limiquantix-node and lqctl ($profile profile)"
-cargo build --locked --profile "$profile" -p limiquantix-node -p lqctl --bins >&2
+if [ "${LQ_DEB_AFTER_TESTS:-}" = 1 ] && [ "$profile" = dev ]; then
+    # Right after `cargo test --workspace` (scripts/test.sh): the binaries the tests ran, with
+    # the dependency features the tests unify in. Building the two binaries alone resolves
+    # features without the test dependencies and would rebuild most of the workspace.
+    cargo build --locked --workspace --bins --tests >&2
+else
+    cargo build --locked --profile "$profile" -p limiquantix-node -p lqctl --bins >&2
+fi
 
 stage="$(mktemp -d "$target_dir/deb-stage.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT

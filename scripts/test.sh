@@ -35,4 +35,4 @@ cargo test --workspace --locked
 # elsewhere outside CI). CI packages the dev-profile binaries, which share most of the tests'
 # build (a release build from scratch would double the run); scripts/build-deb.sh builds
 # releases by default.
-LQ_DEB_PROFILE="${LQ_DEB_PROFILE:-dev}" ./scripts/test-deb.sh
+LQ_DEB_PROFILE="${LQ_DEB_PROFILE:-dev}" LQ_DEB_AFTER_TESTS=1 ./scripts/test-deb.sh
