@@ -203,17 +203,13 @@ async fn incoming_net(tls: &TlsFiles, target_host: &str) -> Result<IncomingNet, 
     if target_host.is_empty() {
         return Ok(IncomingNet::Local);
     }
-    let valid = target_host.len() <= 253
-        && target_host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
-    if !valid {
+    if !is_host(target_host) {
         return Err(ApiError::invalid(
             field,
             format!("{target_host:?}: not a host name or IP address"),
         ));
     }
-    let (Some(cert), Some(key), Some(ca)) = (&tls.cert, &tls.key, &tls.client_ca) else {
+    let Some(tls) = node_tls(tls, None) else {
         return Err(ApiError::Precondition(
             "this node has no TLS files for a migration from another node: set --tls-cert, \
              --tls-key and --tls-client-ca (or [tls] cert, key and client_ca)"
@@ -238,14 +234,27 @@ async fn incoming_net(tls: &TlsFiles, target_host: &str) -> Result<IncomingNet, 
                 format!("{target_host:?} is not an address of this node"),
             )
         })?;
-    Ok(IncomingNet::Network {
-        ip,
-        tls: MigrationTls {
-            ca: ca.clone(),
-            cert: cert.clone(),
-            key: key.clone(),
-            peer_name: None,
-        },
+    Ok(IncomingNet::Network { ip, tls })
+}
+
+/// A host name or IP address as a migration names it: non-empty, at most 253 characters of
+/// letters, digits, `.`, `-` and `:` (IPv6, without brackets).
+pub(super) fn is_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
+}
+
+/// This node's TLS files as a migration between nodes uses them (its certificate and key, and
+/// the CA of `client_ca` for the peer); `None` when one of the three is not configured.
+pub(super) fn node_tls(tls: &TlsFiles, peer_name: Option<String>) -> Option<MigrationTls> {
+    Some(MigrationTls {
+        ca: tls.client_ca.clone()?,
+        cert: tls.cert.clone()?,
+        key: tls.key.clone()?,
+        peer_name,
     })
 }
 

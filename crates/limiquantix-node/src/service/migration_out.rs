@@ -92,12 +92,8 @@ fn check_target(target: &str, tls: &TlsFiles) -> Result<Dial, ApiError> {
     let rest = rest.trim_end_matches('/');
     let parsed = rest.rsplit_once(':').and_then(|(host, port)| {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let ok = !host.is_empty()
-            && host.len() <= 253
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
-        (ok && port.parse::<u16>().is_ok_and(|p| p > 0)).then(|| host.to_string())
+        (super::migration::is_host(host) && port.parse::<u16>().is_ok_and(|p| p > 0))
+            .then(|| host.to_string())
     });
     let Some(host) = parsed else {
         return Err(ApiError::invalid(
@@ -105,7 +101,7 @@ fn check_target(target: &str, tls: &TlsFiles) -> Result<Dial, ApiError> {
             format!("{target:?}: not https://HOST:PORT (a host name or IP address and a port)"),
         ));
     };
-    let (Some(cert), Some(key), Some(ca)) = (&tls.cert, &tls.key, &tls.client_ca) else {
+    let Some(tls) = super::migration::node_tls(tls, Some(host.clone())) else {
         return Err(ApiError::Precondition(format!(
             "target_node_uri {target:?} is another node: a migration between nodes needs this \
              node's TLS files (--tls-cert, --tls-key and --tls-client-ca, or [tls] cert, key \
@@ -115,12 +111,7 @@ fn check_target(target: &str, tls: &TlsFiles) -> Result<Dial, ApiError> {
     };
     Ok(Dial::Network {
         address: format!("tcp:{rest}"),
-        tls: MigrationTls {
-            ca: ca.clone(),
-            cert: cert.clone(),
-            key: key.clone(),
-            peer_name: Some(host.clone()),
-        },
+        tls,
         host,
     })
 }
